@@ -1,0 +1,10 @@
+"""tall_hf: English-centric LLMs made useful in low-resource languages (TALL and multilingual encoder fusion)."""
+
+from .models.auto import register_auto_classes
+from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallProcessor
+
+__version__ = "0.1.0"
+
+register_auto_classes()
+
+__all__ = ["TallCausalLMOutput", "TallConfig", "TallForCausalLM", "TallProcessor", "__version__"]

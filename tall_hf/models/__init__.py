@@ -1,0 +1,1 @@
+"""The package's models: TALL, and (as it lands) the encoder-fusion bridge."""

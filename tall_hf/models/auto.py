@@ -1,0 +1,15 @@
+"""Registration with transformers' Auto classes, so `AutoModel.from_pretrained` loads the package's checkpoints."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+
+from .tall import TallConfig, TallForCausalLM, TallProcessor
+
+
+def register_auto_classes() -> None:
+    """Map each config of the package to its model and processor in the Auto classes (idempotent)."""
+    AutoConfig.register(TallConfig.model_type, TallConfig, exist_ok=True)
+    AutoModel.register(TallConfig, TallForCausalLM, exist_ok=True)
+    AutoModelForCausalLM.register(TallConfig, TallForCausalLM, exist_ok=True)
+    AutoProcessor.register(TallConfig, TallProcessor, exist_ok=True)

@@ -1,0 +1,157 @@
+"""Configuration of TALL: three frozen components and the small trainable parts between them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PretrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+LOSS_MODES = ("last_token", "last_word", "all_tokens")
+COMPONENT_ROLES = ("lr_hr", "llm", "hr_lr")
+
+
+@strict
+class TallConfig(PretrainedConfig):
+    r"""
+    Configuration of [`TallForCausalLM`].
+
+    Args:
+        lr_hr_config: config of the LR->HR translator (its encoder is stage 1).
+        llm_config: config of the frozen LLM (stage 4; its input embeddings embed the bridge stream).
+        hr_lr_config: config of the HR->LR translator (its decoder and LM head are stage 7).
+        source_transformer_config: Marian config of custom transformer 1 (stage 3, a decoder). Derived from
+            `lr_hr_config` with `d_model` set to the LLM's hidden size when not given.
+        target_transformer_config: Marian config of custom transformer 2 (stage 6, an encoder). Defaults to
+            `hr_lr_config` as it is.
+        adapter_hidden_factor: width of an alignment adapter's hidden layer, as a multiple of its output width.
+        adapter_dropout: dropout inside the alignment adapters.
+        loss_mode: `"last_token"` (the paper's: cross-entropy at the last non-pad target position only),
+            `"last_word"` (every sub-token of the missing word) or `"all_tokens"` (every target position). The
+            processor builds `labels` for the mode; the model reads it to choose the reduction.
+        components: provenance of the frozen parts, `{"lr_hr": {"name_or_path": ..., "revision": ...}, ...}`.
+
+    Example:
+
+    ```python
+    >>> from tall_hf import TallConfig, TallForCausalLM
+    >>> from transformers import AutoConfig
+    >>> config = TallConfig(
+    ...     lr_hr_config=AutoConfig.for_model("marian"),
+    ...     llm_config=AutoConfig.for_model("qwen2", hidden_size=64, num_attention_heads=4),
+    ...     hr_lr_config=AutoConfig.for_model("marian"),
+    ... )
+    ```
+    """
+
+    model_type = "tall"
+    sub_configs_defaults = {
+        "lr_hr_config": SubConfigSpec(config_class=AutoConfig, model_type="marian"),
+        "llm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
+        "hr_lr_config": SubConfigSpec(config_class=AutoConfig, model_type="marian"),
+        "source_transformer_config": SubConfigSpec(config_class=AutoConfig, model_type="marian", optional=True),
+        "target_transformer_config": SubConfigSpec(config_class=AutoConfig, model_type="marian", optional=True),
+    }
+
+    lr_hr_config: dict | PretrainedConfig | None = None
+    llm_config: dict | PretrainedConfig | None = None
+    hr_lr_config: dict | PretrainedConfig | None = None
+    source_transformer_config: dict | PretrainedConfig | None = None
+    target_transformer_config: dict | PretrainedConfig | None = None
+    adapter_hidden_factor: int = 2
+    adapter_dropout: float = 0.1
+    loss_mode: Literal["last_token", "last_word", "all_tokens"] = "last_token"
+    components: dict | None = None
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.loss_mode not in LOSS_MODES:
+            raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}.")
+        if self.source_transformer_config is None:
+            self.source_transformer_config = derive_source_transformer_config(self.lr_hr_config, self.llm_config)
+        if self.target_transformer_config is None:
+            self.target_transformer_config = derive_target_transformer_config(self.hr_lr_config)
+        self.components = {role: dict((self.components or {}).get(role, {})) for role in COMPONENT_ROLES}
+        self.tie_word_embeddings = bool(getattr(self.hr_lr_config, "tie_word_embeddings", True))
+        self.validate_shapes()
+
+    def validate_shapes(self) -> None:
+        """Check that the parts fit together; raise a `ValueError` that names the mismatch."""
+        llm_width = self.llm_config.hidden_size
+        source = self.source_transformer_config
+        if source.d_model != llm_width:
+            raise ValueError(
+                f"Custom transformer 1 must have the LLM's width: source_transformer_config.d_model={source.d_model}, "
+                f"llm_config.hidden_size={llm_width}."
+            )
+        if source.d_model % source.decoder_attention_heads:
+            raise ValueError(
+                f"Custom transformer 1: d_model={source.d_model} is not divisible by "
+                f"decoder_attention_heads={source.decoder_attention_heads}; override `source_transformer_config`."
+            )
+        target = self.target_transformer_config
+        if target.d_model != self.hr_lr_config.d_model:
+            raise ValueError(
+                f"Custom transformer 2 must have the HR->LR translator's width: target_transformer_config.d_model="
+                f"{target.d_model}, hr_lr_config.d_model={self.hr_lr_config.d_model}."
+            )
+        for role in ("lr_hr_config", "hr_lr_config"):
+            if not getattr(getattr(self, role), "is_encoder_decoder", False):
+                raise ValueError(f"{role} must describe an encoder-decoder translator, got {getattr(self, role).model_type!r}.")
+
+    @classmethod
+    def from_component_configs(
+        cls,
+        lr_hr_config: PretrainedConfig,
+        llm_config: PretrainedConfig,
+        hr_lr_config: PretrainedConfig,
+        **kwargs,
+    ) -> TallConfig:
+        """Build a TALL config from the configs of its three frozen components."""
+        return cls(
+            lr_hr_config=lr_hr_config.to_dict(),
+            llm_config=llm_config.to_dict(),
+            hr_lr_config=hr_lr_config.to_dict(),
+            **kwargs,
+        )
+
+
+_SHARED_FIELDS = ("activation_function", "dropout", "attention_dropout", "activation_dropout", "scale_embedding")
+
+
+def _marian_without_vocabulary(**fields) -> PretrainedConfig:
+    """A Marian config for a custom transformer: it reads `inputs_embeds`, so it has no vocabulary of its own."""
+    return AutoConfig.for_model("marian", vocab_size=1, pad_token_id=0, eos_token_id=0, decoder_start_token_id=0, **fields)
+
+
+def derive_source_transformer_config(lr_hr_config: PretrainedConfig, llm_config: PretrainedConfig) -> PretrainedConfig:
+    """Custom transformer 1: the LR->HR translator's decoder shape (layers, heads, FFN, positions) at the LLM's width."""
+    return _marian_without_vocabulary(
+        d_model=llm_config.hidden_size,
+        decoder_layers=lr_hr_config.decoder_layers,
+        decoder_attention_heads=lr_hr_config.decoder_attention_heads,
+        decoder_ffn_dim=lr_hr_config.decoder_ffn_dim,
+        max_position_embeddings=lr_hr_config.max_position_embeddings,
+        **{name: getattr(lr_hr_config, name) for name in _SHARED_FIELDS},
+    )
+
+
+def derive_target_transformer_config(hr_lr_config: PretrainedConfig) -> PretrainedConfig:
+    """Custom transformer 2: the HR->LR translator's encoder shape as it is."""
+    return _marian_without_vocabulary(
+        d_model=hr_lr_config.d_model,
+        encoder_layers=hr_lr_config.encoder_layers,
+        encoder_attention_heads=hr_lr_config.encoder_attention_heads,
+        encoder_ffn_dim=hr_lr_config.encoder_ffn_dim,
+        max_position_embeddings=hr_lr_config.max_position_embeddings,
+        **{name: getattr(hr_lr_config, name) for name in _SHARED_FIELDS},
+    )
+
+
+__all__ = ["TallConfig", "LOSS_MODES"]

@@ -1,0 +1,389 @@
+"""TALL: a frozen LLM between two frozen translators, joined by small trainable modules (Figure 1 of the paper).
+
+Stage by stage, as `TallForCausalLM.forward` runs them:
+
+1. `lr_encoder`          frozen   the LR->HR translator's encoder reads the LR prefix (source stream)
+2. `source_alignment`    trains   alignment adapter A: translator width -> LLM width
+3. `source_transformer`  trains   custom transformer 1 (a Marian decoder): the LLM's embeddings of the HR
+                                   translation (bridge stream) cross-attend to stage 2
+4. `llm`                 frozen   the LLM body runs on stage 3's output as `inputs_embeds`
+5. `target_alignment`    trains   alignment adapter B: LLM width -> HR->LR translator width
+6. `target_transformer`  trains   custom transformer 2 (a Marian encoder)
+7. `lr_decoder`          frozen   the HR->LR translator's decoder, `lm_head` and `final_logits_bias` read the target
+                                   stream and cross-attend to stage 6
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
+from transformers.utils import logging
+
+from ...modules.alignment import AlignmentAdapter
+from ...modules.losses import last_token_cross_entropy, token_cross_entropy
+from ...utils.hub import load_pretrained
+from .configuration_tall import TallConfig
+
+logger = logging.get_logger(__name__)
+
+FROZEN_STAGES = ("lr_encoder", "llm", "lr_decoder", "lm_head")
+TRAINABLE_STAGES = ("source_alignment", "source_transformer", "target_alignment", "target_transformer")
+
+ComponentSpec = str | os.PathLike | PretrainedConfig | PreTrainedModel
+
+
+@dataclass
+class TallEncoderOutput(ModelOutput):
+    """Output of stages 1-6: the states the LR decoder cross-attends to, and their mask (the bridge stream's)."""
+
+    last_hidden_state: torch.FloatTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+
+
+@dataclass
+class TallCausalLMOutput(ModelOutput):
+    """Output of [`TallForCausalLM`].
+
+    Args:
+        loss: the configured target-stream loss, when `labels` are given.
+        logits: LR vocabulary scores at every target position, `(batch, target_length, vocab)`.
+        past_key_values: the LR decoder's cache, when `use_cache=True`.
+        encoder_last_hidden_state: stage 6's output, reusable for every token of the next word.
+        encoder_attention_mask: its mask.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    past_key_values: Cache | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_attention_mask: torch.LongTensor | None = None
+
+
+class TallPreTrainedModel(PreTrainedModel):
+    config: TallConfig
+    config_class = TallConfig
+    base_model_prefix = ""
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+
+
+def _without_token_embeddings(transformer: PreTrainedModel) -> PreTrainedModel:
+    """Custom transformers read `inputs_embeds` only: drop the token table their Marian class builds."""
+    transformer.embed_tokens = None
+    return transformer
+
+
+def _resolve_component(spec: ComponentSpec, auto_class, role: str, revision: str | None, **load_kwargs):
+    """A component given as hub id / folder (loaded), config (built with fresh weights) or model (used as is)."""
+    if isinstance(spec, PreTrainedModel):
+        return spec, spec.config, getattr(spec.config, "_name_or_path", "") or None
+    if isinstance(spec, PretrainedConfig):
+        return None, spec, None
+    if isinstance(spec, (str, os.PathLike)):
+        model = load_pretrained(auto_class, spec, role=role, revision=revision, **load_kwargs)
+        return model, model.config, str(spec)
+    raise TypeError(f"The {role} must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
+
+
+class TallForCausalLM(TallPreTrainedModel):
+    """TALL for last-word prediction in a low-resource language; only the alignment adapters and custom
+    transformers train."""
+
+    def __init__(
+        self,
+        config: TallConfig,
+        lr_hr_model: PreTrainedModel | None = None,
+        llm: PreTrainedModel | None = None,
+        hr_lr_model: PreTrainedModel | None = None,
+    ) -> None:
+        super().__init__(config)
+        lr_hr_model = lr_hr_model if lr_hr_model is not None else AutoModelForSeq2SeqLM.from_config(config.lr_hr_config)
+        hr_lr_model = hr_lr_model if hr_lr_model is not None else AutoModelForSeq2SeqLM.from_config(config.hr_lr_config)
+        llm = llm.base_model if llm is not None else AutoModel.from_config(config.llm_config)
+        lr_width, llm_width = config.lr_hr_config.d_model, config.llm_config.hidden_size
+        hr_lr_width = config.hr_lr_config.d_model
+        adapter_kwargs = {"hidden_factor": config.adapter_hidden_factor, "dropout": config.adapter_dropout}
+
+        self.lr_encoder = lr_hr_model.get_encoder()
+        self.source_alignment = AlignmentAdapter(lr_width, llm_width, **adapter_kwargs)
+        self.source_transformer = _without_token_embeddings(MarianDecoder(config.source_transformer_config))
+        self.llm = llm
+        self.target_alignment = AlignmentAdapter(llm_width, hr_lr_width, **adapter_kwargs)
+        self.target_transformer = _without_token_embeddings(MarianEncoder(config.target_transformer_config))
+        self.lr_decoder = hr_lr_model.get_decoder()
+        self.lm_head = hr_lr_model.get_output_embeddings()
+        bias = getattr(hr_lr_model, "final_logits_bias", None)
+        if bias is None:
+            bias = torch.zeros(1, self.lm_head.out_features)
+        self.register_buffer("final_logits_bias", bias.detach().clone(), persistent=True)
+        if config.tie_word_embeddings:
+            self._tied_weights_keys = {"lm_head.weight": "lr_decoder.embed_tokens.weight"}
+        self.post_init()
+        self.freeze_components()
+
+    # ------------------------------------------------------------------ assembly
+    @classmethod
+    def from_components(
+        cls,
+        lr_hr: ComponentSpec,
+        llm: ComponentSpec,
+        hr_lr: ComponentSpec,
+        *,
+        lr_hr_revision: str | None = None,
+        llm_revision: str | None = None,
+        hr_lr_revision: str | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides,
+    ) -> TallForCausalLM:
+        """Assemble TALL from its three frozen components.
+
+        Each component is a hub id, a local folder, a `PretrainedConfig` (random weights, e.g. under
+        `with torch.device("meta")` for parameter counts) or an already loaded model. Pretrained weights go into the
+        frozen stages, fresh weights into the trainable ones. `overrides` are `TallConfig` fields (`loss_mode`,
+        `adapter_dropout`, `source_transformer_config`, ...).
+
+        ```python
+        >>> model = TallForCausalLM.from_components(
+        ...     lr_hr="Helsinki-NLP/opus-mt-tc-big-he-en", llm="Qwen/Qwen2.5-0.5B", hr_lr="Helsinki-NLP/opus-mt-en-he"
+        ... )
+        ```
+        """
+        load_kwargs = {"dtype": dtype} if dtype is not None else {}
+        lr_hr_model, lr_hr_config, lr_hr_name = _resolve_component(
+            lr_hr, AutoModelForSeq2SeqLM, "LR->HR translator", lr_hr_revision, **load_kwargs
+        )
+        llm_model, llm_config, llm_name = _resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs)
+        hr_lr_model, hr_lr_config, hr_lr_name = _resolve_component(
+            hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
+        )
+        if llm_config.is_encoder_decoder:
+            raise ValueError(f"The LLM must be a decoder-only model, got an encoder-decoder {llm_config.model_type!r}.")
+        components = {
+            "lr_hr": {"name_or_path": lr_hr_name, "revision": lr_hr_revision},
+            "llm": {"name_or_path": llm_name, "revision": llm_revision},
+            "hr_lr": {"name_or_path": hr_lr_name, "revision": hr_lr_revision},
+        }
+        config = TallConfig.from_component_configs(
+            lr_hr_config, llm_config, hr_lr_config, components=components, **overrides
+        )
+        model = cls(config, lr_hr_model=lr_hr_model, llm=llm_model, hr_lr_model=hr_lr_model)
+        if dtype is not None:
+            model = model.to(dtype)
+        return model
+
+    def freeze_components(self) -> None:
+        """Freeze the translators and the LLM; the adapters and custom transformers train (positions stay fixed)."""
+        for name in FROZEN_STAGES:
+            getattr(self, name).requires_grad_(False)
+
+    def train(self, mode: bool = True) -> TallForCausalLM:
+        """Train mode for the trainable stages; the frozen components always run deterministically (eval mode)."""
+        super().train(mode)
+        for name in FROZEN_STAGES:
+            getattr(self, name).eval()
+        return self
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.llm.get_input_embeddings()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def get_encoder(self) -> nn.Module:
+        return self.lr_encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.lr_decoder
+
+    # ------------------------------------------------------------------ forward
+    def encode(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        bridge_input_ids: torch.LongTensor,
+        bridge_attention_mask: torch.LongTensor,
+    ) -> TallEncoderOutput:
+        """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
+        source_states = self.lr_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # 1
+        source_states = self.source_alignment(source_states, attention_mask)  # 2
+        llm_inputs = self.source_transformer(  # 3
+            inputs_embeds=self.llm.get_input_embeddings()(bridge_input_ids),
+            attention_mask=bridge_attention_mask,
+            encoder_hidden_states=source_states,
+            encoder_attention_mask=attention_mask,
+        ).last_hidden_state
+        llm_states = self.llm(  # 4
+            inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
+        ).last_hidden_state
+        target_states = self.target_alignment(llm_states, bridge_attention_mask)  # 5
+        target_states = self.target_transformer(  # 6
+            inputs_embeds=target_states, attention_mask=bridge_attention_mask
+        ).last_hidden_state
+        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
+
+    def decode(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        encoder_outputs: TallEncoderOutput,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        use_cache: bool | None = None,
+    ) -> tuple[torch.FloatTensor, Cache | None]:
+        """Stage 7: the LR decoder reads the target stream; returns LR logits and its cache."""
+        decoded = self.lr_decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=encoder_outputs.attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
+        logits = self.lm_head(decoded.last_hidden_state) + self.final_logits_bias.to(decoded.last_hidden_state.dtype)
+        return logits, decoded.past_key_values
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        bridge_input_ids: torch.LongTensor | None = None,
+        bridge_attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        encoder_outputs: TallEncoderOutput | None = None,
+        past_key_values: Cache | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> TallCausalLMOutput:
+        r"""
+        input_ids, attention_mask: the LR sentence without its last word, in the LR->HR translator's tokens.
+        bridge_input_ids, bridge_attention_mask: its HR translation, in the LLM's tokens.
+        decoder_input_ids, decoder_attention_mask: the LR sentence in the HR->LR translator's target tokens,
+            shifted right behind the decoder start token (built from `labels` when omitted).
+        labels: the unshifted target tokens, `-100` where no loss is taken.
+        encoder_outputs: stages 1-6 already computed by [`~TallForCausalLM.encode`] (skips them).
+        """
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("Pass `decoder_input_ids` (the target stream) or `labels` to build it from.")
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        if encoder_outputs is None:
+            check_streams(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, decoder_input_ids)
+            encoder_outputs = self.encode(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+        logits, past_key_values = self.decode(
+            decoder_input_ids, encoder_outputs, decoder_attention_mask, past_key_values, use_cache
+        )
+        loss = None
+        if labels is not None:
+            if self.config.loss_mode == "last_token":
+                loss = last_token_cross_entropy(logits, labels)
+            else:
+                loss = token_cross_entropy(logits, labels)
+        return TallCausalLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=past_key_values,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=encoder_outputs.attention_mask,
+        )
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.LongTensor:
+        """Teacher forcing: the labels shifted right behind the HR->LR translator's decoder start token."""
+        hr_lr = self.config.hr_lr_config
+        shifted = labels.new_full(labels.shape, hr_lr.pad_token_id)
+        shifted[:, 1:] = labels[:, :-1]
+        shifted[:, 0] = hr_lr.decoder_start_token_id
+        return shifted.masked_fill(shifted.eq(-100), hr_lr.pad_token_id)
+
+    # ------------------------------------------------------------------ reporting
+    def parameter_report(self) -> list[dict]:
+        """Per stage, in the order of the paper's Tables 3-4: total and trainable parameters, and whether the stage
+        trains. A trainable stage's `total` includes its fixed sinusoidal position table (the reference trained it)."""
+        embeddings = self.llm.get_input_embeddings()
+        embedding_ids = {id(p) for p in embeddings.parameters()}
+        stages = [
+            ("lr_encoder", self.lr_encoder.parameters()),
+            ("llm_embeddings", embeddings.parameters()),
+            ("source_alignment", self.source_alignment.parameters()),
+            ("source_transformer", self.source_transformer.parameters()),
+            ("llm_body", (p for p in self.llm.parameters() if id(p) not in embedding_ids)),
+            ("target_alignment", self.target_alignment.parameters()),
+            ("target_transformer", self.target_transformer.parameters()),
+            ("lr_decoder", self.lr_decoder.parameters()),
+            ("lm_head", self.lm_head.parameters()),
+        ]
+        rows = []
+        for stage, parameters in stages:
+            params = list(parameters)
+            rows.append(
+                {
+                    "stage": stage,
+                    "total": sum(p.numel() for p in params),
+                    "trainable": sum(p.numel() for p in params if p.requires_grad),
+                    "trains": stage in TRAINABLE_STAGES,
+                }
+            )
+        return rows
+
+    def parameter_summary(self) -> dict:
+        """Totals that reconcile with the paper's Table 2 (tied LM head counted once)."""
+        trainable, total = self.get_nb_trainable_parameters()
+        in_trainable_stages = sum(row["total"] for row in self.parameter_report() if row["trains"])
+        return {
+            "total": total,
+            "trainable": trainable,
+            "fixed_positions_in_trainable_stages": in_trainable_stages - trainable,
+            "trainable_as_in_paper": in_trainable_stages,
+        }
+
+    def parameter_table(self) -> str:
+        """The parameter report as a Markdown table, with a note on how the trainable count reconciles."""
+        lines = ["| stage | total | trainable |", "| --- | ---: | ---: |"]
+        for row in self.parameter_report():
+            lines.append(f"| {row['stage']} | {row['total']:,} | {row['trainable']:,} |")
+        summary = self.parameter_summary()
+        lines.append(f"| **total (LM head counted once)** | **{summary['total']:,}** | **{summary['trainable']:,}** |")
+        lines.append("")
+        lines.append(
+            f"Trainable here: {summary['trainable']:,} ({100 * summary['trainable'] / summary['total']:.2f}%). "
+            f"The custom transformers' sinusoidal position tables ({summary['fixed_positions_in_trainable_stages']:,}) "
+            f"are kept fixed; counted as trainable, as in the TALL paper, the figure is "
+            f"{summary['trainable_as_in_paper']:,} ({100 * summary['trainable_as_in_paper'] / summary['total']:.2f}%)."
+        )
+        return "\n".join(lines)
+
+    def print_trainable_parameters(self) -> None:
+        """PEFT's one-line summary: trainable params, all params and the trainable share."""
+        trainable, total = self.get_nb_trainable_parameters()
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts, a tied tensor counted once."""
+        return self.num_parameters(only_trainable=True), self.num_parameters()
+
+
+def check_streams(*streams: torch.Tensor | None) -> None:
+    """All three streams are present, non-empty and of one batch size; raise a `ValueError` naming the problem."""
+    names = ("input_ids", "attention_mask", "bridge_input_ids", "bridge_attention_mask", "decoder_input_ids")
+    missing = [name for name, value in zip(names, streams) if value is None]
+    if missing:
+        raise ValueError(f"Missing input streams: {', '.join(missing)}. TALL needs the source, bridge and target streams.")
+    empty = [name for name, value in zip(names, streams) if value.numel() == 0]
+    if empty:
+        raise ValueError(f"Empty batch: {', '.join(empty)} hold no tokens.")
+    sizes = {name: value.shape[0] for name, value in zip(names, streams)}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"The streams have different batch sizes: {sizes}.")
+
+
+__all__ = ["TallForCausalLM", "TallPreTrainedModel", "TallCausalLMOutput", "TallEncoderOutput"]

@@ -1,0 +1,154 @@
+"""TallProcessor: the three tokenizers of TALL's three input streams, saved and loaded with the model."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoTokenizer, BatchEncoding, PretrainedConfig
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import logging
+
+from ...modules.losses import IGNORE_INDEX
+from ...utils.hub import load_pretrained
+from ...utils.text import split_last_word
+from .configuration_tall import LOSS_MODES
+
+logger = logging.get_logger(__name__)
+
+
+class TallProcessor(ProcessorMixin):
+    """Tokenizes TALL's streams, every one right-padded with its own tokenizer's pad id.
+
+    - source: the LR prefix, with the LR->HR translator's (source side) tokenizer -> `input_ids`, `attention_mask`;
+    - bridge: its HR translation, with the LLM's tokenizer -> `bridge_input_ids`, `bridge_attention_mask`;
+    - target: with the HR->LR translator's target-side tokenizer, shifted right behind `decoder_start_token_id`
+      -> `decoder_input_ids`, `decoder_attention_mask`. Given full sentences (`target_texts`), it also returns
+      `labels` for `loss_mode`; without them the target stream is the prefix, ready for next-word prediction.
+
+    Targets carry no end-of-sentence token, so the last labelled position is the last piece of the last word.
+    """
+
+    def __init__(
+        self,
+        source_tokenizer=None,
+        llm_tokenizer=None,
+        target_tokenizer=None,
+        loss_mode: str = "last_token",
+        decoder_start_token_id: int | None = None,
+        **kwargs,
+    ) -> None:
+        if loss_mode not in LOSS_MODES:
+            raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {loss_mode!r}.")
+        self.loss_mode = loss_mode
+        if decoder_start_token_id is None and target_tokenizer is not None:
+            decoder_start_token_id = target_tokenizer.pad_token_id  # Marian's convention
+        self.decoder_start_token_id = decoder_start_token_id
+        if llm_tokenizer is not None and llm_tokenizer.pad_token is None:
+            logger.info("The LLM tokenizer has no pad token; padding the bridge stream with its eos token.")
+            llm_tokenizer.pad_token = llm_tokenizer.eos_token
+        super().__init__(source_tokenizer, llm_tokenizer, target_tokenizer, **kwargs)
+
+    @classmethod
+    def from_components(
+        cls,
+        lr_hr: str,
+        llm: str,
+        hr_lr: str,
+        *,
+        lr_hr_revision: str | None = None,
+        llm_revision: str | None = None,
+        hr_lr_revision: str | None = None,
+        **kwargs,
+    ) -> TallProcessor:
+        """The tokenizers of the three components, each a hub id or a local folder."""
+        return cls(
+            load_pretrained(AutoTokenizer, lr_hr, role="LR->HR translator tokenizer", revision=lr_hr_revision),
+            load_pretrained(AutoTokenizer, llm, role="LLM tokenizer", revision=llm_revision),
+            load_pretrained(AutoTokenizer, hr_lr, role="HR->LR translator tokenizer", revision=hr_lr_revision),
+            **kwargs,
+        )
+
+    def check_compatible(self, config: PretrainedConfig) -> None:
+        """Raise a `ValueError` naming any tokenizer whose ids do not fit its component's vocabulary."""
+        pairs = (
+            ("source_tokenizer", self.source_tokenizer, config.lr_hr_config, "LR->HR translator"),
+            ("llm_tokenizer", self.llm_tokenizer, config.llm_config, "LLM"),
+            ("target_tokenizer", self.target_tokenizer, config.hr_lr_config, "HR->LR translator"),
+        )
+        for name, tokenizer, component, role in pairs:
+            vocab_size = getattr(component, "decoder_vocab_size", None) or component.vocab_size
+            if len(tokenizer) > vocab_size:
+                raise ValueError(
+                    f"Mismatched tokenizer: {name} has {len(tokenizer)} tokens but the {role} "
+                    f"({component.model_type}) has a vocabulary of {vocab_size}."
+                )
+
+    def __call__(
+        self,
+        source_texts: list[str],
+        bridge_texts: list[str],
+        target_texts: list[str] | None = None,
+        return_tensors: str = "pt",
+    ) -> BatchEncoding:
+        """Tokenize LR prefixes, their HR translations and (for training) the full LR sentences."""
+        if isinstance(source_texts, str) or isinstance(bridge_texts, str):
+            raise TypeError("Pass lists of texts, one per sentence.")
+        if not source_texts:
+            raise ValueError("Empty batch: no sentences to tokenize.")
+        if len(bridge_texts) != len(source_texts) or (target_texts is not None and len(target_texts) != len(source_texts)):
+            raise ValueError(
+                f"Every stream needs one text per sentence: {len(source_texts)} sources, {len(bridge_texts)} "
+                f"translations, {len(target_texts) if target_texts is not None else 'no'} targets."
+            )
+        source = self.source_tokenizer(source_texts, padding=True, padding_side="right", return_tensors=return_tensors)
+        bridge = self.llm_tokenizer(bridge_texts, padding=True, padding_side="right", return_tensors=return_tensors)
+        batch = {
+            "input_ids": source["input_ids"],
+            "attention_mask": source["attention_mask"],
+            "bridge_input_ids": bridge["input_ids"],
+            "bridge_attention_mask": bridge["attention_mask"],
+        }
+        if target_texts is None:
+            batch.update(self.target_prefix_stream(source_texts))
+        else:
+            batch.update(self.target_stream(target_texts))
+        return BatchEncoding(batch, tensor_type=return_tensors)
+
+    def target_token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Target-side token ids of LR texts, without special tokens."""
+        return self.target_tokenizer(text_target=texts, add_special_tokens=False)["input_ids"]
+
+    def target_prefix_stream(self, prefixes: list[str]) -> dict[str, torch.Tensor]:
+        """Decoder inputs for predicting the word after each prefix: start token + prefix tokens."""
+        rows = [[self.decoder_start_token_id] + ids for ids in self.target_token_ids(prefixes)]
+        input_ids, mask = self._pad(rows, self.target_tokenizer.pad_token_id)
+        return {"decoder_input_ids": input_ids, "decoder_attention_mask": mask}
+
+    def target_stream(self, sentences: list[str]) -> dict[str, torch.Tensor]:
+        """Teacher-forced decoder inputs and `labels` of the loss mode for full LR sentences."""
+        token_ids = self.target_token_ids(sentences)
+        if self.loss_mode == "last_word":
+            last_words = [split_last_word(sentence)[1] for sentence in sentences]
+            last_word_lengths = [len(ids) for ids in self.target_token_ids(last_words)]
+        rows_in, rows_labels = [], []
+        for index, ids in enumerate(token_ids):
+            if not ids:
+                raise ValueError(f"Target sentence {sentences[index]!r} has no tokens.")
+            rows_in.append([self.decoder_start_token_id] + ids[:-1])
+            labels = list(ids)
+            if self.loss_mode == "last_word":
+                keep = last_word_lengths[index]
+                labels = [IGNORE_INDEX] * (len(ids) - keep) + labels[len(ids) - keep :]
+            rows_labels.append(labels)
+        input_ids, mask = self._pad(rows_in, self.target_tokenizer.pad_token_id)
+        labels, _ = self._pad(rows_labels, IGNORE_INDEX)
+        return {"decoder_input_ids": input_ids, "decoder_attention_mask": mask, "labels": labels}
+
+    @staticmethod
+    def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+        length = max(len(row) for row in rows)
+        ids = torch.full((len(rows), length), value, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for index, row in enumerate(rows):
+            ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[index, : len(row)] = 1
+        return ids, mask

@@ -1,0 +1,190 @@
+"""Tiny, complete TALL components written to disk: real tokenizer files, real architectures, random weights.
+
+Every folder loads with `from_pretrained` exactly as a hub checkpoint would, so the package's real loading code is
+what the tests and the offline demo run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    GenerationConfig,
+    MarianConfig,
+    MarianMTModel,
+    MarianTokenizer,
+    PreTrainedTokenizerFast,
+    set_seed,
+)
+
+from ..resources import read_corpus
+
+# One small config per LLM family: the families differ only in their config's field names.
+TINY_LLM_CONFIGS: dict[str, dict] = {
+    "qwen2": {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": True},
+    "llama": {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": True},
+    "bloom": {"hidden_size": 48, "n_layer": 2, "n_head": 4, "tie_word_embeddings": True},
+    "gpt2": {"n_embd": 48, "n_layer": 2, "n_head": 4, "n_positions": 256, "tie_word_embeddings": True},
+}
+# The two translators have different widths from each other and from the LLM, so a width mix-up fails loudly.
+TINY_TRANSLATOR_CONFIGS: dict[str, dict] = {
+    "lr_hr": {"d_model": 32, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+    "hr_lr": {"d_model": 24, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+}
+TRANSLATOR_DEFAULTS = {
+    "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+    "max_position_embeddings": 128, "activation_function": "swish", "scale_embedding": True,
+    "share_encoder_decoder_embeddings": True, "eos_token_id": 0,
+}
+SPM_VOCAB_SIZE = 400
+LLM_VOCAB_SIZE = 600
+TRANSLATION_MAX_LENGTH = 32
+_BUILD_VERSION = 1
+_STAMP = "tiny_components.json"
+
+
+def build_tiny_components(directory: str | os.PathLike, llm: str = "qwen2", seed: int = 0) -> dict[str, str]:
+    """Write a tiny TALL setup under `directory` and return `{"lr_hr": path, "llm": path, "hr_lr": path}`.
+
+    `llm` is a model type of `TINY_LLM_CONFIGS` (qwen2, llama, bloom, gpt2). The build is seeded and deterministic,
+    and reused when `directory` already holds the same build (it is written to a temporary folder and moved into
+    place, so an interrupted build is never picked up).
+    """
+    if llm not in TINY_LLM_CONFIGS:
+        raise ValueError(f"Unknown tiny LLM family {llm!r}; choose one of {sorted(TINY_LLM_CONFIGS)}.")
+    root = Path(directory)
+    key = _build_key(llm, seed)
+    target = root / f"tiny-{llm}-{key}"
+    paths = {"lr_hr": str(target / "lr_hr"), "llm": str(target / "llm"), "hr_lr": str(target / "hr_lr")}
+    if (target / _STAMP).is_file():
+        return paths
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        set_seed(seed)
+        hebrew, english = read_corpus("hebrew"), read_corpus("english")
+        spm_models = {"he": _train_sentencepiece(hebrew), "en": _train_sentencepiece(english)}
+        vocab = _marian_vocab(spm_models.values())
+        _write_translator(staging / "lr_hr", "lr_hr", spm_models["he"], spm_models["en"], vocab, seed)
+        _write_translator(staging / "hr_lr", "hr_lr", spm_models["en"], spm_models["he"], vocab, seed + 1)
+        _write_llm(staging / "llm", llm, english + hebrew, seed + 2)
+        (staging / _STAMP).write_text(json.dumps({"llm": llm, "seed": seed, "version": _BUILD_VERSION}))
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same build first
+            if not (target / _STAMP).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def _build_key(llm: str, seed: int) -> str:
+    description = json.dumps(
+        [_BUILD_VERSION, llm, seed, TINY_LLM_CONFIGS[llm], TINY_TRANSLATOR_CONFIGS, TRANSLATOR_DEFAULTS,
+         SPM_VOCAB_SIZE, LLM_VOCAB_SIZE, read_corpus("hebrew"), read_corpus("english")],
+        sort_keys=True,
+    )
+    return hashlib.sha256(description.encode()).hexdigest()[:10]
+
+
+def _train_sentencepiece(sentences: list[str]) -> bytes:
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=SPM_VOCAB_SIZE,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        num_threads=1,
+        shuffle_input_sentence=False,
+        unk_id=0,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def _marian_vocab(spm_models) -> dict[str, int]:
+    """Marian's shared vocabulary: `</s>` = 0, `<unk>` = 1, the pieces of both languages, `<pad>` last."""
+    pieces: dict[str, None] = {"</s>": None, "<unk>": None}
+    for model in spm_models:
+        processor = spm.SentencePieceProcessor(model_proto=model)
+        for index in range(processor.get_piece_size()):
+            piece = processor.id_to_piece(index)
+            if not processor.is_unknown(index):
+                pieces.setdefault(piece, None)
+    pieces["<pad>"] = None
+    return {piece: index for index, piece in enumerate(pieces)}
+
+
+def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: bytes, vocab: dict, seed: int) -> None:
+    folder.mkdir(parents=True)
+    files = {"source.spm": source_spm, "target.spm": target_spm}
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = MarianTokenizer(
+        source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"), vocab=str(folder / "vocab.json")
+    )
+    tokenizer.save_pretrained(folder)
+    pad = vocab["<pad>"]
+    config = MarianConfig(
+        vocab_size=len(vocab), pad_token_id=pad, decoder_start_token_id=pad,
+        **TRANSLATOR_DEFAULTS, **TINY_TRANSLATOR_CONFIGS[role],
+    )
+    torch.manual_seed(seed)
+    model = MarianMTModel(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=pad, pad_token_id=pad, eos_token_id=0, bad_words_ids=[[pad]],
+        max_length=TRANSLATION_MAX_LENGTH, num_beams=2,
+    )
+    model.save_pretrained(folder)
+
+
+def _write_llm(folder: Path, family: str, sentences: list[str], seed: int) -> None:
+    folder.mkdir(parents=True)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>", "<|pad|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=LLM_VOCAB_SIZE, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(sentences, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|pad|>",
+        model_max_length=256,
+    )
+    tokenizer.save_pretrained(folder)
+    config = AutoConfig.for_model(
+        family,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TINY_LLM_CONFIGS[family],
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
+    model.save_pretrained(folder)

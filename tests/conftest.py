@@ -1,0 +1,60 @@
+"""Shared fixtures: offline mode, the tiny components (built once, cached across runs) and the shared Hebrew data."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tall_hf import TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf.testing import build_tiny_components  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under `../shared`; skipped with a reason where it is absent, but a failure under CI=true."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        message = f"{path} is missing (the shared data beside the checkout)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI must have it.")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(request) -> Path:
+    return Path(request.config.cache.mkdir("tall_hf_tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_paths(tiny_cache) -> dict[str, str]:
+    return build_tiny_components(tiny_cache, llm="qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_processor(tiny_paths) -> TallProcessor:
+    return TallProcessor.from_components(**tiny_paths)
+
+
+@pytest.fixture
+def tiny_model(tiny_paths) -> TallForCausalLM:
+    torch.manual_seed(0)
+    return TallForCausalLM.from_components(**tiny_paths)
+
+
+@pytest.fixture(scope="session")
+def hebrew_sentences() -> list[str]:
+    """Real Hebrew sentences from the shared Wikipedia corpus (first 256 lines)."""
+    path = shared_path("data", "hebrew", "svlm_wiki_50k.txt")
+    with path.open(encoding="utf-8") as handle:
+        return [next(handle).strip() for _ in range(256)]
