@@ -1,0 +1,1 @@
+"""Plots of results and learned weights (matplotlib, written to files)."""
