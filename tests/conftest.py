@@ -20,7 +20,7 @@ from tall_hf.testing import build_tiny_components  # noqa: E402
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def shared_path(*parts: str) -> Path:
+def _shared_path(*parts: str) -> Path:
     """A path under `../shared`; skipped with a reason where it is absent, but a failure under CI=true."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
@@ -29,6 +29,12 @@ def shared_path(*parts: str) -> Path:
             pytest.fail(message + "; CI must have it.")
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_path():
+    """`shared_path("data", "hebrew", "x.txt")`: a path under `../shared`, skipped where absent (fails under CI)."""
+    return _shared_path
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +61,6 @@ def tiny_model(tiny_paths) -> TallForCausalLM:
 @pytest.fixture(scope="session")
 def hebrew_sentences() -> list[str]:
     """Real Hebrew sentences from the shared Wikipedia corpus (first 256 lines)."""
-    path = shared_path("data", "hebrew", "svlm_wiki_50k.txt")
+    path = _shared_path("data", "hebrew", "svlm_wiki_50k.txt")
     with path.open(encoding="utf-8") as handle:
         return [next(handle).strip() for _ in range(256)]

@@ -71,6 +71,9 @@ class TallConfig(PretrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        for role in ("lr_hr_config", "hr_lr_config"):
+            if not getattr(getattr(self, role), "is_encoder_decoder", False):
+                raise ValueError(f"{role} must describe an encoder-decoder translator, got {getattr(self, role).model_type!r}.")
         if self.loss_mode not in LOSS_MODES:
             raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}.")
         if self.source_transformer_config is None:
@@ -101,9 +104,6 @@ class TallConfig(PretrainedConfig):
                 f"Custom transformer 2 must have the HR->LR translator's width: target_transformer_config.d_model="
                 f"{target.d_model}, hr_lr_config.d_model={self.hr_lr_config.d_model}."
             )
-        for role in ("lr_hr_config", "hr_lr_config"):
-            if not getattr(getattr(self, role), "is_encoder_decoder", False):
-                raise ValueError(f"{role} must describe an encoder-decoder translator, got {getattr(self, role).model_type!r}.")
 
     @classmethod
     def from_component_configs(
