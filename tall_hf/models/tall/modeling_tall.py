@@ -75,6 +75,8 @@ class TallPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    # The loss is a mean per batch (it ignores `num_items_in_batch`): Trainer must scale it for gradient accumulation.
+    accepts_loss_kwargs = False
 
 
 def _without_token_embeddings(transformer: PreTrainedModel) -> PreTrainedModel:
