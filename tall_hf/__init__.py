@@ -1,5 +1,6 @@
 """tall_hf: English-centric LLMs made useful in low-resource languages (TALL and multilingual encoder fusion)."""
 
+from .generation import TallPredictor
 from .models.auto import register_auto_classes
 from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallProcessor
 
@@ -7,4 +8,4 @@ __version__ = "0.1.0"
 
 register_auto_classes()
 
-__all__ = ["TallCausalLMOutput", "TallConfig", "TallForCausalLM", "TallProcessor", "__version__"]
+__all__ = ["TallCausalLMOutput", "TallConfig", "TallForCausalLM", "TallPredictor", "TallProcessor", "__version__"]

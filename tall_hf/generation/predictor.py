@@ -1,0 +1,377 @@
+"""Next-word prediction and multi-word continuation with TALL.
+
+The default path runs stages 1-6 once per word (they read the HR translation of the whole LR prefix, which changes
+only when a word is added), batched over sentences, and the stage-7 LR decoder token by token with its KV cache.
+`use_cache=False` runs the paper's reference algorithm instead: for every new token, the prefix is translated again
+and all seven stages run on the whole target stream, without a cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    LogitsProcessorList,
+    PreTrainedModel,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.utils import logging
+
+from ..data.translation import translate
+from ..models.tall import TallForCausalLM, TallProcessor
+from ..models.tall.modeling_tall import TallEncoderOutput
+from ..utils.hub import load_pretrained
+from ..utils.text import normalize_text
+
+logger = logging.get_logger(__name__)
+
+WORD_START_MARKERS = ("\u2581", "\u0120")  # sentencepiece's "▁" and byte-level BPE's "Ġ"
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How each token of a word is chosen: greedy, or sampled after the paper's temperature / top-k / top-p."""
+
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 0.95
+    max_word_tokens: int = 8
+
+    def __post_init__(self) -> None:
+        if self.max_word_tokens < 1:
+            raise ValueError(f"max_word_tokens must be at least 1, got {self.max_word_tokens}.")
+
+
+class TallPredictor:
+    """Predicts the next LR word after each prefix (and continues texts word by word) with a TALL model.
+
+    ```python
+    >>> predictor = TallPredictor.from_pretrained("path/to/tall-model")
+    >>> predictor.predict_next_word(["הילדים הלכו אל"])
+    >>> predictor.continue_text(["הילדים הלכו אל"], num_words=5, do_sample=True, seed=0)
+    ```
+    """
+
+    def __init__(
+        self,
+        model: TallForCausalLM,
+        processor: TallProcessor,
+        translator: PreTrainedModel,
+        translator_tokenizer,
+    ) -> None:
+        processor.check_compatible(model.config)
+        self.model = model.eval()
+        self.processor = processor
+        self.translator = translator.eval()
+        self.translator_tokenizer = translator_tokenizer
+        target_tokenizer = processor.target_tokenizer
+        self.eos_token_id = target_tokenizer.eos_token_id
+        vocab_size = model.get_output_embeddings().out_features
+        pieces = target_tokenizer.convert_ids_to_tokens(list(range(min(len(target_tokenizer), vocab_size))))
+        starts = [piece is not None and piece.startswith(WORD_START_MARKERS) for piece in pieces]
+        self.word_start = torch.zeros(vocab_size, dtype=torch.bool)
+        self.word_start[: len(starts)] = torch.tensor(starts, dtype=torch.bool)
+        # The decoder start / pad token is never a prediction (Marian checkpoints ban it in their generation config).
+        self.suppress = SuppressTokensLogitsProcessor([processor.decoder_start_token_id], device="cpu")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name_or_path: str | os.PathLike,
+        translator: str | os.PathLike | None = None,
+        *,
+        translator_revision: str | None = None,
+        **kwargs,
+    ) -> TallPredictor:
+        """Load a saved TALL model and its processor from one folder (or hub id), and the LR->HR translator.
+
+        The translator defaults to the one the model was built from (`config.components["lr_hr"]`); `kwargs` go to
+        the model's `from_pretrained` (e.g. `dtype`, `revision`).
+        """
+        model = load_pretrained(TallForCausalLM, model_name_or_path, role="TALL model", **kwargs)
+        processor = load_pretrained(
+            TallProcessor, model_name_or_path, role="TALL processor", revision=kwargs.get("revision")
+        )
+        if translator is None:
+            provenance = (model.config.components or {}).get("lr_hr", {})
+            translator = provenance.get("name_or_path")
+            translator_revision = translator_revision or provenance.get("revision")
+            if not translator:
+                raise ValueError(
+                    f"The model at {str(model_name_or_path)!r} does not record its LR->HR translator "
+                    "(config.components['lr_hr']); pass `translator=` (a hub id or local folder)."
+                )
+        translator_model = load_pretrained(
+            AutoModelForSeq2SeqLM, translator, role="LR->HR translator", revision=translator_revision
+        ).to(model.device)
+        translator_tokenizer = load_pretrained(
+            AutoTokenizer, translator, role="LR->HR translator tokenizer", revision=translator_revision
+        )
+        return cls(model, processor, translator_model, translator_tokenizer)
+
+    # ------------------------------------------------------------------ public API
+    def predict_next_word(
+        self,
+        prefixes: list[str],
+        *,
+        batch_size: int = 16,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        top_k: int = 50,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        use_cache: bool = True,
+        max_word_tokens: int = 8,
+        translations: list[str] | None = None,
+    ) -> list[str]:
+        """The predicted next word of every prefix, normalised (punctuation removed); `""` where the model ends the
+        sentence instead. `translations` (HR translations of the prefixes) skip the translator."""
+        options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
+        words = self._next_words(prefixes, options, batch_size, use_cache, self._generator(seed), translations)
+        return [normalize_text(word) for word in words]
+
+    def continue_text(
+        self,
+        prefixes: list[str],
+        num_words: int = 5,
+        *,
+        batch_size: int = 16,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        top_k: int = 50,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        use_cache: bool = True,
+        max_word_tokens: int = 8,
+    ) -> list[str]:
+        """The next `num_words` words of every prefix (the continuation only), predicted one word at a time: each
+        word is appended to its prefix, which is translated again for the next one. A text the model ends early
+        has fewer words."""
+        if num_words < 1:
+            raise ValueError(f"num_words must be at least 1, got {num_words}.")
+        options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
+        generator = self._generator(seed)
+        texts = self._check_prefixes(prefixes)
+        continuations: list[list[str]] = [[] for _ in texts]
+        active = list(range(len(texts)))
+        for _ in range(num_words):
+            words = self._next_words([texts[i] for i in active], options, batch_size, use_cache, generator, None)
+            still_active = []
+            for index, word in zip(active, words, strict=True):
+                if word:
+                    texts[index] = f"{texts[index]} {word}"
+                    continuations[index].append(word)
+                    still_active.append(index)
+            active = still_active
+            if not active:
+                break
+        return [" ".join(words) for words in continuations]
+
+    # ------------------------------------------------------------------ shared steps
+    def _generator(self, seed: int | None) -> torch.Generator | None:
+        return None if seed is None else torch.Generator(device=self.model.device).manual_seed(seed)
+
+    @staticmethod
+    def _check_prefixes(prefixes: list[str]) -> list[str]:
+        if isinstance(prefixes, str):
+            raise TypeError("Pass a list of prefixes, one per sentence.")
+        if not prefixes:
+            raise ValueError("No prefixes given: pass at least one text whose next word to predict.")
+        cleaned = []
+        for index, prefix in enumerate(prefixes):
+            if not isinstance(prefix, str):
+                raise TypeError(f"Prefix {index} is a {type(prefix).__name__}, not a string.")
+            if not prefix.split():
+                raise ValueError(
+                    f"Prefix {index} ({prefix!r}) is empty: next-word prediction needs at least one word to read."
+                )
+            cleaned.append(" ".join(prefix.split()))
+        return cleaned
+
+    def _translate(self, prefixes: list[str], batch_size: int) -> list[str]:
+        return translate(prefixes, self.translator, self.translator_tokenizer, batch_size=batch_size)
+
+    def _next_words(
+        self,
+        prefixes: list[str],
+        options: DecodingOptions,
+        batch_size: int,
+        use_cache: bool,
+        generator: torch.Generator | None,
+        translations: list[str] | None,
+    ) -> list[str]:
+        """The raw (not normalised) next word of every prefix."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        prefixes = self._check_prefixes(prefixes)
+        if translations is not None and len(translations) != len(prefixes):
+            raise ValueError(f"Got {len(translations)} translations for {len(prefixes)} prefixes.")
+        sampler = self._sampler(options)
+        if use_cache:
+            return self._next_words_cached(prefixes, options, sampler, batch_size, generator, translations)
+        return self._next_words_reference(prefixes, options, sampler, batch_size, generator, translations)
+
+    def _sampler(self, options: DecodingOptions) -> LogitsProcessorList | None:
+        if not options.do_sample:
+            return None
+        return LogitsProcessorList(
+            [
+                TemperatureLogitsWarper(options.temperature),
+                TopKLogitsWarper(options.top_k),
+                TopPLogitsWarper(options.top_p),
+            ]
+        )
+
+    def _choose(
+        self,
+        sequences: torch.LongTensor,
+        scores: torch.FloatTensor,
+        sampler: LogitsProcessorList | None,
+        generator: torch.Generator | None,
+    ) -> torch.LongTensor:
+        """One token per row: the argmax, or a draw from the warped distribution."""
+        scores = self.suppress(sequences, scores.float())
+        if sampler is None:
+            return scores.argmax(dim=-1)
+        probabilities = torch.softmax(sampler(sequences, scores), dim=-1)
+        return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+
+    def _stops(self, tokens: torch.LongTensor, step: int) -> torch.BoolTensor:
+        """A word ends at the end-of-sentence token, or (after its first token) at a token that starts a new word."""
+        stops = tokens.eq(self.eos_token_id)
+        if step > 0:
+            stops |= self.word_start.to(tokens.device)[tokens]
+        return stops
+
+    def _decode_words(self, word_ids: list[list[int]]) -> list[str]:
+        words = self.processor.target_tokenizer.batch_decode(word_ids, skip_special_tokens=True)
+        return [word.strip() for word in words]
+
+    # ------------------------------------------------------------------ default path: per word, batched, cached
+    @torch.inference_mode()
+    def _next_words_cached(
+        self,
+        prefixes: list[str],
+        options: DecodingOptions,
+        sampler: LogitsProcessorList | None,
+        batch_size: int,
+        generator: torch.Generator | None,
+        translations: list[str] | None,
+    ) -> list[str]:
+        """Stages 1-6 once per prefix, batched; stage 7 with a KV cache, per group of rows whose target prefixes have
+        one length (the Marian decoder derives positions from the cache length, so its stream must not be padded)."""
+        target_lengths = [len(ids) for ids in self.processor.target_token_ids(prefixes)]
+        order = sorted(range(len(prefixes)), key=target_lengths.__getitem__)
+        if translations is None:
+            ordered = self._translate([prefixes[i] for i in order], batch_size)
+            translations = [None] * len(prefixes)
+            for index, translation in zip(order, ordered, strict=True):
+                translations[index] = translation
+        word_ids: list[list[int]] = [[] for _ in prefixes]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = self.processor([prefixes[i] for i in chunk], [translations[i] for i in chunk])
+            batch = batch.to(self.model.device)
+            encoded = self.model.encode(
+                batch["input_ids"], batch["attention_mask"], batch["bridge_input_ids"], batch["bridge_attention_mask"]
+            )
+            groups: dict[int, list[int]] = defaultdict(list)
+            for row, index in enumerate(chunk):
+                groups[target_lengths[index]].append(row)
+            for length, rows in groups.items():
+                rows_tensor = torch.tensor(rows, device=self.model.device)
+                mask = encoded.attention_mask[rows_tensor]
+                width = int(mask.sum(dim=1).max())
+                group_encoded = TallEncoderOutput(
+                    last_hidden_state=encoded.last_hidden_state[rows_tensor, :width], attention_mask=mask[:, :width]
+                )
+                decoder_input_ids = batch["decoder_input_ids"][rows_tensor, : length + 1]
+                words = self._decode_one_word(decoder_input_ids, group_encoded, options, sampler, generator)
+                for row, ids in zip(rows, words, strict=True):
+                    word_ids[chunk[row]] = ids
+        return self._decode_words(word_ids)
+
+    def _decode_one_word(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        encoded: TallEncoderOutput,
+        options: DecodingOptions,
+        sampler: LogitsProcessorList | None,
+        generator: torch.Generator | None,
+    ) -> list[list[int]]:
+        """Stage 7 with a KV cache over an unpadded group: the prefix once, then one token per step."""
+        logits, cache = self.model.decode(decoder_input_ids, encoded, use_cache=True)
+        sequences = decoder_input_ids
+        words: list[list[int]] = [[] for _ in range(decoder_input_ids.shape[0])]
+        active = torch.ones(decoder_input_ids.shape[0], dtype=torch.bool, device=decoder_input_ids.device)
+        for step in range(options.max_word_tokens):
+            tokens = self._choose(sequences, logits[:, -1], sampler, generator)
+            active &= ~self._stops(tokens, step)
+            for row in active.nonzero().flatten().tolist():
+                words[row].append(int(tokens[row]))
+            if not active.any() or step == options.max_word_tokens - 1:
+                break
+            sequences = torch.cat([sequences, tokens[:, None]], dim=1)
+            logits, cache = self.model.decode(tokens[:, None], encoded, past_key_values=cache, use_cache=True)
+        return words
+
+    # ------------------------------------------------------------------ reference algorithm: per token, no cache
+    @torch.inference_mode()
+    def _next_words_reference(
+        self,
+        prefixes: list[str],
+        options: DecodingOptions,
+        sampler: LogitsProcessorList | None,
+        batch_size: int,
+        generator: torch.Generator | None,
+        translations: list[str] | None,
+    ) -> list[str]:
+        """The paper's reference generation loop: for every new token, translate the prefix again and run all seven
+        stages on the whole target stream (prefix + the word so far), without a cache. Kept as the baseline the
+        cached path is checked and benchmarked against."""
+        prefix_ids = self.processor.target_token_ids(prefixes)
+        start_id, pad_id = self.processor.decoder_start_token_id, self.processor.target_tokenizer.pad_token_id
+        word_ids: list[list[int]] = [[] for _ in prefixes]
+        for start in range(0, len(prefixes), batch_size):
+            chunk = list(range(start, min(start + batch_size, len(prefixes))))
+            active = torch.ones(len(chunk), dtype=torch.bool)
+            for step in range(options.max_word_tokens):
+                chunk_prefixes = [prefixes[i] for i in chunk]
+                if translations is None:
+                    chunk_translations = self._translate(chunk_prefixes, batch_size)
+                else:
+                    chunk_translations = [translations[i] for i in chunk]
+                batch = self.processor(chunk_prefixes, chunk_translations)
+                rows = [[start_id] + prefix_ids[i] + word_ids[i] for i in chunk]
+                batch["decoder_input_ids"], batch["decoder_attention_mask"] = _right_pad(rows, pad_id)
+                batch = batch.to(self.model.device)
+                logits = self.model(**batch, use_cache=False).logits
+                last = batch["decoder_attention_mask"].sum(dim=1) - 1
+                scores = logits[torch.arange(len(chunk), device=logits.device), last]
+                tokens = self._choose(batch["decoder_input_ids"], scores, sampler, generator).cpu()
+                active &= ~self._stops(tokens, step)
+                for row in active.nonzero().flatten().tolist():
+                    word_ids[chunk[row]].append(int(tokens[row]))
+                if not active.any():
+                    break
+        return self._decode_words(word_ids)
+
+
+def _right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.LongTensor, torch.LongTensor]:
+    """Token rows padded on the right, and their attention mask."""
+    length = max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[index, : len(row)] = 1
+    return ids, mask
