@@ -1,0 +1,57 @@
+"""Evaluation of last-word prediction: the paper's six approaches, its metric, and a Table-1-shaped report."""
+
+from .approaches import (
+    APPROACHES,
+    ApproachContext,
+    CausalLMApproach,
+    DirectApproach,
+    FineTunedApproach,
+    FromScratchApproach,
+    LastWordApproach,
+    NaiveApproach,
+    SoftPromptApproach,
+    TallApproach,
+    register_approach,
+)
+from .report import ApproachResult, LastWordReport, PredictionRecord
+from .runner import LastWordEvaluationArguments, run_last_word_evaluation
+from .scoring import AccuracyEstimate, bootstrap_accuracy, last_word_accuracy_path, words_match
+from .task import LastWordExample, make_examples, read_sentences
+from .training_recipes import (
+    PAPER_HYPERPARAMETERS,
+    recipe_training_arguments,
+    train_fine_tuned,
+    train_from_scratch,
+    train_soft_prompt,
+)
+
+__all__ = [
+    "APPROACHES",
+    "AccuracyEstimate",
+    "ApproachContext",
+    "ApproachResult",
+    "CausalLMApproach",
+    "DirectApproach",
+    "FineTunedApproach",
+    "FromScratchApproach",
+    "LastWordApproach",
+    "LastWordEvaluationArguments",
+    "LastWordExample",
+    "LastWordReport",
+    "NaiveApproach",
+    "PAPER_HYPERPARAMETERS",
+    "PredictionRecord",
+    "SoftPromptApproach",
+    "TallApproach",
+    "bootstrap_accuracy",
+    "last_word_accuracy_path",
+    "make_examples",
+    "read_sentences",
+    "recipe_training_arguments",
+    "register_approach",
+    "run_last_word_evaluation",
+    "train_fine_tuned",
+    "train_from_scratch",
+    "train_soft_prompt",
+    "words_match",
+]

@@ -1,0 +1,307 @@
+"""The six last-word prediction approaches of the TALL paper's Table 1 behind one interface.
+
+Every approach turns a batch of LR prefixes into one predicted LR word each (`""` when it produces no word, which
+counts as wrong). To add an approach, subclass `LastWordApproach`, implement `from_context` (load or train what it
+needs from the shared `ApproachContext`) and `predict`, and decorate the class with `@register_approach("name")`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from peft import PeftModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.utils import logging
+
+from ..data.translation import translate
+from ..generation import TallPredictor
+from ..models.tall import TallForCausalLM, TallProcessor
+from ..utils.hub import load_pretrained
+from . import training_recipes
+
+logger = logging.get_logger(__name__)
+
+APPROACHES: dict[str, type[LastWordApproach]] = {}
+
+
+def register_approach(name: str, display_name: str):
+    """Class decorator adding an approach to `APPROACHES` under `name` (Table 1 order is registration order)."""
+
+    def register(cls: type[LastWordApproach]) -> type[LastWordApproach]:
+        if name in APPROACHES:
+            raise ValueError(f"An approach named {name!r} is already registered ({APPROACHES[name].__name__}).")
+        cls.name, cls.display_name = name, display_name
+        APPROACHES[name] = cls
+        return cls
+
+    return register
+
+
+def first_word(text: str) -> str:
+    """The first whitespace-separated word of `text`, or `""` when it has none."""
+    words = text.split()
+    return words[0] if words else ""
+
+
+def last_word(text: str) -> str:
+    """The last whitespace-separated word of `text`, or `""` when it has none."""
+    words = text.split()
+    return words[-1] if words else ""
+
+
+@dataclass
+class ApproachContext:
+    """What the approaches share: the three components, the training text and arguments, where trained models go.
+
+    Components load lazily and once, so an evaluation that skips Naive never loads the HR->LR translator.
+    """
+
+    lr_hr: str
+    llm: str
+    hr_lr: str
+    output_dir: str
+    train_texts: list[str] | None = None
+    training_args: TrainingArguments | None = None
+    tall_model: str | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def model_dir(self, approach: str) -> str:
+        """Where the trained model of `approach` is saved."""
+        return os.path.join(self.output_dir, "models", approach)
+
+    def training_inputs(self, approach: str) -> tuple[list[str], TrainingArguments]:
+        """The training sentences and base `TrainingArguments` a trained approach needs; a clear error if missing."""
+        if not self.train_texts:
+            raise ValueError(
+                f"The {approach!r} approach trains on LR text: give a training file (--train_file), or leave "
+                f"{approach!r} out of the approaches."
+            )
+        if self.training_args is None:
+            raise ValueError(f"The {approach!r} approach trains with Trainer: pass TrainingArguments.")
+        return self.train_texts, self.training_args
+
+    @cached_property
+    def llm_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The LLM's tokenizer, padding on the left for batched generation (the models take their position ids
+        from the attention mask), with a pad token."""
+        tokenizer = load_pretrained(AutoTokenizer, self.llm, role="LLM tokenizer", padding_side="left")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    @cached_property
+    def lr_hr_translator(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        return self._translator(self.lr_hr, "LR->HR translator")
+
+    @cached_property
+    def hr_lr_translator(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        return self._translator(self.hr_lr, "HR->LR translator")
+
+    def translate_to_hr(self, texts: list[str], batch_size: int = 16) -> list[str]:
+        """HR translations of LR `texts` with the LR->HR translator (its own generation settings)."""
+        model, tokenizer = self.lr_hr_translator
+        return translate(texts, model, tokenizer, batch_size=batch_size)
+
+    def _translator(self, name_or_path: str, role: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        model = load_pretrained(AutoModelForSeq2SeqLM, name_or_path, role=role).to(self.device).eval()
+        return model, load_pretrained(AutoTokenizer, name_or_path, role=f"{role} tokenizer")
+
+
+class LastWordApproach(ABC):
+    """One way of predicting the last LR word of a sentence from its prefix."""
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    # Approaches that read the HR translation of the prefix get it precomputed (once per data set) in `predict`.
+    uses_translation: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def from_context(cls, context: ApproachContext) -> LastWordApproach:
+        """Load (and train, for the trained approaches) everything the approach needs."""
+
+    @abstractmethod
+    def predict(
+        self,
+        prefixes: list[str],
+        *,
+        translations: list[str] | None = None,
+        batch_size: int = 16,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        top_k: int = 50,
+        top_p: float = 0.95,
+        seed: int | None = None,
+    ) -> list[str]:
+        """One predicted word per prefix (`""` when none); greedy unless `do_sample`."""
+
+
+class CausalLMApproach(LastWordApproach):
+    """A causal LM continues `prefix + " "` for a few tokens; the first word of the continuation is the prediction.
+
+    Batches are padded on the left; the models take their position ids from the attention mask, so padding does not
+    change what is generated.
+    """
+
+    separator: ClassVar[str] = " "
+
+    def __init__(
+        self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 8
+    ) -> None:
+        if tokenizer.padding_side != "left":
+            raise ValueError("Batched generation with a causal LM needs a tokenizer with padding_side='left'.")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+
+    @torch.inference_mode()
+    def continuations(
+        self,
+        texts: list[str],
+        *,
+        batch_size: int = 16,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        top_k: int = 50,
+        top_p: float = 0.95,
+        seed: int | None = None,
+    ) -> list[str]:
+        """The decoded text the model generates after each of `texts` (at most `max_new_tokens` tokens)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        sampling = {"do_sample": do_sample}
+        if do_sample:
+            sampling.update(temperature=temperature, top_k=top_k, top_p=top_p)
+        if seed is not None:
+            set_seed(seed)
+        device = next(self.model.parameters()).device
+        outputs: list[str] = []
+        for start in range(0, len(texts), batch_size):
+            inputs = self.tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True).to(device)
+            generated = self.model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+            )
+            new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+            outputs.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        return outputs
+
+    def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
+        texts = [prefix + self.separator for prefix in prefixes]
+        return [first_word(text) for text in self.continuations(texts, **generation)]
+
+    @classmethod
+    def _load_pretrained(cls, context: ApproachContext) -> CausalLMApproach:
+        model = load_pretrained(AutoModelForCausalLM, context.llm, role="LLM").to(context.device)
+        return cls(model, context.llm_tokenizer)
+
+
+@register_approach("direct", "Direct")
+class DirectApproach(CausalLMApproach):
+    """The pretrained LLM continues the LR prefix as it is."""
+
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> DirectApproach:
+        return cls._load_pretrained(context)
+
+
+@register_approach("fine_tuned", "Fine-tuned")
+class FineTunedApproach(CausalLMApproach):
+    """The LLM with all its parameters fine-tuned on LR text (paper: AdamW, lr 2e-5, weight decay 0.01)."""
+
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> FineTunedApproach:
+        texts, base = context.training_inputs(cls.name)
+        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
+        model = training_recipes.train_fine_tuned(context.llm, texts, args)
+        return cls(model.to(context.device), context.llm_tokenizer)
+
+
+@register_approach("naive", "Naive")
+class NaiveApproach(LastWordApproach):
+    """Translate the LR prefix to HR, let the LLM add one HR word, translate the completed HR sentence back to LR and
+    take its last word."""
+
+    uses_translation = True
+
+    def __init__(self, llm: CausalLMApproach, context: ApproachContext) -> None:
+        self.llm = llm
+        self.context = context
+
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> NaiveApproach:
+        return cls(DirectApproach._load_pretrained(context), context)
+
+    def predict(
+        self, prefixes: list[str], *, translations: list[str] | None = None, batch_size: int = 16, **generation
+    ) -> list[str]:
+        if translations is None:
+            translations = self.context.translate_to_hr(prefixes, batch_size)
+        hr_words = self.llm.predict(translations, batch_size=batch_size, **generation)
+        completed = [f"{translation} {word}" for translation, word in zip(translations, hr_words, strict=True) if word]
+        model, tokenizer = self.context.hr_lr_translator
+        back = iter(translate(completed, model, tokenizer, batch_size=batch_size) if completed else [])
+        return [last_word(next(back)) if word else "" for word in hr_words]
+
+
+@register_approach("soft_prompt", "Soft prompt")
+class SoftPromptApproach(CausalLMApproach):
+    """30 trained prompt vectors in front of the frozen LLM (PEFT prompt tuning; paper: lr 5e-4, cosine, 100 warm-up
+    steps)."""
+
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> SoftPromptApproach:
+        texts, base = context.training_inputs(cls.name)
+        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
+        model = training_recipes.train_soft_prompt(context.llm, texts, args)
+        return cls(model.to(context.device), context.llm_tokenizer)
+
+
+@register_approach("from_scratch", "From scratch")
+class FromScratchApproach(CausalLMApproach):
+    """The LLM's architecture from random weights, trained on LR text (paper: lr 5e-4, gradient accumulation 8)."""
+
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> FromScratchApproach:
+        texts, base = context.training_inputs(cls.name)
+        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
+        model = training_recipes.train_from_scratch(context.llm, texts, args)
+        return cls(model.to(context.device), context.llm_tokenizer)
+
+
+@register_approach("tall", "TALL")
+class TallApproach(LastWordApproach):
+    """TALL through `TallPredictor`: a trained model from `context.tall_model`, or one trained here."""
+
+    uses_translation = True
+
+    def __init__(self, predictor: TallPredictor) -> None:
+        self.predictor = predictor
+
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> TallApproach:
+        model_dir = context.tall_model or train_tall(context)
+        model = load_pretrained(TallForCausalLM, model_dir, role="TALL model").to(context.device)
+        processor = load_pretrained(TallProcessor, model_dir, role="TALL processor")
+        return cls(TallPredictor(model, processor, *context.lr_hr_translator))
+
+    def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
+        return self.predictor.predict_next_word(prefixes, translations=translations, **generation)
+
+
+def train_tall(context: ApproachContext) -> str:
+    """Train TALL on the context's text with the package's TALL recipe; returns the saved model's folder."""
+    raise NotImplementedError(Path)

@@ -1,0 +1,189 @@
+"""One call from arguments to the paper's Table 1: train the trained approaches, evaluate every approach on every
+test file, and write the report (shared by `examples/evaluate_last_word.py` and the command line)."""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import evaluate
+import torch
+from transformers import TrainingArguments
+from transformers.utils import logging
+
+from ..testing import build_tiny_components
+from .approaches import APPROACHES, ApproachContext, LastWordApproach
+from .report import ApproachResult, LastWordReport, PredictionRecord
+from .scoring import bootstrap_accuracy, last_word_accuracy_path, words_match
+from .task import LastWordExample, make_examples, read_sentences
+
+logger = logging.get_logger(__name__)
+
+TINY_NOTE = (
+    "Built from tiny components with random weights (--tiny_components): accuracies near 0 are expected; "
+    "this run checks the pipeline, not the method."
+)
+
+
+@dataclass
+class LastWordEvaluationArguments:
+    """What to evaluate and on which text (the `TrainingArguments` beside them drive the trained approaches)."""
+
+    test_files: list[str] = field(metadata={"help": "One or more text files, one LR sentence per line."})
+    lr_hr_model: str | None = field(default=None, metadata={"help": "LR->HR translator (hub id or folder)."})
+    llm_model: str | None = field(default=None, metadata={"help": "The (HR-centric) causal LLM."})
+    hr_lr_model: str | None = field(default=None, metadata={"help": "HR->LR translator (hub id or folder)."})
+    tiny_components: str | None = field(
+        default=None,
+        metadata={"help": "Build tiny random-weight components in this folder and use them (offline demo/tests)."},
+    )
+    tiny_llm: str = field(default="qwen2", metadata={"help": "LLM family of the tiny components."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "LR training text (one sentence per line) for the trained approaches."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use the first N training sentences."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Evaluate the first N sentences per file."})
+    approaches: list[str] = field(
+        default_factory=lambda: list(APPROACHES), metadata={"help": f"Any of {', '.join(APPROACHES)}."}
+    )
+    tall_model: str | None = field(
+        default=None, metadata={"help": "A trained TALL model folder; without it TALL is trained on --train_file."}
+    )
+    eval_batch_size: int = field(default=16, metadata={"help": "Sentences per generation batch."})
+    do_sample: bool = field(default=False, metadata={"help": "Sample (the paper) instead of greedy decoding."})
+    temperature: float = field(default=0.7)
+    top_k: int = field(default=50)
+    top_p: float = field(default=0.95)
+    sampling_seed: int = field(default=0, metadata={"help": "Seed set before each approach predicts a data set."})
+    confidence: float = field(default=0.95, metadata={"help": "Level of the bootstrap confidence intervals."})
+    bootstrap_resamples: int = field(default=1000)
+    bootstrap_seed: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.approaches if name not in APPROACHES]
+        if unknown:
+            raise ValueError(f"Unknown approaches {unknown}; choose from {list(APPROACHES)}.")
+        if not self.test_files:
+            raise ValueError("Give at least one test file (--test_files).")
+        names = [Path(path).stem for path in self.test_files]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Test files need distinct names (they label the table's columns), got {names}.")
+        given = [self.lr_hr_model, self.llm_model, self.hr_lr_model]
+        if self.tiny_components is None and not all(given):
+            raise ValueError("Give --lr_hr_model, --llm_model and --hr_lr_model, or --tiny_components DIR.")
+        if self.tiny_components is not None and any(given):
+            raise ValueError("--tiny_components builds all three components: do not combine it with model names.")
+
+    def generation_kwargs(self) -> dict:
+        return {
+            "batch_size": self.eval_batch_size,
+            "do_sample": self.do_sample,
+            "temperature": self.temperature,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "seed": self.sampling_seed,
+        }
+
+
+def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: TrainingArguments) -> LastWordReport:
+    """Evaluate `args.approaches` on every test file and save the report under `training_args.output_dir`."""
+    components = _components(args)
+    test_sets = {Path(path).stem: _examples(path, args.max_test_samples) for path in args.test_files}
+    trains = any(name in {"fine_tuned", "soft_prompt", "from_scratch"} for name in args.approaches) or (
+        "tall" in args.approaches and args.tall_model is None
+    )
+    train_texts = read_sentences(args.train_file, args.max_train_samples) if trains and args.train_file else None
+    context = ApproachContext(
+        **components,
+        output_dir=training_args.output_dir,
+        train_texts=train_texts,
+        training_args=training_args,
+        tall_model=args.tall_model,
+        device=training_args.device,
+    )
+    translations: dict[str, list[str]] = {}
+    if any(APPROACHES[name].uses_translation for name in args.approaches):
+        for dataset, examples in test_sets.items():
+            logger.info(f"Translating the {len(examples)} prefixes of {dataset} to HR.")
+            translations[dataset] = context.translate_to_hr([e.prefix for e in examples], args.eval_batch_size)
+    metric = evaluate.load(last_word_accuracy_path())
+    results = []
+    for name in args.approaches:
+        logger.info(f"Preparing the {name} approach.")
+        approach = APPROACHES[name].from_context(context)
+        for dataset, examples in test_sets.items():
+            logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
+            results.append(_evaluate(approach, dataset, examples, translations.get(dataset), args, metric))
+        del approach
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    report = LastWordReport(results, metadata=_metadata(args, components, training_args))
+    if args.tiny_components is not None:
+        report.notes.append(TINY_NOTE)
+    paths = report.save(training_args.output_dir)
+    logger.info(f"Report written: {paths}")
+    return report
+
+
+def _evaluate(
+    approach: LastWordApproach,
+    dataset: str,
+    examples: list[LastWordExample],
+    translations: list[str] | None,
+    args: LastWordEvaluationArguments,
+    metric: evaluate.EvaluationModule,
+) -> ApproachResult:
+    prefixes = [example.prefix for example in examples]
+    used = translations if approach.uses_translation else None
+    predictions = approach.predict(prefixes, translations=used, **args.generation_kwargs())
+    if len(predictions) != len(examples):
+        raise RuntimeError(
+            f"The {approach.name} approach returned {len(predictions)} predictions for {len(examples)} prefixes."
+        )
+    golds = [example.gold for example in examples]
+    scores = metric.compute(predictions=predictions, references=golds)
+    correct = [words_match(prediction, gold) for prediction, gold in zip(predictions, golds, strict=True)]
+    estimate = bootstrap_accuracy(
+        correct, confidence=args.confidence, n_resamples=args.bootstrap_resamples, seed=args.bootstrap_seed
+    )
+    if scores["correct"] != sum(correct):
+        raise RuntimeError("The evaluate metric and the per-sentence scores disagree.")
+    records = [
+        PredictionRecord(dataset, e.sentence, e.prefix, used[i] if used else None, predictions[i], e.gold, correct[i])
+        for i, e in enumerate(examples)
+    ]
+    return ApproachResult(approach.name, approach.display_name, dataset, records, estimate)
+
+
+def _components(args: LastWordEvaluationArguments) -> dict[str, str]:
+    if args.tiny_components is not None:
+        return build_tiny_components(args.tiny_components, llm=args.tiny_llm)
+    return {"lr_hr": args.lr_hr_model, "llm": args.llm_model, "hr_lr": args.hr_lr_model}
+
+
+def _examples(path: str, max_samples: int | None) -> list[LastWordExample]:
+    sentences = read_sentences(path, max_samples)
+    if not sentences:
+        raise ValueError(f"The test file {path!r} has no sentences.")
+    try:
+        return make_examples(sentences)
+    except ValueError as error:
+        raise ValueError(f"In {path!r}: {error}") from None
+
+
+def _metadata(args: LastWordEvaluationArguments, components: dict, training_args: TrainingArguments) -> dict:
+    return {
+        "components": components,
+        "test_files": {Path(path).stem: os.path.abspath(path) for path in args.test_files},
+        "train_file": args.train_file,
+        "approaches": args.approaches,
+        "decoding": "sampling" if args.do_sample else "greedy",
+        "generation": args.generation_kwargs(),
+        "max_steps": training_args.max_steps,
+        "confidence": args.confidence,
+        "bootstrap_resamples": args.bootstrap_resamples,
+        "bootstrap_seed": args.bootstrap_seed,
+    }

@@ -1,0 +1,46 @@
+"""The last-word prediction task: sentences split into the prefix a model reads and the gold word it must predict."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from itertools import islice
+
+from ..utils.text import split_last_word
+
+
+@dataclass(frozen=True)
+class LastWordExample:
+    """One sentence of the task: `prefix` (the truncated sentence) is read, `gold` (its last word) is predicted."""
+
+    sentence: str
+    prefix: str
+    gold: str
+
+    @classmethod
+    def from_sentence(cls, sentence: str) -> LastWordExample:
+        """Split `sentence` at its last word; a sentence of fewer than two words is a `ValueError` naming it."""
+        prefix, gold = split_last_word(sentence)
+        return cls(" ".join(sentence.split()), prefix, gold)
+
+
+def make_examples(sentences: list[str]) -> list[LastWordExample]:
+    """`LastWordExample`s of `sentences`; the error for a too-short sentence says which one it is."""
+    examples = []
+    for index, sentence in enumerate(sentences):
+        try:
+            examples.append(LastWordExample.from_sentence(sentence))
+        except ValueError as error:
+            raise ValueError(f"Sentence {index}: {error}") from None
+    return examples
+
+
+def read_sentences(path: str | os.PathLike, max_samples: int | None = None) -> list[str]:
+    """The non-blank lines of a UTF-8 text file (one sentence per line), the first `max_samples` of them if given."""
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples must be positive, got {max_samples}.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No text file at {str(path)!r} (expected one sentence per line).")
+    with open(path, encoding="utf-8") as handle:
+        sentences = [line.strip() for line in handle if line.strip()]
+    return list(islice(sentences, max_samples))
