@@ -1,27 +1,56 @@
-"""Loading components by hub id or local folder, with errors that say what to do."""
+"""Loading components by hub id or local folder, failing fast with errors that say what to do."""
 
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
+from urllib.parse import urlparse
 
+from huggingface_hub import constants, try_to_load_from_cache
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub endpoint opens within `timeout` seconds."""
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_pretrained(auto_class: Any, name_or_path: str | os.PathLike, *, role: str, revision: str | None = None, **kwargs):
-    """`auto_class.from_pretrained(name_or_path)`; an `OSError` names the component and the local-folder way out."""
+    """`auto_class.from_pretrained(name_or_path)` for a hub id or a local folder.
+
+    With the hub unreachable, a hub id is served from the local cache or fails at once (instead of after minutes of
+    retries) with an `OSError` naming the component and how to use a local folder.
+    """
     name_or_path = str(name_or_path)
+    is_folder = os.path.isdir(name_or_path)
+    if not is_folder and not constants.HF_HUB_OFFLINE and not hub_reachable():
+        cached = try_to_load_from_cache(name_or_path, "config.json", revision=revision)
+        if not isinstance(cached, str):
+            raise OSError(
+                f"Could not load the {role} {name_or_path!r}: the hub ({constants.ENDPOINT}) is unreachable and it is "
+                f"not in your local cache. Download it where you have network (`hf download {name_or_path} "
+                "--local-dir DIR`) and pass the local folder DIR instead."
+            )
+        logger.warning(f"The hub is unreachable: loading {name_or_path!r} from the local cache.")
+        name_or_path, is_folder = os.path.dirname(cached), True
     try:
         return auto_class.from_pretrained(name_or_path, revision=revision, **kwargs)
     except OSError as err:
-        if os.path.isdir(name_or_path):
+        if is_folder:
             hint = f"the folder exists but does not hold a loadable {role}"
         else:
             hint = (
-                "if the hub is unreachable, download it where you have network "
-                f"(`hf download {name_or_path} --local-dir DIR`) and pass the local folder DIR instead, "
-                "or set HF_HUB_OFFLINE=1 to use your local cache"
+                "it is not a local folder, and the hub is unreachable or does not have it in your cache; "
+                f"download it where you have network (`hf download {name_or_path} --local-dir DIR`) and pass the "
+                "local folder DIR instead, or set HF_HUB_OFFLINE=1 to use your local cache"
             )
         raise OSError(f"Could not load the {role} {name_or_path!r} ({auto_class.__name__}): {hint}. Cause: {err}") from err
