@@ -38,7 +38,9 @@ def register_fusion(name: str):
 
     def register(cls: type[LayerFusion]) -> type[LayerFusion]:
         if name in FUSION_METHODS:
-            raise ValueError(f"A fusion method named {name!r} is already registered ({FUSION_METHODS[name].__name__}).")
+            raise ValueError(
+                f"A fusion method named {name!r} is already registered ({FUSION_METHODS[name].__name__})."
+            )
         cls.method = name
         FUSION_METHODS[name] = cls
         return cls
@@ -107,7 +109,9 @@ class LayerFusion(nn.Module):
 def _real_tokens(encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """A boolean `(batch, length)` mask of the real tokens (all of them without an attention mask)."""
     if attention_mask is None:
-        return encoder_outputs.last_hidden_state.new_ones(encoder_outputs.last_hidden_state.shape[:2], dtype=torch.bool)
+        return encoder_outputs.last_hidden_state.new_ones(
+            encoder_outputs.last_hidden_state.shape[:2], dtype=torch.bool
+        )
     return attention_mask.bool()
 
 

@@ -1,0 +1,106 @@
+"""BridgeProcessor: the encoder's and the LLM's tokenizers, saved and loaded with the bridge."""
+
+from __future__ import annotations
+
+from transformers import AutoTokenizer, BatchEncoding
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import logging
+
+from ...modules.losses import IGNORE_INDEX
+from ...utils.hub import load_pretrained
+
+logger = logging.get_logger(__name__)
+
+
+class BridgeProcessor(ProcessorMixin):
+    """Tokenizes the bridge's two streams, both right padded:
+
+    - the prompt (in training, the prefix), with the encoder's tokenizer -> `input_ids`, `attention_mask`;
+    - the text the LLM reads after the soft prompt (in training, the continuation), with the LLM's tokenizer and
+      without special tokens -> `llm_input_ids`, `llm_attention_mask`, and `labels` (the same ids, `-100` on padding).
+      `add_eos=True` ends every continuation with the LLM's end-of-sequence token, so the model learns to stop.
+    """
+
+    def __init__(self, encoder_tokenizer=None, llm_tokenizer=None, **kwargs) -> None:
+        if llm_tokenizer is not None and llm_tokenizer.pad_token is None:
+            logger.info("The LLM tokenizer has no pad token; padding with its eos token.")
+            llm_tokenizer.pad_token = llm_tokenizer.eos_token
+        super().__init__(encoder_tokenizer, llm_tokenizer, **kwargs)
+
+    @classmethod
+    def from_components(
+        cls, encoder: str, llm: str, *, encoder_revision: str | None = None, llm_revision: str | None = None
+    ) -> BridgeProcessor:
+        """The tokenizers of the two components, each a hub id or a local folder."""
+        return cls(
+            load_pretrained(AutoTokenizer, encoder, role="encoder tokenizer", revision=encoder_revision),
+            load_pretrained(AutoTokenizer, llm, role="LLM tokenizer", revision=llm_revision),
+        )
+
+    def __call__(
+        self,
+        texts: list[str],
+        continuations: list[str] | None = None,
+        *,
+        add_eos: bool = True,
+        max_length: int | None = None,
+    ) -> BatchEncoding:
+        """Tokenize prompts for the encoder and, when given, the LLM-side texts with their labels (PyTorch tensors)."""
+        return self.pad(self.tokenize(texts, continuations, add_eos=add_eos, max_length=max_length))
+
+    def tokenize(
+        self,
+        texts: list[str],
+        continuations: list[str] | None = None,
+        *,
+        add_eos: bool = True,
+        max_length: int | None = None,
+    ) -> dict[str, list[list[int]]]:
+        """Unpadded token ids: `input_ids` (encoder, with its special tokens) and, given continuations,
+        `llm_input_ids` (LLM, no special tokens, an end-of-sequence token when `add_eos`). Rows are cut at `max_length`."""
+        if isinstance(texts, str) or isinstance(continuations, str):
+            raise TypeError("Pass lists of texts, one per example.")
+        if not texts:
+            raise ValueError("Empty batch: no texts to tokenize.")
+        if continuations is not None and len(continuations) != len(texts):
+            raise ValueError(
+                f"One continuation per text: got {len(texts)} texts and {len(continuations)} continuations."
+            )
+        truncation = {"truncation": True, "max_length": max_length} if max_length else {}
+        tokens = {"input_ids": self.encoder_tokenizer(texts, **truncation)["input_ids"]}
+        if continuations is not None:
+            rows = self.llm_tokenizer(continuations, add_special_tokens=False)["input_ids"]
+            empty = [continuations[index] for index, row in enumerate(rows) if not row]
+            if empty:
+                raise ValueError(f"These LLM-side texts have no tokens: {empty[:3]}.")
+            if add_eos:
+                rows = [row + [self.llm_tokenizer.eos_token_id] for row in rows]
+            tokens["llm_input_ids"] = [row[:max_length] for row in rows] if max_length else rows
+        return tokens
+
+    def pad(self, features: dict[str, list[list[int]]] | list[dict[str, list[int]]]) -> BatchEncoding:
+        """Right-pad token ids (a dict of rows, or a list of examples as a data collator receives them) into tensors
+        with masks, and `labels` for the LLM side (its ids, `-100` on padding)."""
+        if isinstance(features, list):
+            features = {key: [example[key] for example in features] for key in features[0]}
+        encoded = self.encoder_tokenizer.pad(
+            {"input_ids": features["input_ids"]}, padding=True, padding_side="right", return_tensors="pt"
+        )
+        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        if "llm_input_ids" in features:
+            llm = self.llm_tokenizer.pad(
+                {"input_ids": features["llm_input_ids"]}, padding=True, padding_side="right", return_tensors="pt"
+            )
+            batch["llm_input_ids"], batch["llm_attention_mask"] = llm["input_ids"], llm["attention_mask"]
+            batch["labels"] = llm["input_ids"].masked_fill(llm["attention_mask"].eq(0), IGNORE_INDEX)
+        return BatchEncoding(batch, tensor_type="pt")
+
+    def batch_decode(self, sequences, **kwargs) -> list[str]:
+        """Decode the bridge's outputs (LLM tokens)."""
+        return self.llm_tokenizer.batch_decode(sequences, **kwargs)
+
+    def decode(self, token_ids, **kwargs) -> str:
+        return self.llm_tokenizer.decode(token_ids, **kwargs)
+
+
+__all__ = ["BridgeProcessor"]

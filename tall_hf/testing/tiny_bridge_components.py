@@ -1,0 +1,105 @@
+"""Tiny, complete bridge components written to disk: a tiny multilingual mT5 encoder and a tiny LLM.
+
+The encoder's sentencepiece vocabulary is trained on the shipped Hebrew and English corpora, so it reads both
+languages (the bridge trains on English and runs on Hebrew). Weights are random; every folder loads with
+`from_pretrained` exactly as a hub checkpoint would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+from transformers import MT5Config, MT5EncoderModel, T5Tokenizer, set_seed
+
+from ..resources import read_corpus
+from .tiny_components import LLM_VOCAB_SIZE, SPM_VOCAB_SIZE, TINY_LLM_CONFIGS, _train_sentencepiece, _write_llm
+
+# More layers than width would suggest, so that fusing them has something to choose from.
+TINY_ENCODER_CONFIG = {
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 64,
+    "num_layers": 4,
+    "num_heads": 4,
+    "feed_forward_proj": "gated-gelu",
+    "relative_attention_num_buckets": 8,
+    "relative_attention_max_distance": 32,
+    "tie_word_embeddings": False,
+}
+_BUILD_VERSION = 1
+_STAMP = "tiny_bridge_components.json"
+
+
+def build_tiny_bridge_components(directory: str | os.PathLike, llm: str = "qwen2", seed: int = 0) -> dict[str, str]:
+    """Write a tiny bridge setup under `directory` and return `{"encoder": path, "llm": path}`.
+
+    The encoder is an `MT5EncoderModel` with a T5 (unigram sentencepiece) tokenizer trained on the shipped Hebrew and
+    English text; the LLM is the tiny `llm` family of `build_tiny_components`. Seeded and deterministic, reused when
+    `directory` already holds the same build, and written atomically (a temporary folder moved into place).
+    """
+    if llm not in TINY_LLM_CONFIGS:
+        raise ValueError(f"Unknown tiny LLM family {llm!r}; choose one of {sorted(TINY_LLM_CONFIGS)}.")
+    root = Path(directory)
+    target = root / f"tiny-bridge-{llm}-{_build_key(llm, seed)}"
+    paths = {"encoder": str(target / "encoder"), "llm": str(target / "llm")}
+    if (target / _STAMP).is_file():
+        return paths
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        set_seed(seed)
+        hebrew, english = read_corpus("hebrew"), read_corpus("english")
+        _write_encoder(staging / "encoder", hebrew + english, seed)
+        _write_llm(staging / "llm", llm, english + hebrew, seed + 1)
+        (staging / _STAMP).write_text(json.dumps({"llm": llm, "seed": seed, "version": _BUILD_VERSION}))
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same build first
+            if not (target / _STAMP).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths
+
+
+def _build_key(llm: str, seed: int) -> str:
+    description = json.dumps(
+        [
+            _BUILD_VERSION,
+            llm,
+            seed,
+            TINY_LLM_CONFIGS[llm],
+            TINY_ENCODER_CONFIG,
+            SPM_VOCAB_SIZE,
+            LLM_VOCAB_SIZE,
+            read_corpus("hebrew"),
+            read_corpus("english"),
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(description.encode()).hexdigest()[:10]
+
+
+def _write_encoder(folder: Path, sentences: list[str], seed: int) -> None:
+    """A T5 tokenizer (`<pad>` 0, `</s>` 1, `<unk>` 2, then the pieces) and a random `MT5EncoderModel`."""
+    folder.mkdir(parents=True)
+    processor = spm.SentencePieceProcessor(model_proto=_train_sentencepiece(sentences))
+    pieces = [
+        (processor.id_to_piece(index), processor.get_score(index))
+        for index in range(processor.get_piece_size())
+        if not processor.is_unknown(index)
+    ]
+    tokenizer = T5Tokenizer(vocab=[("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), *pieces], extra_ids=0)
+    tokenizer.save_pretrained(folder)
+    config = MT5Config(
+        vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **TINY_ENCODER_CONFIG
+    )
+    torch.manual_seed(seed)
+    MT5EncoderModel(config).save_pretrained(folder)
