@@ -44,7 +44,7 @@ def load_pretrained(auto_class: Any, name_or_path: str | os.PathLike, *, role: s
         name_or_path, is_folder = os.path.dirname(cached), True
     try:
         return auto_class.from_pretrained(name_or_path, revision=revision, **kwargs)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         if is_folder:
             hint = f"the folder exists but does not hold a loadable {role}"
         else:
