@@ -9,6 +9,8 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
+from ...modules.fusion import FUSION_METHODS
+
 logger = logging.get_logger(__name__)
 
 LOSS_MODES = ("last_token", "last_word", "all_tokens")
@@ -33,7 +35,14 @@ class TallConfig(PretrainedConfig):
         loss_mode: `"last_token"` (the paper's: cross-entropy at the last non-pad target position only),
             `"last_word"` (every sub-token of the missing word) or `"all_tokens"` (every target position). The
             processor builds `labels` for the mode; the model reads it to choose the reduction.
+        encoder_fusion: how stage 1 turns the LR encoder's layers into one state per token before adapter A:
+            `"last"` (the paper's: its last layer), `"global_softmax"` or `"token_softmax"` (the multilingual encoder
+            fusion paper's; see `tall_hf.modules.fusion`). The fused layers are the encoder's transformer layers,
+            not its embedding output.
+        encoder_fusion_options: the fusion method's own settings (e.g. `{"num_heads": 4}` for `token_softmax`).
         components: provenance of the frozen parts, `{"lr_hr": {"name_or_path": ..., "revision": ...}, ...}`.
+        lora: a `peft.LoraConfig` as a dict (see `tall_hf.adapters.get_tall_model`): LoRA injected into the frozen
+            LLM, its `target_modules` named inside the LLM (e.g. `["q_proj", "v_proj"]`). `None`: no LoRA.
 
     Example:
 
@@ -65,7 +74,10 @@ class TallConfig(PretrainedConfig):
     adapter_hidden_factor: int = 2
     adapter_dropout: float = 0.1
     loss_mode: Literal["last_token", "last_word", "all_tokens"] = "last_token"
+    encoder_fusion: str = "last"
+    encoder_fusion_options: dict | None = None
     components: dict | None = None
+    lora: dict | None = None
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
 
@@ -76,6 +88,9 @@ class TallConfig(PretrainedConfig):
                 raise ValueError(f"{role} must describe an encoder-decoder translator, got {getattr(self, role).model_type!r}.")
         if self.loss_mode not in LOSS_MODES:
             raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}.")
+        if self.encoder_fusion not in FUSION_METHODS:
+            raise ValueError(f"Unknown encoder_fusion {self.encoder_fusion!r}; choose one of {sorted(FUSION_METHODS)}.")
+        self.encoder_fusion_options = dict(self.encoder_fusion_options or {})
         if self.source_transformer_config is None:
             self.source_transformer_config = derive_source_transformer_config(self.lr_hr_config, self.llm_config)
         if self.target_transformer_config is None:

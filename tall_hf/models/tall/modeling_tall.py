@@ -2,7 +2,8 @@
 
 Stage by stage, as `TallForCausalLM.forward` runs them:
 
-1. `lr_encoder`          frozen   the LR->HR translator's encoder reads the LR prefix (source stream)
+1. `lr_encoder`          frozen   the LR->HR translator's encoder reads the LR prefix (source stream);
+   `encoder_fusion`      trains   its layers fused into one state per token (`last`, the paper's: no parameters)
 2. `source_alignment`    trains   alignment adapter A: translator width -> LLM width
 3. `source_transformer`  trains   custom transformer 1 (a Marian decoder): the LLM's embeddings of the HR
                                    translation (bridge stream) cross-attend to stage 2
@@ -26,7 +27,10 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 
+from ...adapters.config import TallAdapterConfig
+from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
+from ...modules.fusion import build_fusion
 from ...modules.losses import last_token_cross_entropy, token_cross_entropy
 from ...utils.hub import load_pretrained
 from .configuration_tall import TallConfig
@@ -34,7 +38,7 @@ from .configuration_tall import TallConfig
 logger = logging.get_logger(__name__)
 
 FROZEN_STAGES = ("lr_encoder", "llm", "lr_decoder", "lm_head")
-TRAINABLE_STAGES = ("source_alignment", "source_transformer", "target_alignment", "target_transformer")
+TRAINABLE_STAGES = ("encoder_fusion", "source_alignment", "source_transformer", "target_alignment", "target_transformer")
 
 ComponentSpec = str | os.PathLike | PretrainedConfig | PreTrainedModel
 
@@ -97,9 +101,17 @@ def _resolve_component(spec: ComponentSpec, auto_class, role: str, revision: str
     raise TypeError(f"The {role} must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
 
 
-class TallForCausalLM(TallPreTrainedModel):
+class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     """TALL for last-word prediction in a low-resource language; only the alignment adapters and custom
-    transformers train."""
+    transformers train.
+
+    Checkpoints ([`AdapterMixin`]): `save_pretrained(dir)` writes every weight; `save_pretrained(dir,
+    adapters_only=True)` writes only the trainable stages (`adapter_config.json` + `adapter_model.safetensors`) and
+    `from_pretrained` fetches the components from their recorded provenance. `config.lora` adds LoRA to the LLM."""
+
+    adapter_modules = TRAINABLE_STAGES
+    adapter_config_class = TallAdapterConfig
+    model_card_template = "tall_model_card.md.j2"
 
     def __init__(
         self,
@@ -117,6 +129,9 @@ class TallForCausalLM(TallPreTrainedModel):
         adapter_kwargs = {"hidden_factor": config.adapter_hidden_factor, "dropout": config.adapter_dropout}
 
         self.lr_encoder = lr_hr_model.get_encoder()
+        self.encoder_fusion = build_fusion(
+            config.encoder_fusion, config.lr_hr_config.num_hidden_layers, lr_width, **config.encoder_fusion_options
+        )
         self.source_alignment = AlignmentAdapter(lr_width, llm_width, **adapter_kwargs)
         self.source_transformer = _without_token_embeddings(MarianDecoder(config.source_transformer_config))
         self.llm = llm
@@ -132,6 +147,7 @@ class TallForCausalLM(TallPreTrainedModel):
             self._tied_weights_keys = {"lm_head.weight": "lr_decoder.embed_tokens.weight"}
         self.post_init()
         self.freeze_components()
+        self.init_lora()
 
     # ------------------------------------------------------------------ assembly
     @classmethod
@@ -193,6 +209,7 @@ class TallForCausalLM(TallPreTrainedModel):
         super().train(mode)
         for name in FROZEN_STAGES:
             getattr(self, name).eval()
+        self.lora_train(mode)
         return self
 
     def get_input_embeddings(self) -> nn.Module:
@@ -216,7 +233,14 @@ class TallForCausalLM(TallPreTrainedModel):
         bridge_attention_mask: torch.LongTensor,
     ) -> TallEncoderOutput:
         """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
-        source_states = self.lr_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # 1
+        source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
+            self.lr_encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=self.encoder_fusion.uses_all_layers,
+            ),
+            attention_mask,
+        )
         source_states = self.source_alignment(source_states, attention_mask)  # 2
         llm_inputs = self.source_transformer(  # 3
             inputs_embeds=self.llm.get_input_embeddings()(bridge_input_ids),
@@ -315,6 +339,7 @@ class TallForCausalLM(TallPreTrainedModel):
         embedding_ids = {id(p) for p in embeddings.parameters()}
         stages = [
             ("lr_encoder", self.lr_encoder.parameters()),
+            *([("encoder_fusion", self.encoder_fusion.parameters())] if self.config.encoder_fusion != "last" else []),
             ("llm_embeddings", embeddings.parameters()),
             ("source_alignment", self.source_alignment.parameters()),
             ("source_transformer", self.source_transformer.parameters()),
