@@ -25,10 +25,16 @@ def test_custom_transformers_are_derived_from_the_components():
     source, target = config.source_transformer_config, config.target_transformer_config
     assert source.d_model == 48
     assert (source.decoder_layers, source.decoder_attention_heads, source.decoder_ffn_dim) == (
-        lr_hr.decoder_layers, lr_hr.decoder_attention_heads, lr_hr.decoder_ffn_dim
+        lr_hr.decoder_layers,
+        lr_hr.decoder_attention_heads,
+        lr_hr.decoder_ffn_dim,
     )
     assert source.max_position_embeddings == lr_hr.max_position_embeddings
-    assert (target.d_model, target.encoder_layers, target.encoder_ffn_dim) == (24, hr_lr.encoder_layers, hr_lr.encoder_ffn_dim)
+    assert (target.d_model, target.encoder_layers, target.encoder_ffn_dim) == (
+        24,
+        hr_lr.encoder_layers,
+        hr_lr.encoder_ffn_dim,
+    )
 
 
 def test_round_trip_through_save_and_auto_config(tmp_path):

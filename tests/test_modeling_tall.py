@@ -31,13 +31,24 @@ def test_each_stage_has_the_width_of_its_neighbours(tiny_model, batch):
                 name, (output if torch.is_tensor(output) else output[0]).shape
             )
         )
-        for name in ("lr_encoder", "source_alignment", "source_transformer", "llm", "target_alignment",
-                     "target_transformer", "lr_decoder")
+        for name in (
+            "lr_encoder",
+            "source_alignment",
+            "source_transformer",
+            "llm",
+            "target_alignment",
+            "target_transformer",
+            "lr_decoder",
+        )
     ]
     logits = tiny_model(**batch).logits
     for hook in hooks:
         hook.remove()
-    lr_width, llm_width, hr_lr_width = config.lr_hr_config.d_model, config.llm_config.hidden_size, config.hr_lr_config.d_model
+    lr_width, llm_width, hr_lr_width = (
+        config.lr_hr_config.d_model,
+        config.llm_config.hidden_size,
+        config.hr_lr_config.d_model,
+    )
     source_len, bridge_len = batch["input_ids"].shape[1], batch["bridge_input_ids"].shape[1]
     target_len = batch["decoder_input_ids"].shape[1]
     assert widths["lr_encoder"] == (3, source_len, lr_width)
@@ -51,7 +62,9 @@ def test_each_stage_has_the_width_of_its_neighbours(tiny_model, batch):
 
 
 def test_alignment_adapters_zero_padding(tiny_model, batch):
-    states = tiny_model.lr_encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    states = tiny_model.lr_encoder(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+    ).last_hidden_state
     aligned = tiny_model.source_alignment(states, batch["attention_mask"])
     assert torch.all(aligned[batch["attention_mask"] == 0] == 0)
     assert torch.all(aligned[batch["attention_mask"] == 1].abs().sum(-1) > 0)
@@ -176,7 +189,13 @@ def test_bad_input_gets_a_clear_error(tiny_model, batch, tiny_paths, tmp_path):
     with pytest.raises(ValueError, match="Unknown tiny LLM family"):
         build_tiny_components(tmp_path, llm="mamba")
     with pytest.raises(ValueError, match="different batch sizes"):
-        tiny_model(**{**batch, "bridge_input_ids": batch["bridge_input_ids"][:2], "bridge_attention_mask": batch["bridge_attention_mask"][:2]})
+        tiny_model(
+            **{
+                **batch,
+                "bridge_input_ids": batch["bridge_input_ids"][:2],
+                "bridge_attention_mask": batch["bridge_attention_mask"][:2],
+            }
+        )
     with pytest.raises(ValueError, match="Empty batch"):
         tiny_model(**{key: value[:0] for key, value in batch.items()})
     with pytest.raises(ValueError, match="Missing input streams: bridge_input_ids"):

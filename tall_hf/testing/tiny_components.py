@@ -32,10 +32,24 @@ from ..resources import read_corpus
 
 # One small config per LLM family: the families differ only in their config's field names.
 TINY_LLM_CONFIGS: dict[str, dict] = {
-    "qwen2": {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": True},
-    "llama": {"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": True},
+    "qwen2": {
+        "hidden_size": 48,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": True,
+    },
+    "llama": {
+        "hidden_size": 48,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "tie_word_embeddings": True,
+    },
     "bloom": {"hidden_size": 48, "n_layer": 2, "n_head": 4, "tie_word_embeddings": True},
     "gpt2": {"n_embd": 48, "n_layer": 2, "n_head": 4, "n_positions": 256, "tie_word_embeddings": True},
 }
@@ -45,9 +59,15 @@ TINY_TRANSLATOR_CONFIGS: dict[str, dict] = {
     "hr_lr": {"d_model": 24, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
 }
 TRANSLATOR_DEFAULTS = {
-    "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
-    "max_position_embeddings": 128, "activation_function": "swish", "scale_embedding": True,
-    "share_encoder_decoder_embeddings": True, "eos_token_id": 0,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "max_position_embeddings": 128,
+    "activation_function": "swish",
+    "scale_embedding": True,
+    "share_encoder_decoder_embeddings": True,
+    "eos_token_id": 0,
 }
 SPM_VOCAB_SIZE = 400
 LLM_VOCAB_SIZE = 600
@@ -94,8 +114,18 @@ def build_tiny_components(directory: str | os.PathLike, llm: str = "qwen2", seed
 
 def _build_key(llm: str, seed: int) -> str:
     description = json.dumps(
-        [_BUILD_VERSION, llm, seed, TINY_LLM_CONFIGS[llm], TINY_TRANSLATOR_CONFIGS, TRANSLATOR_DEFAULTS,
-         SPM_VOCAB_SIZE, LLM_VOCAB_SIZE, read_corpus("hebrew"), read_corpus("english")],
+        [
+            _BUILD_VERSION,
+            llm,
+            seed,
+            TINY_LLM_CONFIGS[llm],
+            TINY_TRANSLATOR_CONFIGS,
+            TRANSLATOR_DEFAULTS,
+            SPM_VOCAB_SIZE,
+            LLM_VOCAB_SIZE,
+            read_corpus("hebrew"),
+            read_corpus("english"),
+        ],
         sort_keys=True,
     )
     return hashlib.sha256(description.encode()).hexdigest()[:10]
@@ -146,14 +176,21 @@ def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: by
     tokenizer.save_pretrained(folder)
     pad = vocab["<pad>"]
     config = MarianConfig(
-        vocab_size=len(vocab), pad_token_id=pad, decoder_start_token_id=pad,
-        **TRANSLATOR_DEFAULTS, **TINY_TRANSLATOR_CONFIGS[role],
+        vocab_size=len(vocab),
+        pad_token_id=pad,
+        decoder_start_token_id=pad,
+        **TRANSLATOR_DEFAULTS,
+        **TINY_TRANSLATOR_CONFIGS[role],
     )
     torch.manual_seed(seed)
     model = MarianMTModel(config)
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=pad, pad_token_id=pad, eos_token_id=0, bad_words_ids=[[pad]],
-        max_length=TRANSLATION_MAX_LENGTH, num_beams=2,
+        decoder_start_token_id=pad,
+        pad_token_id=pad,
+        eos_token_id=0,
+        bad_words_ids=[[pad]],
+        max_length=TRANSLATION_MAX_LENGTH,
+        num_beams=2,
     )
     model.save_pretrained(folder)
 
@@ -165,12 +202,17 @@ def _write_llm(folder: Path, family: str, sentences: list[str], seed: int) -> No
     bpe.decoder = decoders.ByteLevel()
     special = ["<|endoftext|>", "<|pad|>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=LLM_VOCAB_SIZE, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=LLM_VOCAB_SIZE,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     bpe.train_from_iterator(sentences, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|pad|>",
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
         model_max_length=256,
     )
     tokenizer.save_pretrained(folder)

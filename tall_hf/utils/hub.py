@@ -24,7 +24,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def load_pretrained(auto_class: Any, name_or_path: str | os.PathLike, *, role: str, revision: str | None = None, **kwargs):
+def load_pretrained(
+    auto_class: Any, name_or_path: str | os.PathLike, *, role: str, revision: str | None = None, **kwargs
+):
     """`auto_class.from_pretrained(name_or_path)` for a hub id or a local folder.
 
     With the hub unreachable, a hub id is served from the local cache or fails at once (instead of after minutes of
@@ -53,4 +55,6 @@ def load_pretrained(auto_class: Any, name_or_path: str | os.PathLike, *, role: s
                 f"download it where you have network (`hf download {name_or_path} --local-dir DIR`) and pass the "
                 "local folder DIR instead, or set HF_HUB_OFFLINE=1 to use your local cache"
             )
-        raise OSError(f"Could not load the {role} {name_or_path!r} ({auto_class.__name__}): {hint}. Cause: {err}") from err
+        raise OSError(
+            f"Could not load the {role} {name_or_path!r} ({auto_class.__name__}): {hint}. Cause: {err}"
+        ) from err

@@ -94,7 +94,9 @@ class TallProcessor(ProcessorMixin):
             raise TypeError("Pass lists of texts, one per sentence.")
         if not source_texts:
             raise ValueError("Empty batch: no sentences to tokenize.")
-        if len(bridge_texts) != len(source_texts) or (target_texts is not None and len(target_texts) != len(source_texts)):
+        if len(bridge_texts) != len(source_texts) or (
+            target_texts is not None and len(target_texts) != len(source_texts)
+        ):
             raise ValueError(
                 f"Every stream needs one text per sentence: {len(source_texts)} sources, {len(bridge_texts)} "
                 f"translations, {len(target_texts) if target_texts is not None else 'no'} targets."
