@@ -1,0 +1,352 @@
+"""PEFT-style adapters for composite models whose frozen components live on the hub.
+
+[`AdapterMixin`] gives a `PreTrainedModel` built from frozen components two checkpoint kinds, both loadable with
+`AutoModel.from_pretrained` (after `import tall_hf`):
+
+- full: `model.save_pretrained(dir)`, every weight in `model.safetensors`, for offline use;
+- adapters-only: `model.save_pretrained(dir, adapters_only=True)`, only the trainable modules (and LoRA, if any) in
+  `adapter_model.safetensors` and their record in `adapter_config.json`; the components are fetched by id or folder
+  and revision at load time.
+
+Both hold `config.json` (so the Auto classes route to the model class), a `README.md` model card and, when given,
+the processor. `push_to_hub` uploads either kind. Weights are read from safetensors only.
+
+A model class opts in with class attributes and three conventions:
+
+- `adapter_modules`: names of its trainable modules; `adapter_config_class`: its [`AdapterConfig`] subclass;
+  `lora_target`: the attribute holding the frozen LLM that LoRA may adapt; `model_card_template`: a template file
+  name in `tall_hf/model_cards/`.
+- its config has `components` (`{role: {"name_or_path", "revision"}}`), one sub-config `f"{role}_config"` per role,
+  a `lora` field (dict or `None`) and a `from_component_configs(**{f"{role}_config": ...})` class method;
+- the model has `from_components(**{role: spec, f"{role}_revision": rev}, dtype=..., **config_overrides)`, calls
+  `self.init_lora()` at the end of `__init__` (after freezing its components) and `self.lora_train(mode)` at the
+  end of `train()` if it keeps frozen components in eval mode.
+
+```python
+>>> class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
+...     adapter_modules = ("fusion", "projection")
+...     adapter_config_class = BridgeAdapterConfig  # an AdapterConfig with model_type = "bridge"
+...     model_card_template = "bridge_model_card.md.j2"
+>>> model.save_pretrained("bridge-adapters", adapters_only=True, processor=processor)
+>>> model = AutoModel.from_pretrained("bridge-adapters")
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import torch
+from huggingface_hub import is_offline_mode
+from safetensors.torch import load_file, save_file
+from transformers.utils import logging
+
+from ..hub.model_card import ModelCardInfo, render_model_card
+from ..hub.push import create_hub_repo, upload_checkpoint
+from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
+from .config import ADAPTER_WEIGHTS_NAME, AdapterConfig, lora_from_dict
+
+logger = logging.get_logger(__name__)
+
+# Config entries that are bookkeeping, not architecture: never recorded as overrides of an adapter config.
+_BOOKKEEPING_FIELDS = {
+    "_name_or_path",
+    "name_or_path",
+    "architectures",
+    "transformers_version",
+    "dtype",
+    "torch_dtype",
+    "model_type",
+    "components",
+    "lora",
+}
+# Keyword arguments of `from_pretrained` that an adapters-only load consumes or that only matter to a full load.
+_IGNORED_ON_ADAPTER_LOAD = {
+    "config",
+    "adapter_kwargs",
+    "_from_auto",
+    "_from_pipeline",
+    "trust_remote_code",
+    "use_safetensors",
+}
+
+
+class AdapterMixin:
+    """Adapters-only and full checkpoints, LoRA on the frozen LLM, model cards and `push_to_hub` (see the module
+    docstring for what a model class provides)."""
+
+    adapter_modules: tuple[str, ...] = ()
+    adapter_config_class: type[AdapterConfig] = AdapterConfig
+    lora_target: str | None = "llm"
+    model_card_template: str | None = None
+    # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
+    adapter_fixed_weights: tuple[str, ...] = ("embed_positions.weight",)
+
+    # ------------------------------------------------------------------ LoRA on the frozen LLM
+    def init_lora(self) -> None:
+        """Inject the LoRA of `config.lora` into the frozen LLM (`lora_target`); only its LoRA weights train."""
+        lora = getattr(self.config, "lora", None)
+        if lora is None:
+            return
+        if self.lora_target is None:
+            raise ValueError(f"{type(self).__name__} has no LLM to put LoRA on, but its config sets `lora`.")
+        from peft import inject_adapter_in_model
+
+        inject_adapter_in_model(lora_from_dict(lora), getattr(self, self.lora_target))
+
+    def lora_train(self, mode: bool = True) -> None:
+        """LoRA dropout follows `mode` even inside a frozen LLM that always runs in eval mode."""
+        for module in self.modules():
+            dropout = getattr(module, "lora_dropout", None)
+            if isinstance(dropout, torch.nn.ModuleDict):
+                dropout.train(mode)
+
+    # ------------------------------------------------------------------ what the adapters are
+    def _is_adapter_key(self, key: str) -> bool:
+        module, _, rest = key.partition(".")
+        if module in self.adapter_modules:
+            return key not in self._fixed_adapter_keys()
+        return module == self.lora_target and any(part.startswith("lora_") for part in rest.split("."))
+
+    def _fixed_adapter_keys(self) -> set[str]:
+        return {
+            f"{module}.{name}"
+            for module in self.adapter_modules
+            for name, parameter in getattr(self, module).named_parameters()
+            if not parameter.requires_grad and name.endswith(self.adapter_fixed_weights)
+        }
+
+    def adapter_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The weights an adapters-only checkpoint holds: the trainable modules' (fixed sinusoids excepted) and LoRA's."""
+        state_dict = self.state_dict() if state_dict is None else state_dict
+        return {key: tensor for key, tensor in state_dict.items() if self._is_adapter_key(key)}
+
+    def get_adapter_config(self, base_model_name_or_path: str | None = None) -> AdapterConfig:
+        """The adapter config of this model: its components' provenance, its non-derived config fields and LoRA."""
+        config = self.config
+        roles = list(config.components)
+        component_configs = {f"{role}_config": getattr(config, f"{role}_config") for role in roles}
+        derived = type(config).from_component_configs(**component_configs).to_dict()
+        own = config.to_dict()
+        model_config = {
+            key: value
+            for key, value in own.items()
+            if key not in _BOOKKEEPING_FIELDS and key not in component_configs and value != derived.get(key)
+        }
+        components = {}
+        for role in roles:
+            provenance = dict(config.components[role])
+            location = provenance.get("name_or_path")
+            if location and os.path.isdir(location):
+                provenance["name_or_path"] = os.path.abspath(location)
+            components[role] = provenance
+        return self.adapter_config_class(
+            components=components,
+            model_config=model_config,
+            lora=getattr(config, "lora", None),
+            adapter_modules=list(self.adapter_modules),
+            base_model_name_or_path=base_model_name_or_path,
+        )
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        adapters_only: bool = False,
+        processor: Any = None,
+        model_card: ModelCardInfo | bool | None = None,
+        repo_id: str | None = None,
+        is_main_process: bool = True,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
+        """Write a full (default) or adapters-only checkpoint, the processor (if given) and a `README.md` model card.
+
+        Args:
+            adapters_only: write `adapter_config.json` + `adapter_model.safetensors` (the trainable weights) instead of
+                every weight; the frozen components are fetched from their recorded provenance at load time.
+            processor: saved beside the model, so `AutoProcessor.from_pretrained(save_directory)` loads it.
+            model_card: card metadata ([`ModelCardInfo`]); `False` writes no card.
+            repo_id: the hub id the checkpoint is meant for (shown in the card's usage snippet; `push_to_hub` sets it).
+            push_to_hub: also upload the folder to `repo_id` (or the folder's name) with [`push_to_hub`].
+            kwargs: passed to `PreTrainedModel.save_pretrained` for a full checkpoint (`max_shard_size`, ...).
+        """
+        if os.path.isfile(save_directory):
+            raise ValueError(f"save_directory {save_directory} is a file, not a folder.")
+        if not is_main_process:
+            return
+        if push_to_hub:
+            api, repo_id = create_hub_repo(
+                repo_id or os.path.basename(os.path.abspath(save_directory)), token=kwargs.pop("token", None)
+            )
+        os.makedirs(save_directory, exist_ok=True)
+        _remove_weight_files(save_directory)
+        if adapters_only:
+            self._save_adapters(save_directory, state_dict=state_dict, repo_id=repo_id)
+        else:
+            super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
+        if processor is not None:
+            processor.save_pretrained(save_directory)
+        if model_card is not False:
+            info = model_card if isinstance(model_card, ModelCardInfo) else ModelCardInfo()
+            card = render_model_card(
+                self, info, repo_id=repo_id, name=repo_id or str(save_directory), adapters_only=adapters_only
+            )
+            card.save(os.path.join(save_directory, "README.md"))
+        if push_to_hub:
+            upload_checkpoint(
+                api, repo_id, save_directory, commit_message=f"Upload {type(self).__name__}", replaces=is_weight_file
+            )
+
+    def _save_adapters(self, save_directory: str | os.PathLike, *, state_dict=None, repo_id: str | None) -> None:
+        missing = [role for role, provenance in self.config.components.items() if not provenance.get("name_or_path")]
+        if missing:
+            raise ValueError(
+                f"An adapters-only checkpoint fetches its components at load time, but {missing} were built from a "
+                f"config, not loaded from a hub id or folder; save a full checkpoint instead."
+            )
+        weights = {
+            key: tensor.detach().contiguous().cpu() for key, tensor in self.adapter_state_dict(state_dict).items()
+        }
+        save_file(weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
+        self.get_adapter_config(base_model_name_or_path=repo_id).save_pretrained(save_directory)
+        config = self.config
+        config.architectures = [type(self).__name__]
+        config.save_pretrained(save_directory)
+        if self.can_generate():
+            self.generation_config.save_pretrained(save_directory)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        adapters_only: bool = False,
+        processor: Any = None,
+        model_card: ModelCardInfo | bool | None = None,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+    ):
+        """Upload a full or adapters-only checkpoint (with processor and model card) to the hub in one commit.
+
+        Weight files of the other kind already in the repository are deleted in the same commit, so the repository
+        always loads as what was pushed last. Returns huggingface_hub's `CommitInfo`.
+        """
+        api, repo_id = create_hub_repo(repo_id, token=token, private=private)
+        with tempfile.TemporaryDirectory() as work_dir:
+            self.save_pretrained(
+                work_dir,
+                adapters_only=adapters_only,
+                processor=processor,
+                model_card=model_card,
+                repo_id=repo_id,
+                **({} if adapters_only else {"max_shard_size": max_shard_size}),
+            )
+            kind = "adapters-only checkpoint" if adapters_only else "checkpoint"
+            return upload_checkpoint(
+                api,
+                repo_id,
+                work_dir,
+                commit_message=commit_message or f"Upload {type(self).__name__} {kind}",
+                commit_description=commit_description,
+                revision=revision,
+                create_pr=create_pr,
+                replaces=is_weight_file,
+            )
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args,
+        component_paths: dict[str, Any] | None = None,
+        **kwargs,
+    ):
+        """Load a full or adapters-only checkpoint from a folder or a hub id (safetensors only).
+
+        For an adapters-only checkpoint the components come from the recorded provenance; `component_paths` replaces
+        a role's location (`{"llm": "/models/qwen"}`, e.g. a local copy when the hub is unreachable). A checkpoint
+        with only pickled weights raises a [`PickledCheckpointError`] instead of being unpickled.
+        """
+        download_kwargs = {name: kwargs[name] for name in DOWNLOAD_KWARGS if name in kwargs}
+        if is_offline_mode():
+            download_kwargs["local_files_only"] = True
+        if checkpoint_kind(pretrained_model_name_or_path, **download_kwargs) == "full":
+            if component_paths is not None:
+                raise ValueError(
+                    "`component_paths` applies to adapters-only checkpoints; this one holds every weight."
+                )
+            kwargs.pop("adapter_kwargs", None)
+            kwargs["use_safetensors"] = True
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if model_args:
+            raise TypeError(
+                "An adapters-only checkpoint is rebuilt from its components: pass no positional arguments."
+            )
+        unsupported = sorted(set(kwargs) - set(DOWNLOAD_KWARGS) - _IGNORED_ON_ADAPTER_LOAD - {"dtype", "torch_dtype"})
+        if unsupported:
+            raise TypeError(f"Options {unsupported} are not supported when loading an adapters-only checkpoint.")
+        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+        adapter_config = cls.adapter_config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
+        model = cls.from_components(
+            **adapter_config.component_specs(component_paths),
+            **({"dtype": dtype} if dtype not in (None, "auto") else {}),
+            **adapter_config.model_config,
+            lora=adapter_config.lora,
+        )
+        model.load_adapters(pretrained_model_name_or_path, **download_kwargs)
+        model.config.name_or_path = str(pretrained_model_name_or_path)
+        return model.eval()
+
+    def load_adapters(self, name_or_path: str | os.PathLike, **download_kwargs) -> None:
+        """Load the `adapter_model.safetensors` of a folder or hub repository onto this model (PEFT's
+        `PeftModel.from_pretrained(model, path)`): keys and shapes must match exactly."""
+        path = find_file(name_or_path, ADAPTER_WEIGHTS_NAME, **download_kwargs)
+        if path is None:
+            checkpoint_kind(name_or_path, **download_kwargs)  # raises the pickled/missing error
+            raise OSError(f"{name_or_path} holds no {ADAPTER_WEIGHTS_NAME}.")
+        self.load_adapter_state_dict(load_file(path), source=str(name_or_path))
+
+    def load_adapter_state_dict(self, state_dict: dict[str, torch.Tensor], source: str = "the state dict") -> None:
+        """Copy adapter weights into the model; raise a `ValueError` naming every missing, unexpected or
+        differently shaped tensor (e.g. adapters trained against components of another size)."""
+        expected = self.adapter_state_dict()
+        missing = sorted(set(expected) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(expected))
+        mismatched = [
+            f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
+            for key in sorted(set(expected) & set(state_dict))
+            if state_dict[key].shape != expected[key].shape
+        ]
+        if missing or unexpected or mismatched:
+            problems = []
+            if mismatched:
+                problems.append(f"{len(mismatched)} tensors of another shape:\n  " + "\n  ".join(mismatched))
+            if missing:
+                problems.append(f"{len(missing)} tensors missing from the checkpoint: {', '.join(missing)}")
+            if unexpected:
+                problems.append(f"{len(unexpected)} tensors the model does not have: {', '.join(unexpected)}")
+            raise ValueError(
+                f"The adapter weights in {source} do not fit this {type(self).__name__} (were they trained against "
+                f"other components?):\n" + "\n".join(problems)
+            )
+        self.load_state_dict(state_dict, strict=False)
+
+
+def _remove_weight_files(directory: str | os.PathLike) -> None:
+    """Drop weight files of either kind left by an earlier save, so a folder never holds two checkpoints."""
+    for name in os.listdir(directory):
+        if is_weight_file(name):
+            os.remove(os.path.join(directory, name))
+
+
+__all__ = ["AdapterMixin"]
