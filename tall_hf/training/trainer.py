@@ -1,0 +1,131 @@
+"""TALL training with plain `transformers.Trainer`: the model computes its own loss, the collator builds the labels of
+the loss mode, evaluation reports loss, perplexity and last-token accuracy, and the processor is saved with every
+checkpoint (the output folder loads with `AutoModel.from_pretrained` and `TallProcessor.from_pretrained`)."""
+
+from __future__ import annotations
+
+import os
+
+from datasets import Dataset
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import logging
+
+from ..data.collator import TallDataCollator
+from ..models.tall.modeling_tall import TallForCausalLM
+from ..models.tall.processing_tall import TallProcessor
+from .metrics import TallMetrics, preprocess_logits_for_metrics
+
+logger = logging.get_logger(__name__)
+
+
+class SaveProcessorCallback(TrainerCallback):
+    """Saves the `TallProcessor` into every checkpoint folder, so each one loads as a complete TALL.
+
+    (Passing the processor as `processing_class` would make `Trainer` align the model's special tokens with a single
+    `processor.tokenizer`, which a three-tokenizer processor does not have.)"""
+
+    def __init__(self, processor: TallProcessor) -> None:
+        self.processor = processor
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
+        if state.is_world_process_zero:
+            self.processor.save_pretrained(
+                os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            )
+
+
+def tall_training_arguments(output_dir: str | os.PathLike, **overrides) -> TrainingArguments:
+    """`TrainingArguments` with the paper's recipe: AdamW, cosine schedule, evaluation and checkpoints every
+    `eval_steps`, best checkpoint by eval loss restored at the end. Any field can be overridden."""
+    defaults = {
+        "learning_rate": 1e-4,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 100,
+        "weight_decay": 0.01,
+        "max_grad_norm": 1.0,
+        "num_train_epochs": 5,
+        "eval_strategy": "steps",
+        "save_strategy": "steps",
+        "eval_steps": 500,
+        "save_steps": 500,
+        "logging_steps": 50,
+        "save_total_limit": 2,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss",
+        "greater_is_better": False,
+        "remove_unused_columns": False,
+        "report_to": "none",
+    }
+    return TrainingArguments(output_dir=str(output_dir), **{**defaults, **overrides})
+
+
+def create_tall_trainer(
+    model: TallForCausalLM,
+    processor: TallProcessor,
+    args: TrainingArguments,
+    train_dataset: Dataset | None = None,
+    eval_dataset: Dataset | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+) -> Trainer:
+    """A `transformers.Trainer` wired for TALL on datasets of `prepare_tall_dataset`.
+
+    Only parameters with `requires_grad` reach the optimizer (Trainer's own rule), so the frozen translators and LLM
+    never change. `remove_unused_columns` is turned off: the collator needs the `target_ids` and `last_word_length`
+    columns, which are not arguments of `forward`.
+    """
+    processor.check_compatible(model.config)
+    if args.remove_unused_columns:
+        logger.info(
+            "Setting remove_unused_columns=False: TallDataCollator reads columns that forward() does not take."
+        )
+        args.remove_unused_columns = False
+    loss_mode = model.config.loss_mode
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=TallDataCollator(processor, loss_mode=loss_mode),
+        compute_metrics=TallMetrics(loss_mode) if eval_dataset is not None else None,
+        preprocess_logits_for_metrics=preprocess_logits_for_metrics if eval_dataset is not None else None,
+        callbacks=[SaveProcessorCallback(processor), *(callbacks or [])],
+    )
+
+
+def train_tall(
+    model: TallForCausalLM,
+    processor: TallProcessor,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None = None,
+    args: TrainingArguments | None = None,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    resume_from_checkpoint: str | bool | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+) -> Trainer:
+    """Train TALL, save the final (or best) model with its processor to `args.output_dir`, and return the trainer.
+
+    Pass `args`, or only `output_dir` for `tall_training_arguments(output_dir)`. Training and evaluation metrics are
+    written beside the model (`train_results.json`, `eval_results.json`) and are in `trainer.state.log_history`.
+    """
+    if args is None:
+        if output_dir is None:
+            raise ValueError("Pass `args` (TrainingArguments) or an `output_dir`.")
+        args = tall_training_arguments(output_dir)
+    trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(trainer.args.output_dir)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    if eval_dataset is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return trainer
+
+
+__all__ = ["SaveProcessorCallback", "create_tall_trainer", "tall_training_arguments", "train_tall"]
