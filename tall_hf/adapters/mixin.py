@@ -304,6 +304,15 @@ class AdapterMixin:
             lora=adapter_config.lora,
         )
         model.load_adapters(pretrained_model_name_or_path, **download_kwargs)
+        saved_config = kwargs.get("config")
+        if not isinstance(saved_config, type(model.config)):
+            saved_config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
+        drift = _component_drift(saved_config, model.config)
+        if drift:
+            logger.warning(
+                f"The components loaded for {pretrained_model_name_or_path} differ from those it was saved with "
+                f"({'; '.join(drift)}); the adapters fit their shapes, but outputs may differ from the trained model's."
+            )
         model.config.name_or_path = str(pretrained_model_name_or_path)
         return model.eval()
 
@@ -340,6 +349,24 @@ class AdapterMixin:
                 f"other components?):\n" + "\n".join(problems)
             )
         self.load_state_dict(state_dict, strict=False)
+
+
+def _component_drift(saved: Any, built: Any) -> list[str]:
+    """Per component role, the config fields in which the loaded component differs from the saved one."""
+    drift = []
+    for role in built.components:
+        saved_config = getattr(saved, f"{role}_config", None)
+        if saved_config is None:
+            continue
+        before, after = saved_config.to_dict(), getattr(built, f"{role}_config").to_dict()
+        fields = sorted(
+            key
+            for key in set(before) | set(after)
+            if key not in _BOOKKEEPING_FIELDS and before.get(key) != after.get(key)
+        )
+        if fields:
+            drift.append(f"{role}: {', '.join(fields[:8])}{', ...' if len(fields) > 8 else ''}")
+    return drift
 
 
 def _remove_weight_files(directory: str | os.PathLike) -> None:

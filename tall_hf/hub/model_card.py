@@ -116,10 +116,13 @@ def render_model_card(
     context = {
         "model_class": type(model).__name__,
         "name": name or repo_id or "path/to/checkpoint",
+        "repo_id": name or repo_id or "path/to/checkpoint",
         "stages": STAGE_LABELS,
         "adapters_only": adapters_only,
         "components": components,
-        "adapter_modules": list(model.adapter_modules),
+        "adapter_modules": [
+            module for module in model.adapter_modules if any(True for _ in getattr(model, module).parameters())
+        ],
         "model_config": adapter_config.model_config,
         "lora": adapter_config.lora,
         "parameter_table": model.parameter_table() if hasattr(model, "parameter_table") else None,

@@ -365,11 +365,12 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     def parameter_summary(self) -> dict:
         """Totals that reconcile with the paper's Table 2 (tied LM head counted once)."""
         trainable, total = self.get_nb_trainable_parameters()
-        in_trainable_stages = sum(row["total"] for row in self.parameter_report() if row["trains"])
+        stages = [row for row in self.parameter_report() if row["trains"]]
+        in_trainable_stages = sum(row["total"] for row in stages)
         return {
             "total": total,
-            "trainable": trainable,
-            "fixed_positions_in_trainable_stages": in_trainable_stages - trainable,
+            "trainable": trainable,  # with LoRA on the LLM, its weights too
+            "fixed_positions_in_trainable_stages": in_trainable_stages - sum(row["trainable"] for row in stages),
             "trainable_as_in_paper": in_trainable_stages,
         }
 
