@@ -1,0 +1,190 @@
+"""Adapters-only and full checkpoints of TALL: exact round trips, the size bound, LoRA, shape and pickle refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from peft import LoraConfig
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+
+from tall_hf import TallForCausalLM
+from tall_hf.adapters import (
+    ADAPTER_CONFIG_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    PickledCheckpointError,
+    TallAdapterConfig,
+    checkpoint_kind,
+    get_tall_model,
+)
+
+
+@pytest.fixture
+def batch(tiny_processor):
+    return tiny_processor(
+        ["שלום לכם", "הילד הלך אל"],
+        ["hello to you", "the boy went to"],
+        ["שלום לכם חברים", "הילד הלך אל הבית"],
+    )
+
+
+def logits_of(model, batch) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+def lora_model(tiny_paths) -> TallForCausalLM:
+    torch.manual_seed(0)
+    adapter_config = TallAdapterConfig(
+        model_config={"loss_mode": "last_word"},
+        lora=LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]),
+    )
+    return get_tall_model(**tiny_paths, adapter_config=adapter_config)
+
+
+def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch, tmp_path):
+    tiny_model.eval()
+    expected = logits_of(tiny_model, batch)
+    tiny_model.save_pretrained(tmp_path / "full", processor=tiny_processor)
+    tiny_model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
+
+    torch.manual_seed(1234)  # fresh trainable modules would differ: the adapters must come from the file
+    for kind in ("full", "adapters"):
+        loaded = AutoModel.from_pretrained(tmp_path / kind)
+        assert isinstance(loaded, TallForCausalLM) and not loaded.training
+        assert torch.equal(logits_of(loaded, batch), expected), kind
+        processor = AutoProcessor.from_pretrained(tmp_path / kind)
+        assert (
+            processor(["שלום"], ["hello"])["input_ids"].tolist()
+            == tiny_processor(["שלום"], ["hello"])["input_ids"].tolist()
+        )
+    assert checkpoint_kind(tmp_path / "full") == "full"
+    assert checkpoint_kind(tmp_path / "adapters") == "adapters"
+
+
+def test_adapters_only_folder_holds_only_the_trainable_weights(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path, adapters_only=True)
+    names = set(os.listdir(tmp_path))
+    assert {ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, "config.json", "README.md"} <= names
+    assert not names & {"model.safetensors", "pytorch_model.bin"}
+
+    saved = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
+    trainable = {name: p for name, p in tiny_model.named_parameters() if p.requires_grad}
+    assert set(saved) == set(trainable)  # every trainable tensor, no frozen one, no fixed position table
+    assert not any("embed_positions" in name for name in saved)
+    trainable_bytes = sum(p.numel() * p.element_size() for p in trainable.values())
+    size = os.path.getsize(tmp_path / ADAPTER_WEIGHTS_NAME)
+    assert trainable_bytes <= size <= 1.10 * trainable_bytes
+
+
+def test_adapter_config_records_provenance_and_non_derived_settings(tiny_paths, tmp_path):
+    model = lora_model(tiny_paths)
+    model.save_pretrained(tmp_path, adapters_only=True)
+    record = json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())
+    assert record["model_type"] == "tall"
+    assert {role: c["name_or_path"] for role, c in record["components"].items()} == {
+        role: os.path.abspath(path) for role, path in tiny_paths.items()
+    }
+    assert record["model_config"] == {"loss_mode": "last_word"}  # derived shapes are not recorded
+    assert record["lora"]["r"] == 2 and sorted(record["lora"]["target_modules"]) == ["q_proj", "v_proj"]
+    assert record["library_name"] == "tall_hf" and record["library_version"]
+    assert TallAdapterConfig.from_pretrained(tmp_path).components == record["components"]
+
+
+def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_processor, batch, tmp_path):
+    model = lora_model(tiny_paths)
+    lora = {name: p for name, p in model.named_parameters() if "lora_" in name}
+    assert lora and all(p.requires_grad for p in lora.values())
+    assert all(name.startswith("llm.") for name in lora)
+    before = {name: p.detach().clone() for name, p in lora.items()}
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # lora_B starts at zero: the second step moves lora_A too
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert all(not torch.equal(before[name], p) for name, p in lora.items())
+
+    model.eval()
+    expected = logits_of(model, batch)
+    model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
+    model.save_pretrained(tmp_path / "full")
+    assert set(lora) <= set(load_file(tmp_path / "adapters" / ADAPTER_WEIGHTS_NAME))
+    for kind in ("adapters", "full"):
+        loaded = AutoModel.from_pretrained(tmp_path / kind)
+        assert loaded.config.loss_mode == "last_word"
+        assert torch.equal(logits_of(loaded, batch), expected), kind
+
+
+def test_lora_dropout_follows_train_mode_inside_the_frozen_llm(tiny_paths):
+    adapter_config = TallAdapterConfig(lora=LoraConfig(r=2, lora_dropout=0.5, target_modules=["q_proj"]))
+    model = get_tall_model(**tiny_paths, adapter_config=adapter_config)
+    dropouts = [m for name, m in model.named_modules() if name.endswith("lora_dropout.default")]
+    assert dropouts
+    model.train()
+    assert not model.llm.training and all(d.training for d in dropouts)
+    model.eval()
+    assert not any(d.training for d in dropouts)
+
+
+def test_adapters_on_components_of_another_shape_are_refused_by_name(tiny_model, tiny_paths, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "adapters", adapters_only=True)
+    wider = AutoConfig.from_pretrained(tiny_paths["llm"])
+    wider.hidden_size, wider.intermediate_size = 64, 128
+    AutoModelForCausalLM.from_config(wider).save_pretrained(tmp_path / "wider-llm")
+
+    with pytest.raises(ValueError) as caught:
+        TallForCausalLM.from_pretrained(tmp_path / "adapters", component_paths={"llm": str(tmp_path / "wider-llm")})
+    message = str(caught.value)
+    saved_shape = tuple(tiny_model.source_alignment.up.weight.shape)
+    new_shape = (2 * 64, saved_shape[1])
+    assert f"source_alignment.up.weight: checkpoint {saved_shape} vs model {new_shape}" in message
+    assert "target_alignment.up.weight" in message
+
+
+def test_load_adapters_onto_a_freshly_assembled_model(tiny_model, tiny_paths, batch, tmp_path):
+    tiny_model.eval()
+    tiny_model.save_pretrained(tmp_path, adapters_only=True)
+    torch.manual_seed(99)
+    fresh = TallForCausalLM.from_components(**tiny_paths).eval()
+    assert not torch.equal(logits_of(fresh, batch), logits_of(tiny_model, batch))
+    fresh.load_adapters(tmp_path)
+    assert torch.equal(logits_of(fresh, batch), logits_of(tiny_model, batch))
+
+
+def test_saving_one_kind_over_the_other_leaves_one_checkpoint(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    tiny_model.save_pretrained(tmp_path, adapters_only=True)
+    assert "model.safetensors" not in os.listdir(tmp_path) and checkpoint_kind(tmp_path) == "adapters"
+    tiny_model.save_pretrained(tmp_path)
+    assert ADAPTER_WEIGHTS_NAME not in os.listdir(tmp_path) and checkpoint_kind(tmp_path) == "full"
+
+
+def test_pickled_only_checkpoints_are_refused_without_unpickling(tiny_model, tmp_path, monkeypatch):
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("torch.load was called on a pickled checkpoint")
+
+    full, adapters = tmp_path / "full", tmp_path / "adapters"
+    tiny_model.config.save_pretrained(full)
+    torch.save(tiny_model.state_dict(), full / "pytorch_model.bin")
+    tiny_model.save_pretrained(adapters, adapters_only=True)
+    torch.save(load_file(adapters / ADAPTER_WEIGHTS_NAME), adapters / "adapter_model.bin")
+    os.remove(adapters / ADAPTER_WEIGHTS_NAME)
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    with pytest.raises(PickledCheckpointError, match=r"pytorch_model\.bin.*safetensors only"):
+        AutoModel.from_pretrained(full)
+    with pytest.raises(PickledCheckpointError, match=r"adapter_model\.bin.*safetensors only"):
+        AutoModel.from_pretrained(adapters)
+    with pytest.raises(PickledCheckpointError):
+        TallForCausalLM.from_pretrained(full)
+
+
+def test_adapters_only_needs_the_components_provenance(tiny_paths, tmp_path):
+    config_only = AutoConfig.from_pretrained(tiny_paths["llm"])
+    model = TallForCausalLM.from_components(tiny_paths["lr_hr"], config_only, tiny_paths["hr_lr"])
+    with pytest.raises(ValueError, match=r"\['llm'\].*save a full checkpoint"):
+        model.save_pretrained(tmp_path, adapters_only=True)
