@@ -14,7 +14,7 @@ from .approaches import (
     register_approach,
 )
 from .report import ApproachResult, LastWordReport, PredictionRecord
-from .runner import LastWordEvaluationArguments, run_last_word_evaluation
+from .runner import LastWordEvaluationArguments, evaluate_approach, run_last_word_evaluation
 from .scoring import AccuracyEstimate, bootstrap_accuracy, last_word_accuracy_path, words_match
 from .task import LastWordExample, make_examples, read_sentences
 from .training_recipes import (
@@ -44,6 +44,7 @@ __all__ = [
     "SoftPromptApproach",
     "TallApproach",
     "bootstrap_accuracy",
+    "evaluate_approach",
     "last_word_accuracy_path",
     "make_examples",
     "read_sentences",

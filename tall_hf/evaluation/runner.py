@@ -115,7 +115,18 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
         approach = APPROACHES[name].from_context(context)
         for dataset, examples in test_sets.items():
             logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
-            results.append(_evaluate(approach, dataset, examples, translations.get(dataset), args, metric))
+            result = evaluate_approach(
+                approach,
+                examples,
+                dataset=dataset,
+                translations=translations.get(dataset),
+                metric=metric,
+                confidence=args.confidence,
+                n_resamples=args.bootstrap_resamples,
+                bootstrap_seed=args.bootstrap_seed,
+                **args.generation_kwargs(),
+            )
+            results.append(result)
         del approach
         gc.collect()
         if torch.cuda.is_available():
@@ -128,29 +139,34 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     return report
 
 
-def _evaluate(
+def evaluate_approach(
     approach: LastWordApproach,
-    dataset: str,
     examples: list[LastWordExample],
-    translations: list[str] | None,
-    args: LastWordEvaluationArguments,
-    metric: evaluate.EvaluationModule,
+    *,
+    dataset: str = "test",
+    translations: list[str] | None = None,
+    metric: evaluate.EvaluationModule | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    bootstrap_seed: int = 0,
+    **generation,
 ) -> ApproachResult:
+    """Predict the last word of every example with `approach` and score it with the shipped metric; `translations`
+    (HR translations of the prefixes) are handed to approaches that use them, `generation` to `predict`."""
     prefixes = [example.prefix for example in examples]
     used = translations if approach.uses_translation else None
-    predictions = approach.predict(prefixes, translations=used, **args.generation_kwargs())
+    predictions = approach.predict(prefixes, translations=used, **generation)
     if len(predictions) != len(examples):
         raise RuntimeError(
             f"The {approach.name} approach returned {len(predictions)} predictions for {len(examples)} prefixes."
         )
     golds = [example.gold for example in examples]
+    metric = metric or evaluate.load(last_word_accuracy_path())
     scores = metric.compute(predictions=predictions, references=golds)
     correct = [words_match(prediction, gold) for prediction, gold in zip(predictions, golds, strict=True)]
-    estimate = bootstrap_accuracy(
-        correct, confidence=args.confidence, n_resamples=args.bootstrap_resamples, seed=args.bootstrap_seed
-    )
     if scores["correct"] != sum(correct):
         raise RuntimeError("The evaluate metric and the per-sentence scores disagree.")
+    estimate = bootstrap_accuracy(correct, confidence=confidence, n_resamples=n_resamples, seed=bootstrap_seed)
     records = [
         PredictionRecord(dataset, e.sentence, e.prefix, used[i] if used else None, predictions[i], e.gold, correct[i])
         for i, e in enumerate(examples)

@@ -1,0 +1,307 @@
+"""Last-word evaluation: scoring, the shipped metric, the six approaches, the report and the end-to-end runner."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import evaluate
+import pytest
+import torch
+from peft import PromptTuningConfig, TaskType, get_peft_model
+from transformers import AutoModelForCausalLM, TrainingArguments
+
+from tall_hf.evaluation import (
+    APPROACHES,
+    PAPER_HYPERPARAMETERS,
+    ApproachContext,
+    DirectApproach,
+    LastWordApproach,
+    LastWordEvaluationArguments,
+    NaiveApproach,
+    TallApproach,
+    bootstrap_accuracy,
+    evaluate_approach,
+    last_word_accuracy_path,
+    make_examples,
+    recipe_training_arguments,
+    run_last_word_evaluation,
+    words_match,
+)
+from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accuracy_curves
+
+SENTENCES = ["הילדים הלכו אל הגן.", "אני אוהב לקרוא ספרים", "the cat sat on the mat!", "היא שתתה כוס מים"]
+
+
+class LookupApproach(LastWordApproach):
+    """Answers from a fixed table of prefix -> word (an oracle when the table holds the gold words)."""
+
+    name, display_name = "lookup", "Lookup"
+
+    def __init__(self, answers: dict[str, str], default: str = "") -> None:
+        self.answers, self.default = answers, default
+
+    @classmethod
+    def from_context(cls, context):
+        raise NotImplementedError("built directly in the tests")
+
+    def predict(self, prefixes, *, translations=None, **generation):
+        return [self.answers.get(prefix, self.default) for prefix in prefixes]
+
+
+# ---------------------------------------------------------------- scoring and the metric
+@pytest.mark.parametrize(
+    ("prediction", "reference", "expected"),
+    [
+        ("הגן", "הגן.", True),
+        ('"הגן"', "הגן", True),
+        ("  mat ", "mat!", True),
+        ('צה"ל', "צהל", True),  # gershayim is punctuation
+        ("Mat", "mat", False),  # exact match: case matters
+        ("הגנים", "הגן", False),
+        ("", "הגן", False),
+        ("", "", False),  # an empty prediction is never right
+        ("...", "!", False),
+    ],
+)
+def test_words_match_hand_made_cases(prediction, reference, expected):
+    assert words_match(prediction, reference) is expected
+
+
+def test_metric_loads_offline_as_a_local_evaluate_module():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # set by conftest before evaluate is imported
+    metric = evaluate.load(last_word_accuracy_path())
+    assert metric.name == "last_word_accuracy"
+    scores = metric.compute(predictions=["הגן", "ספר", ""], references=["הגן.", "עט", ""])
+    assert scores == {"accuracy": pytest.approx(1 / 3), "correct": 1, "total": 3}
+
+
+def test_bootstrap_is_seeded_and_brackets_the_accuracy():
+    correct = [True] * 30 + [False] * 70
+    first, again = bootstrap_accuracy(correct, seed=3), bootstrap_accuracy(correct, seed=3)
+    assert first == again
+    assert first.accuracy == pytest.approx(0.3)
+    assert first.lower < 0.3 < first.upper and first.n == 100
+    wider = bootstrap_accuracy(correct, confidence=0.99, seed=3)
+    assert wider.lower <= first.lower and wider.upper >= first.upper
+    assert bootstrap_accuracy([True] * 5).lower == 1.0
+    with pytest.raises(ValueError, match="zero predictions"):
+        bootstrap_accuracy([])
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_accuracy([True], confidence=95)
+
+
+# ---------------------------------------------------------------- the task
+def test_one_word_sentences_are_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match=r"Sentence 1: .*one word.*at least two words"):
+        make_examples(["הילדים הלכו", "שלום"])
+
+
+def test_examples_split_off_the_gold_word():
+    example = make_examples(["  הילדים   הלכו אל הגן. "])[0]
+    assert (example.prefix, example.gold, example.sentence) == ("הילדים הלכו אל", "הגן.", "הילדים הלכו אל הגן.")
+
+
+def test_oracle_scores_100_and_constant_scores_0():
+    examples = make_examples(SENTENCES)
+    oracle = LookupApproach({example.prefix: example.gold.strip(".!") for example in examples})
+    constant = LookupApproach({}, default="בית")
+    assert evaluate_approach(oracle, examples).estimate.accuracy == 1.0
+    result = evaluate_approach(constant, examples)
+    assert result.estimate.accuracy == 0.0 and result.estimate.upper == 0.0
+    assert [record.prediction for record in result.records] == ["בית"] * len(SENTENCES)
+
+
+def test_an_approach_returning_the_wrong_count_is_an_error():
+    class Short(LookupApproach):
+        def predict(self, prefixes, **kwargs):
+            return ["x"]
+
+    with pytest.raises(RuntimeError, match="returned 1 predictions for 4 prefixes"):
+        evaluate_approach(Short({}), make_examples(SENTENCES))
+
+
+# ---------------------------------------------------------------- the six approaches on the tiny components
+@pytest.fixture(scope="module")
+def tall_dir(tiny_paths, tiny_processor, tmp_path_factory):
+    torch.manual_seed(0)
+    from tall_hf import TallForCausalLM
+
+    folder = tmp_path_factory.mktemp("tall")
+    TallForCausalLM.from_components(**tiny_paths).save_pretrained(folder)
+    tiny_processor.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def context(tiny_paths, tall_dir, hebrew_sentences, tmp_path_factory):
+    args = TrainingArguments(
+        output_dir=str(tmp_path_factory.mktemp("out")),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+    )
+    return ApproachContext(
+        **tiny_paths,
+        output_dir=args.output_dir,
+        train_texts=hebrew_sentences[:16],
+        training_args=args,
+        tall_model=tall_dir,
+        device=torch.device("cpu"),
+    )
+
+
+@pytest.fixture(scope="module")
+def prefixes(hebrew_sentences):
+    return [example.prefix for example in make_examples(hebrew_sentences[100:124])]
+
+
+def diverse_direct(context: ApproachContext) -> DirectApproach:
+    """The tiny LLM with an untied random output head: its greedy words vary from sentence to sentence (the tied
+    random model repeats its last input token), so padding bugs would show."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(context.llm)
+    head = model.get_output_embeddings()
+    head.weight = torch.nn.Parameter(torch.randn_like(head.weight))
+    return DirectApproach(model, context.llm_tokenizer)
+
+
+def test_registry_lists_the_six_approaches_in_table_order():
+    assert list(APPROACHES) == ["direct", "fine_tuned", "naive", "soft_prompt", "from_scratch", "tall"]
+    assert [cls.display_name for cls in APPROACHES.values()] == [
+        "Direct", "Fine-tuned", "Naive", "Soft prompt", "From scratch", "TALL"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(APPROACHES))
+def test_each_approach_returns_one_word_per_sentence(name, context, prefixes):
+    approach = APPROACHES[name].from_context(context)
+    for kwargs in ({}, {"do_sample": True, "seed": 0}):
+        predictions = approach.predict(prefixes[:6], batch_size=4, **kwargs)
+        assert len(predictions) == 6
+        assert all(isinstance(word, str) and len(word.split()) <= 1 for word in predictions)
+
+
+def test_soft_prompt_trains_30_vectors_and_saves_only_the_adapter(context):
+    soft_prompt = APPROACHES["soft_prompt"].from_context(context)
+    trainable = sum(p.numel() for p in soft_prompt.model.parameters() if p.requires_grad)
+    assert trainable == 30 * soft_prompt.model.config.hidden_size
+    saved = os.listdir(context.model_dir("soft_prompt"))
+    assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+
+
+def test_greedy_direct_is_identical_at_batch_size_1_and_16(context, prefixes):
+    approach = diverse_direct(context)
+    one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
+    assert len(set(one)) > 3, "the test model must give varied words for the comparison to mean anything"
+    assert one == sixteen
+
+
+def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixes):
+    direct = diverse_direct(context)
+    model = get_peft_model(direct.model, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=30))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.normal_()
+    approach = DirectApproach(model, context.llm_tokenizer)
+    one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
+    assert len(set(one)) > 1
+    assert one == sixteen
+
+
+@pytest.mark.parametrize("approach_class", [NaiveApproach, TallApproach])
+def test_greedy_translation_approaches_are_batch_size_invariant(approach_class, context, prefixes):
+    approach = approach_class.from_context(context)
+    if isinstance(approach, NaiveApproach):
+        approach.llm = diverse_direct(context)
+    translations = context.translate_to_hr(prefixes[:10], batch_size=16)
+    one = approach.predict(prefixes[:10], translations=translations, batch_size=1)
+    assert one == approach.predict(prefixes[:10], translations=translations, batch_size=16)
+
+
+def test_sampling_is_reproducible_with_a_seed(context, prefixes):
+    approach = diverse_direct(context)
+    first = approach.predict(prefixes, batch_size=8, do_sample=True, seed=1)
+    assert first == approach.predict(prefixes, batch_size=8, do_sample=True, seed=1)
+
+
+def test_trained_approaches_need_training_text(context):
+    bare = ApproachContext(context.lr_hr, context.llm, context.hr_lr, output_dir=context.output_dir)
+    with pytest.raises(ValueError, match="--train_file"):
+        APPROACHES["fine_tuned"].from_context(bare)
+
+
+# ---------------------------------------------------------------- training recipes
+def test_paper_hyperparameters_fill_library_defaults_but_user_values_win(tmp_path):
+    base = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, report_to="none")
+    fine_tuned = recipe_training_arguments("fine_tuned", base, str(tmp_path / "ft"))
+    assert fine_tuned.learning_rate == 1e-3  # set by the user
+    assert fine_tuned.weight_decay == 0.01 and fine_tuned.max_grad_norm == 1.0
+    assert fine_tuned.output_dir == str(tmp_path / "ft")
+    scratch = recipe_training_arguments("from_scratch", TrainingArguments(str(tmp_path)), str(tmp_path))
+    assert scratch.learning_rate == 5e-4 and scratch.gradient_accumulation_steps == 8
+    soft = recipe_training_arguments("soft_prompt", TrainingArguments(str(tmp_path)), str(tmp_path))
+    assert soft.lr_scheduler_type.value == "cosine" and soft.warmup_steps == 100
+    assert set(PAPER_HYPERPARAMETERS) == {"fine_tuned", "soft_prompt", "from_scratch"}
+    with pytest.raises(ValueError, match="Unknown training recipe"):
+        recipe_training_arguments("tall", base, str(tmp_path))
+
+
+# ---------------------------------------------------------------- report and runner
+def test_cumulative_accuracy_and_plot(tmp_path):
+    assert cumulative_accuracy([True, False, True, True]).tolist() == pytest.approx([100, 50, 200 / 3, 75])
+    path = plot_accuracy_curves({"a": {"x": [True, False]}, "b": {"x": [False, False]}}, tmp_path / "c.png")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runner_writes_table_predictions_and_plot(tiny_cache, tall_dir, hebrew_sentences, tmp_path):
+    files = []
+    for name, lines in (("wiki", hebrew_sentences[:4]), ("news", hebrew_sentences[50:53])):
+        files.append(tmp_path / f"{name}.txt")
+        files[-1].write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    args = LastWordEvaluationArguments(
+        test_files=[str(path) for path in files],
+        tiny_components=str(tiny_cache),
+        approaches=["direct", "naive", "tall"],
+        tall_model=tall_dir,
+        bootstrap_resamples=200,
+    )
+    out = tmp_path / "report"
+    report = run_last_word_evaluation(args, TrainingArguments(output_dir=str(out), use_cpu=True, report_to="none"))
+    markdown = (out / "results.md").read_text(encoding="utf-8")
+    for row in ("| Direct |", "| Naive |", "| TALL |", "wiki (n=4)", "news (n=3)", "random weights"):
+        assert row in markdown
+    rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
+    assert len(rows) == 6 and {row["dataset"] for row in rows} == {"wiki", "news"}
+    assert all(float(row["ci_lower"]) <= float(row["accuracy"]) <= float(row["ci_upper"]) for row in rows)
+    assert json.loads((out / "results.json").read_text())["metadata"]["decoding"] == "greedy"
+    records = [json.loads(line) for line in (out / "predictions" / "naive.jsonl").open(encoding="utf-8")]
+    assert len(records) == 7 and all(record["translation"] for record in records)
+    assert set(records[0]) == {
+        "dataset", "sentence", "truncated_sentence", "translation", "prediction", "gold_word", "correct"
+    }  # fmt: skip
+    direct = [json.loads(line) for line in (out / "predictions" / "direct.jsonl").open(encoding="utf-8")]
+    assert all(record["translation"] is None for record in direct)
+    assert (out / "accuracy_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert report.result("tall", "news").estimate.n == 3
+
+
+def test_runner_rejects_one_word_lines_naming_the_file(tiny_cache, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("הילדים הלכו הביתה\nשלום\n", encoding="utf-8")
+    args = LastWordEvaluationArguments(test_files=[str(path)], tiny_components=str(tiny_cache), approaches=["direct"])
+    with pytest.raises(ValueError, match=r"bad\.txt.*Sentence 1.*one word"):
+        run_last_word_evaluation(args, TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none"))
+
+
+def test_arguments_are_validated():
+    with pytest.raises(ValueError, match="Unknown approaches"):
+        LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", approaches=["oracle"])
+    with pytest.raises(ValueError, match="--tiny_components"):
+        LastWordEvaluationArguments(test_files=["a.txt"])
+    with pytest.raises(ValueError, match="distinct names"):
+        LastWordEvaluationArguments(test_files=["a/t.txt", "b/t.txt"], tiny_components="x")
