@@ -2,10 +2,22 @@
 
 from .generation import TallPredictor
 from .models.auto import register_auto_classes
+from .models.bridge import BridgeCausalLMOutput, BridgeConfig, BridgeForCausalLM, BridgeProcessor
 from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallProcessor
 
 __version__ = "0.1.0"
 
 register_auto_classes()
 
-__all__ = ["TallCausalLMOutput", "TallConfig", "TallForCausalLM", "TallPredictor", "TallProcessor", "__version__"]
+__all__ = [
+    "BridgeCausalLMOutput",
+    "BridgeConfig",
+    "BridgeForCausalLM",
+    "BridgeProcessor",
+    "TallCausalLMOutput",
+    "TallConfig",
+    "TallForCausalLM",
+    "TallPredictor",
+    "TallProcessor",
+    "__version__",
+]

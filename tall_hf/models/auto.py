@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
 
+from .bridge import BridgeConfig, BridgeForCausalLM, BridgeProcessor
 from .tall import TallConfig, TallForCausalLM, TallProcessor
 
 
@@ -13,3 +14,7 @@ def register_auto_classes() -> None:
     AutoModel.register(TallConfig, TallForCausalLM, exist_ok=True)
     AutoModelForCausalLM.register(TallConfig, TallForCausalLM, exist_ok=True)
     AutoProcessor.register(TallConfig, TallProcessor, exist_ok=True)
+    AutoConfig.register(BridgeConfig.model_type, BridgeConfig, exist_ok=True)
+    AutoModel.register(BridgeConfig, BridgeForCausalLM, exist_ok=True)
+    AutoModelForCausalLM.register(BridgeConfig, BridgeForCausalLM, exist_ok=True)
+    AutoProcessor.register(BridgeConfig, BridgeProcessor, exist_ok=True)

@@ -33,6 +33,10 @@ TINY_ENCODER_CONFIG = {
     "relative_attention_max_distance": 32,
     "tie_word_embeddings": False,
 }
+# A random LLM initialised at the usual scale (0.02) is 48 wide: its logits span about +-1 whatever it reads, so no
+# soft prompt could steer it. At this scale the frozen random LLM responds to its input, and training the bridge has
+# an effect to show.
+TINY_LLM_INITIALIZER_RANGE = 0.3
 _BUILD_VERSION = 1
 _STAMP = "tiny_bridge_components.json"
 
@@ -57,7 +61,7 @@ def build_tiny_bridge_components(directory: str | os.PathLike, llm: str = "qwen2
         set_seed(seed)
         hebrew, english = read_corpus("hebrew"), read_corpus("english")
         _write_encoder(staging / "encoder", hebrew + english, seed)
-        _write_llm(staging / "llm", llm, english + hebrew, seed + 1)
+        _write_llm(staging / "llm", llm, english + hebrew, seed + 1, initializer_range=TINY_LLM_INITIALIZER_RANGE)
         (staging / _STAMP).write_text(json.dumps({"llm": llm, "seed": seed, "version": _BUILD_VERSION}))
         try:
             staging.rename(target)
@@ -77,6 +81,7 @@ def _build_key(llm: str, seed: int) -> str:
             seed,
             TINY_LLM_CONFIGS[llm],
             TINY_ENCODER_CONFIG,
+            TINY_LLM_INITIALIZER_RANGE,
             SPM_VOCAB_SIZE,
             LLM_VOCAB_SIZE,
             read_corpus("hebrew"),

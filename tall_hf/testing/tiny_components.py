@@ -195,7 +195,7 @@ def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: by
     model.save_pretrained(folder)
 
 
-def _write_llm(folder: Path, family: str, sentences: list[str], seed: int) -> None:
+def _write_llm(folder: Path, family: str, sentences: list[str], seed: int, **config_overrides) -> None:
     folder.mkdir(parents=True)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -222,7 +222,7 @@ def _write_llm(folder: Path, family: str, sentences: list[str], seed: int) -> No
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **TINY_LLM_CONFIGS[family],
+        **{**TINY_LLM_CONFIGS[family], **config_overrides},
     )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from ...adapters.config import AdapterConfig
 from ...modules.fusion import FUSION_METHODS
 
 COMPONENT_ROLES = ("encoder", "llm")
@@ -25,6 +28,7 @@ class BridgeConfig(PretrainedConfig):
         fusion_options: the fusion method's own settings, e.g. `{"num_heads": 4, "width": 256}` for
             `token_softmax`.
         components: provenance of the frozen parts, `{"encoder": {"name_or_path": ..., "revision": ...}, "llm": ...}`.
+        lora: an optional `peft.LoraConfig` (as a dict) put on the frozen LLM (see `tall_hf.adapters`).
 
     Example:
 
@@ -50,6 +54,7 @@ class BridgeConfig(PretrainedConfig):
     fusion: str = "last"
     fusion_options: dict | None = None
     components: dict | None = None
+    lora: dict | None = None
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
 
@@ -81,4 +86,12 @@ class BridgeConfig(PretrainedConfig):
         return cls(encoder_config=encoder_config.to_dict(), llm_config=llm_config.to_dict(), **kwargs)
 
 
-__all__ = ["BridgeConfig"]
+@dataclass
+class BridgeAdapterConfig(AdapterConfig):
+    """The `adapter_config.json` of an adapters-only bridge checkpoint: the encoder's and the LLM's provenance, the
+    non-derived config fields (`fusion`, `fusion_options`, ...) and the trained modules (`fusion`, `projection`)."""
+
+    model_type: str = BridgeConfig.model_type
+
+
+__all__ = ["BridgeAdapterConfig", "BridgeConfig"]

@@ -31,10 +31,11 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
+from ...adapters.mixin import AdapterMixin
 from ...modules.fusion import build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
 from ...utils.hub import load_pretrained
-from .configuration_bridge import BridgeConfig
+from .configuration_bridge import BridgeAdapterConfig, BridgeConfig
 
 logger = logging.get_logger(__name__)
 
@@ -150,9 +151,17 @@ def pack_rows(
     return embeds, mask, labels
 
 
-class BridgeForCausalLM(BridgePreTrainedModel):
+class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
     """A frozen English LLM that reads any language its frozen multilingual encoder knows; only the fusion and the
-    projection train (on English text, with a prefix-LM objective)."""
+    projection train (on English text, with a prefix-LM objective).
+
+    Checkpoints ([`AdapterMixin`]): `save_pretrained(dir)` writes every weight; `save_pretrained(dir,
+    adapters_only=True)` writes only `fusion` and `projection` (`adapter_config.json` + `adapter_model.safetensors`),
+    and `from_pretrained` fetches the encoder and the LLM from their recorded provenance."""
+
+    adapter_modules = TRAINABLE_STAGES
+    adapter_config_class = BridgeAdapterConfig
+    model_card_template = "bridge_model_card.md.j2"
 
     def __init__(
         self, config: BridgeConfig, encoder: nn.Module | None = None, llm: PreTrainedModel | None = None
@@ -168,6 +177,7 @@ class BridgeForCausalLM(BridgePreTrainedModel):
         self.llm = llm if llm is not None else AutoModelForCausalLM.from_config(config.llm_config)
         self.post_init()
         self.freeze_components()
+        self.init_lora()
 
     # ------------------------------------------------------------------ assembly
     @classmethod
@@ -225,6 +235,7 @@ class BridgeForCausalLM(BridgePreTrainedModel):
         super().train(mode)
         for name in FROZEN_STAGES:
             getattr(self, name).eval()
+        self.lora_train(mode)
         return self
 
     def get_input_embeddings(self) -> nn.Module:
@@ -336,6 +347,14 @@ class BridgeForCausalLM(BridgePreTrainedModel):
                 }
             )
         return rows
+
+    def parameter_table(self) -> str:
+        """The parameter report as a Markdown table."""
+        lines = ["| stage | total | trainable |", "| --- | ---: | ---: |"]
+        lines += [f"| {row['stage']} | {row['total']:,} | {row['trainable']:,} |" for row in self.parameter_report()]
+        trainable, total = self.num_parameters(only_trainable=True), self.num_parameters()
+        lines.append(f"| **total** | **{total:,}** | **{trainable:,}** |")
+        return "\n".join(lines)
 
     def print_trainable_parameters(self) -> None:
         """PEFT's one-line summary: trainable params, all params and the trainable share."""

@@ -60,6 +60,8 @@ class BridgeProcessor(ProcessorMixin):
         `llm_input_ids` (LLM, no special tokens, an end-of-sequence token when `add_eos`). Rows are cut at `max_length`."""
         if isinstance(texts, str) or isinstance(continuations, str):
             raise TypeError("Pass lists of texts, one per example.")
+        texts = list(texts)
+        continuations = None if continuations is None else list(continuations)
         if not texts:
             raise ValueError("Empty batch: no texts to tokenize.")
         if continuations is not None and len(continuations) != len(texts):
@@ -69,24 +71,34 @@ class BridgeProcessor(ProcessorMixin):
         truncation = {"truncation": True, "max_length": max_length} if max_length else {}
         tokens = {"input_ids": self.encoder_tokenizer(texts, **truncation)["input_ids"]}
         if continuations is not None:
-            rows = self.llm_tokenizer(continuations, add_special_tokens=False)["input_ids"]
-            empty = [continuations[index] for index, row in enumerate(rows) if not row]
-            if empty:
-                raise ValueError(f"These LLM-side texts have no tokens: {empty[:3]}.")
-            if add_eos:
-                rows = [row + [self.llm_tokenizer.eos_token_id] for row in rows]
-            tokens["llm_input_ids"] = [row[:max_length] for row in rows] if max_length else rows
+            tokens["llm_input_ids"] = self.llm_token_ids(continuations, add_eos=add_eos, max_length=max_length)
         return tokens
+
+    def llm_token_ids(
+        self, texts: list[str], *, add_eos: bool = True, max_length: int | None = None
+    ) -> list[list[int]]:
+        """The LLM's tokens of `texts`, without special tokens, ending with its end-of-sequence token when
+        `add_eos`, cut at `max_length`."""
+        rows = self.llm_tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        empty = [texts[index] for index, row in enumerate(rows) if not row]
+        if empty:
+            raise ValueError(f"These LLM-side texts have no tokens: {empty[:3]}.")
+        if add_eos:
+            rows = [row + [self.llm_tokenizer.eos_token_id] for row in rows]
+        return [row[:max_length] for row in rows] if max_length else rows
 
     def pad(self, features: dict[str, list[list[int]]] | list[dict[str, list[int]]]) -> BatchEncoding:
         """Right-pad token ids (a dict of rows, or a list of examples as a data collator receives them) into tensors
-        with masks, and `labels` for the LLM side (its ids, `-100` on padding)."""
+        with masks: `input_ids` (encoder) and/or `llm_input_ids`, the latter with `labels` (its ids, `-100` on
+        padding)."""
         if isinstance(features, list):
             features = {key: [example[key] for example in features] for key in features[0]}
-        encoded = self.encoder_tokenizer.pad(
-            {"input_ids": features["input_ids"]}, padding=True, padding_side="right", return_tensors="pt"
-        )
-        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        batch = {}
+        if "input_ids" in features:
+            encoded = self.encoder_tokenizer.pad(
+                {"input_ids": features["input_ids"]}, padding=True, padding_side="right", return_tensors="pt"
+            )
+            batch["input_ids"], batch["attention_mask"] = encoded["input_ids"], encoded["attention_mask"]
         if "llm_input_ids" in features:
             llm = self.llm_tokenizer.pad(
                 {"input_ids": features["llm_input_ids"]}, padding=True, padding_side="right", return_tensors="pt"

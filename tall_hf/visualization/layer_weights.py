@@ -1,0 +1,92 @@
+"""Plots of the learned layer weights of an encoder fusion: the global weights as bars (the fusion paper's Figure 2)
+and, for token softmax, a heat map of each token's weights over the layers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..modules.fusion import GlobalSoftmaxFusion
+
+
+def _as_array(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=float)
+
+
+def plot_global_layer_weights(weights, path: str | os.PathLike, title: str | None = None) -> str:
+    """A bar per encoder layer (1 = the first transformer layer) with its weight, and the uniform weight dashed."""
+    weights = _as_array(weights)
+    if weights.ndim != 1 or weights.size == 0:
+        raise ValueError(f"Expected one weight per layer (a 1-D sequence), got shape {weights.shape}.")
+    layers = np.arange(1, weights.size + 1)
+    # A bare `Figure` renders with Agg and leaves pyplot's global state (and the user's backend) alone.
+    figure = Figure(figsize=(max(4.0, 0.35 * weights.size + 2), 3.5))
+    axis = figure.subplots()
+    axis.bar(layers, weights, color="tab:blue")
+    axis.axhline(1 / weights.size, color="gray", linestyle="--", linewidth=1, label="uniform")
+    axis.set_xticks(layers)
+    axis.set_xlabel("encoder layer")
+    axis.set_ylabel("weight")
+    axis.set_title(title or "Learned layer weights")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return str(path)
+
+
+def plot_token_layer_weights(weights, tokens: Sequence[str], path: str | os.PathLike, title: str | None = None) -> str:
+    """A heat map of `(tokens, layers)` weights: one row per token of a sentence, one column per encoder layer."""
+    weights = _as_array(weights)
+    if weights.ndim != 2 or weights.shape[0] != len(tokens):
+        raise ValueError(f"Expected weights of shape (len(tokens)={len(tokens)}, layers), got {weights.shape}.")
+    figure = Figure(figsize=(max(4.0, 0.4 * weights.shape[1] + 3), max(3.0, 0.3 * len(tokens) + 1.5)))
+    axis = figure.subplots()
+    image = axis.imshow(weights, aspect="auto", cmap="viridis", vmin=0.0)
+    axis.set_xticks(np.arange(weights.shape[1]), labels=[str(layer) for layer in range(1, weights.shape[1] + 1)])
+    axis.set_yticks(np.arange(len(tokens)), labels=list(tokens))
+    axis.set_xlabel("encoder layer")
+    axis.set_ylabel("token")
+    axis.set_title(title or "Per-token layer weights")
+    figure.colorbar(image, ax=axis, label="weight")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return str(path)
+
+
+@torch.no_grad()
+def save_layer_weight_plots(model, processor, output_dir: str | os.PathLike, sentence: str) -> list[str]:
+    """The plots of a bridge's fusion (`model.fusion`, the encoder tokenized with `processor.encoder_tokenizer`):
+    `layer_weights.png` (the global weights, or for a per-token fusion their mean over the tokens of `sentence`) and,
+    for a per-token fusion, `token_layer_weights.png` (the heat map for `sentence`). Returns the written paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    fusion = model.fusion
+    method = fusion.method
+    if isinstance(fusion, GlobalSoftmaxFusion):
+        path = os.path.join(output_dir, "layer_weights.png")
+        return [plot_global_layer_weights(fusion.global_weights(), path, title=f"Layer weights ({method})")]
+    batch = processor.encoder_tokenizer([sentence], return_tensors="pt").to(model.device)
+    weights = model.layer_weights(batch["input_ids"], batch["attention_mask"])[0]
+    paths = [
+        plot_global_layer_weights(
+            weights.mean(dim=0),
+            os.path.join(output_dir, "layer_weights.png"),
+            title=f"Mean layer weights over a sentence ({method})",
+        )
+    ]
+    if method != "last":
+        tokens = processor.encoder_tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+        paths.append(
+            plot_token_layer_weights(
+                weights, tokens, os.path.join(output_dir, "token_layer_weights.png"), title=f"Layer weights ({method})"
+            )
+        )
+    return paths
+
+
+__all__ = ["plot_global_layer_weights", "plot_token_layer_weights", "save_layer_weight_plots"]
