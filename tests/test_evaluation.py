@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -191,6 +192,14 @@ def test_soft_prompt_trains_30_vectors_and_saves_only_the_adapter(context):
     assert trainable == 30 * soft_prompt.model.config.hidden_size
     saved = os.listdir(context.model_dir("soft_prompt"))
     assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+
+
+def test_tall_trains_with_the_package_recipe_when_no_model_is_given(context):
+    untrained = dataclasses.replace(context, tall_model=None)
+    approach = TallApproach.from_context(untrained)
+    saved = os.listdir(untrained.model_dir("tall"))
+    assert {"model.safetensors", "config.json", "train_results.json"} <= set(saved)
+    assert len(approach.predict(["הילדים הלכו אל"], batch_size=1)) == 1
 
 
 def test_greedy_direct_is_identical_at_batch_size_1_and_16(context, prefixes):

@@ -11,7 +11,6 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -26,16 +25,20 @@ from transformers import (
     set_seed,
 )
 from transformers.utils import logging
+from transformers.utils.logging import tqdm
 
-from ..data.translation import translate
+from ..data import prepare_tall_dataset, translate
 from ..generation import TallPredictor
 from ..models.tall import TallForCausalLM, TallProcessor
+from ..training import tall_training_arguments, train_tall
 from ..utils.hub import load_pretrained
 from . import training_recipes
 
 logger = logging.get_logger(__name__)
 
 APPROACHES: dict[str, type[LastWordApproach]] = {}
+# The optimisation settings TALL takes from `tall_hf.training.tall_training_arguments` when the user left them alone.
+TALL_RECIPE_FIELDS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm")
 
 
 def register_approach(name: str, display_name: str):
@@ -190,7 +193,8 @@ class CausalLMApproach(LastWordApproach):
             set_seed(seed)
         device = next(self.model.parameters()).device
         outputs: list[str] = []
-        for start in range(0, len(texts), batch_size):
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc=f"{self.display_name}: generating", disable=len(starts) < 2, leave=False):
             inputs = self.tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True).to(device)
             generated = self.model.generate(
                 **inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
@@ -293,15 +297,31 @@ class TallApproach(LastWordApproach):
 
     @classmethod
     def from_context(cls, context: ApproachContext) -> TallApproach:
-        model_dir = context.tall_model or train_tall(context)
+        model_dir = context.tall_model or cls.train(context)
         model = load_pretrained(TallForCausalLM, model_dir, role="TALL model").to(context.device)
         processor = load_pretrained(TallProcessor, model_dir, role="TALL processor")
         return cls(TallPredictor(model, processor, *context.lr_hr_translator))
 
+    @staticmethod
+    def train(context: ApproachContext) -> str:
+        """Train TALL from the context's components on its LR text with the package's recipe (`prepare_tall_dataset`,
+        `train_tall`: the paper's sentence filter and last-token loss, AdamW with a cosine schedule); returns the
+        saved model's folder. No held-out evaluation here: train with `tall_hf.training` for best-checkpoint
+        selection and pass the result as `context.tall_model`."""
+        texts, base = context.training_inputs(TallApproach.name)
+        output_dir = context.model_dir(TallApproach.name)
+        recipe = tall_training_arguments(output_dir)
+        defaults = {name: getattr(recipe, name) for name in TALL_RECIPE_FIELDS}
+        args = training_recipes.with_recipe_defaults(base, defaults, output_dir)
+        components = {"lr_hr": context.lr_hr, "llm": context.llm, "hr_lr": context.hr_lr}
+        processor = TallProcessor.from_components(**components)
+        dataset = prepare_tall_dataset(texts, processor, context.lr_hr)
+        set_seed(args.seed)
+        model = TallForCausalLM.from_components(**components)
+        trainable, total = model.get_nb_trainable_parameters()
+        logger.info(f"TALL: {trainable:,} trainable parameters of {total:,}.")
+        train_tall(model, processor, dataset, args=args)
+        return output_dir
+
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
         return self.predictor.predict_next_word(prefixes, translations=translations, **generation)
-
-
-def train_tall(context: ApproachContext) -> str:
-    """Train TALL on the context's text with the package's TALL recipe; returns the saved model's folder."""
-    raise NotImplementedError(Path)

@@ -47,6 +47,7 @@ class LastWordReport:
     results: list[ApproachResult]
     metadata: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    title: str = "Last-word prediction"
 
     @property
     def datasets(self) -> list[str]:
@@ -67,7 +68,7 @@ class LastWordReport:
         confidence = self.results[0].estimate.confidence if self.results else 0.95
         header = ["approach", *(f"{dataset} (n={self._size(dataset)})" for dataset in self.datasets)]
         lines = [
-            f"Last-word prediction accuracy (%) with {100 * confidence:.0f}% bootstrap confidence intervals.",
+            f"{self.title}: accuracy (%) with {100 * confidence:.0f}% bootstrap confidence intervals.",
             "",
             "| " + " | ".join(header) + " |",
             "| " + " | ".join(["---"] * len(header)) + " |",
@@ -111,7 +112,8 @@ class LastWordReport:
             writer.writeheader()
             writer.writerows(rows)
         with open(paths["json"], "w", encoding="utf-8") as handle:
-            json.dump({"results": rows, "metadata": self.metadata, "notes": self.notes}, handle, indent=2)
+            summary = {"title": self.title, "results": rows, "metadata": self.metadata, "notes": self.notes}
+            json.dump(summary, handle, indent=2, ensure_ascii=False)
         for name, _ in self.approaches:
             path = os.path.join(output_dir, "predictions", f"{name}.jsonl")
             with open(path, "w", encoding="utf-8") as handle:
@@ -124,7 +126,7 @@ class LastWordReport:
             dataset: {display: self.result(name, dataset).correct for name, display in self.approaches}
             for dataset in self.datasets
         }
-        plot_accuracy_curves(curves, paths["plot"])
+        plot_accuracy_curves(curves, paths["plot"], title=self.title)
         return paths
 
     def _size(self, dataset: str) -> int:

@@ -131,8 +131,12 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    report = LastWordReport(results, metadata=_metadata(args, components, training_args))
-    if args.tiny_components is not None:
+    tiny = args.tiny_components is not None
+    llm = f"tiny {args.tiny_llm}, random weights" if tiny else components["llm"]
+    report = LastWordReport(
+        results, metadata=_metadata(args, components, training_args), title=f"Last-word prediction ({llm})"
+    )
+    if tiny:
         report.notes.append(TINY_NOTE)
     paths = report.save(training_args.output_dir)
     logger.info(f"Report written: {paths}")

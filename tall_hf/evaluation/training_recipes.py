@@ -41,11 +41,12 @@ def recipe_training_arguments(recipe: str, base: TrainingArguments, output_dir: 
     """`base` with the paper's hyperparameters of `recipe` filled in wherever `base` kept the library default."""
     if recipe not in PAPER_HYPERPARAMETERS:
         raise ValueError(f"Unknown training recipe {recipe!r}; choose one of {sorted(PAPER_HYPERPARAMETERS)}.")
-    overrides = {
-        name: value
-        for name, value in PAPER_HYPERPARAMETERS[recipe].items()
-        if getattr(base, name) == _LIBRARY_DEFAULTS[name]
-    }
+    return with_recipe_defaults(base, PAPER_HYPERPARAMETERS[recipe], output_dir)
+
+
+def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: str) -> TrainingArguments:
+    """A copy of `base` writing to `output_dir`, with `defaults` for every field `base` left at the library default."""
+    overrides = {name: value for name, value in defaults.items() if getattr(base, name) == _LIBRARY_DEFAULTS[name]}
     return dataclasses.replace(base, output_dir=output_dir, **overrides)
 
 

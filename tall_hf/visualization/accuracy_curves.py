@@ -19,21 +19,26 @@ def cumulative_accuracy(correct: Sequence[bool]) -> np.ndarray:
 def plot_accuracy_curves(
     curves: Mapping[str, Mapping[str, Sequence[bool]]], path: str | os.PathLike, title: str | None = None
 ) -> str:
-    """Draw `{data set: {approach: per-sentence correctness}}` as cumulative accuracy curves and save a PNG."""
+    """Draw `{data set: {approach: per-sentence correctness}}` as cumulative accuracy curves and save a PNG (the y axis
+    spans twice the best final accuracy)."""
     if not curves or not any(curves.values()):
         raise ValueError("No results to plot: pass {data set: {approach: [correct, ...]}}.")
     # A bare `Figure` renders with Agg and leaves pyplot's global state (and the user's backend) alone.
     figure = Figure(figsize=(6 * len(curves), 4.5))
     axes = figure.subplots(1, len(curves), squeeze=False, sharey=True)
+    final = 0.0
     for axis, (dataset, approaches) in zip(axes[0], curves.items(), strict=True):
         for approach, correct in approaches.items():
             accuracy = cumulative_accuracy(correct)
+            final = max(final, float(accuracy[-1]))
             axis.plot(np.arange(1, accuracy.size + 1), accuracy, label=f"{approach} ({accuracy[-1]:.2f}%)")
         axis.set_title(dataset)
         axis.set_xlabel("sentences evaluated")
         axis.grid(alpha=0.3)
         axis.legend(fontsize="small")
     axes[0][0].set_ylabel("cumulative accuracy (%)")
+    # Zoomed on the final accuracies: the first few sentences swing between 0 and 100% and run off the top.
+    axes[0][0].set_ylim(0, max(1.0, 2 * final))
     if title:
         figure.suptitle(title)
     figure.tight_layout()
