@@ -1,6 +1,6 @@
 """tall_hf: English-centric LLMs made useful in low-resource languages (TALL and multilingual encoder fusion)."""
 
-from .generation import TallPredictor
+from .generation import TallPredictor, register_pipeline
 from .models.auto import register_auto_classes
 from .models.bridge import BridgeCausalLMOutput, BridgeConfig, BridgeForCausalLM, BridgeProcessor
 from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallProcessor
@@ -8,6 +8,7 @@ from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallPr
 __version__ = "0.1.0"
 
 register_auto_classes()
+register_pipeline()
 
 __all__ = [
     "BridgeCausalLMOutput",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 from tall_hf import TallForCausalLM, TallPredictor
 from tall_hf.data import translate
+from tall_hf.generation import TallNextWordPipeline
 from tall_hf.resources import read_corpus
 
 
@@ -94,8 +95,28 @@ def test_bad_arguments_are_clear_errors(predictor, prefixes):
         predictor.predict_next_word(prefixes[:1], max_word_tokens=0)
 
 
-def test_from_pretrained_finds_the_translator_in_the_config(predictor, prefixes, tmp_path):
-    predictor.model.save_pretrained(tmp_path)
-    predictor.processor.save_pretrained(tmp_path)
-    loaded = TallPredictor.from_pretrained(tmp_path)
+@pytest.fixture(scope="module")
+def saved_model(predictor, tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tall_model")
+    predictor.model.save_pretrained(folder)
+    predictor.processor.save_pretrained(folder)
+    return str(folder)
+
+
+def test_from_pretrained_finds_the_translator_in_the_config(predictor, prefixes, saved_model):
+    loaded = TallPredictor.from_pretrained(saved_model)
     assert loaded.predict_next_word(prefixes[:5]) == predictor.predict_next_word(prefixes[:5])
+
+
+def test_pipeline_wraps_the_predictor(predictor, prefixes, saved_model):
+    predict = pipeline("tall-next-word", model=saved_model, device="cpu", batch_size=4)
+    assert isinstance(predict, TallNextWordPipeline)
+    expected = predictor.predict_next_word(prefixes[:5])
+    assert predict(prefixes[0]) == {"prefix": prefixes[0], "next_word": expected[0]}
+    assert [row["next_word"] for row in predict(prefixes[:5])] == expected
+    continued = predict(prefixes[:2], num_words=2, do_sample=True, seed=0)
+    assert [row["continuation"] for row in continued] == predictor.continue_text(
+        prefixes[:2], 2, do_sample=True, seed=0
+    )
+    with pytest.raises(TypeError, match="Unknown arguments"):
+        predict(prefixes[0], beams=2)

@@ -101,14 +101,27 @@ class TallPredictor:
         processor = load_pretrained(
             TallProcessor, model_name_or_path, role="TALL processor", revision=kwargs.get("revision")
         )
+        return cls.from_model(model, processor, translator, translator_revision=translator_revision)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: TallForCausalLM,
+        processor: TallProcessor,
+        translator: str | os.PathLike | None = None,
+        *,
+        translator_revision: str | None = None,
+    ) -> TallPredictor:
+        """A predictor around a loaded model and processor; the translator (a hub id or folder) defaults to the one
+        recorded in `model.config.components["lr_hr"]`."""
         if translator is None:
             provenance = (model.config.components or {}).get("lr_hr", {})
             translator = provenance.get("name_or_path")
             translator_revision = translator_revision or provenance.get("revision")
             if not translator:
                 raise ValueError(
-                    f"The model at {str(model_name_or_path)!r} does not record its LR->HR translator "
-                    "(config.components['lr_hr']); pass `translator=` (a hub id or local folder)."
+                    "The model does not record its LR->HR translator (config.components['lr_hr']); pass "
+                    "`translator=` (a hub id or local folder)."
                 )
         translator_model = load_pretrained(
             AutoModelForSeq2SeqLM, translator, role="LR->HR translator", revision=translator_revision
