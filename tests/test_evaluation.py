@@ -21,6 +21,7 @@ from tall_hf.evaluation import (
     LastWordApproach,
     LastWordEvaluationArguments,
     NaiveApproach,
+    SoftPromptApproach,
     TallApproach,
     bootstrap_accuracy,
     evaluate_approach,
@@ -30,6 +31,7 @@ from tall_hf.evaluation import (
     run_last_word_evaluation,
     words_match,
 )
+from tall_hf.testing import build_tiny_components
 from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accuracy_curves
 
 SENTENCES = ["הילדים הלכו אל הגן.", "אני אוהב לקרוא ספרים", "the cat sat on the mat!", "היא שתתה כוס מים"]
@@ -161,13 +163,26 @@ def prefixes(hebrew_sentences):
 
 
 def diverse_direct(context: ApproachContext) -> DirectApproach:
-    """The tiny LLM with an untied random output head: its greedy words vary from sentence to sentence (the tied
-    random model repeats its last input token), so padding bugs would show."""
+    """The tiny LLM with large random matrices and an untied output head: its greedy words vary from sentence to
+    sentence (the tiny model as built mostly repeats its last input token), so padding bugs would show."""
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(context.llm)
     head = model.get_output_embeddings()
-    head.weight = torch.nn.Parameter(torch.randn_like(head.weight))
+    head.weight = torch.nn.Parameter(head.weight.detach().clone())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() == 2:
+                parameter.normal_(std=0.5)
     return DirectApproach(model, context.llm_tokenizer)
+
+
+@pytest.mark.parametrize("family", ["bloom", "gpt2"])
+def test_left_padding_is_safe_for_other_llm_families(family, tiny_cache, prefixes, tmp_path):
+    paths = build_tiny_components(tiny_cache, llm=family)
+    approach = diverse_direct(ApproachContext(**paths, output_dir=str(tmp_path)))
+    one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
+    assert len(set(one)) > 3
+    assert one == sixteen
 
 
 def test_registry_lists_the_six_approaches_in_table_order():
@@ -216,10 +231,12 @@ def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixe
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.normal_()
-    approach = DirectApproach(model, context.llm_tokenizer)
+    approach = SoftPromptApproach(model, context.llm_tokenizer)
     one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
-    assert len(set(one)) > 1
+    assert len(set(one)) > 3
     assert one == sixteen
+    # Unpadded, the approach generates exactly what PEFT's own `generate` does.
+    assert one[:4] == DirectApproach(model, context.llm_tokenizer).predict(prefixes[:4], batch_size=1)
 
 
 @pytest.mark.parametrize("approach_class", [NaiveApproach, TallApproach])

@@ -19,6 +19,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
+    BatchEncoding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     TrainingArguments,
@@ -196,12 +197,16 @@ class CausalLMApproach(LastWordApproach):
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc=f"{self.display_name}: generating", disable=len(starts) < 2, leave=False):
             inputs = self.tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True).to(device)
-            generated = self.model.generate(
-                **inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+            new_tokens = self.generate_new_tokens(
+                inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
             )
-            new_tokens = generated[:, inputs["input_ids"].shape[1] :]
             outputs.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         return outputs
+
+    def generate_new_tokens(self, inputs: BatchEncoding, **generate_kwargs) -> torch.LongTensor:
+        """The tokens `generate` adds after the left-padded `inputs`."""
+        generated = self.model.generate(**inputs, **generate_kwargs)
+        return generated[:, inputs["input_ids"].shape[1] :]
 
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
         texts = [prefix + self.separator for prefix in prefixes]
@@ -265,6 +270,19 @@ class NaiveApproach(LastWordApproach):
 class SoftPromptApproach(CausalLMApproach):
     """30 trained prompt vectors in front of the frozen LLM (PEFT prompt tuning; paper: lr 5e-4, cosine, 100 warm-up
     steps)."""
+
+    def generate_new_tokens(self, inputs: BatchEncoding, **generate_kwargs) -> torch.LongTensor:
+        """Generation from `[soft prompt][left padding][prefix]` embeddings through the base model, whose position
+        ids then follow the attention mask. (PEFT's own `generate` drops position ids for prompt tuning, so a
+        left-padded prefix would be read at shifted positions and its prediction would depend on the batch.)"""
+        embeddings = self.model.get_input_embeddings()(inputs["input_ids"])
+        prompt = self.model.get_prompt(batch_size=embeddings.shape[0]).to(embeddings.dtype)
+        prompt_mask = inputs["attention_mask"].new_ones(prompt.shape[:2])
+        return self.model.get_base_model().generate(
+            inputs_embeds=torch.cat([prompt, embeddings], dim=1),
+            attention_mask=torch.cat([prompt_mask, inputs["attention_mask"]], dim=1),
+            **generate_kwargs,
+        )
 
     @classmethod
     def from_context(cls, context: ApproachContext) -> SoftPromptApproach:

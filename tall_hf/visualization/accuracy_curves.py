@@ -38,7 +38,8 @@ def plot_accuracy_curves(
         axis.legend(fontsize="small")
     axes[0][0].set_ylabel("cumulative accuracy (%)")
     # Zoomed on the final accuracies: the first few sentences swing between 0 and 100% and run off the top.
-    axes[0][0].set_ylim(0, max(1.0, 2 * final))
+    top = max(1.0, 2 * final)
+    axes[0][0].set_ylim(-0.02 * top, top)  # a line at 0% stays visible above the axis
     if title:
         figure.suptitle(title)
     figure.tight_layout()
