@@ -328,6 +328,10 @@ def test_arguments_are_validated():
     with pytest.raises(ValueError, match="Unknown approaches"):
         LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", approaches=["oracle"])
     with pytest.raises(ValueError, match="--tiny_components"):
-        LastWordEvaluationArguments(test_files=["a.txt"])
+        LastWordEvaluationArguments(test_files=["a.txt"], approaches=["direct"])
+    with pytest.raises(ValueError, match=r"\['fine_tuned', 'tall'\] train on LR text"):
+        LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", approaches=["fine_tuned", "tall"])
+    given_tall = LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", tall_model="t", train_file="b")
+    assert given_tall.trained_approaches() == ["fine_tuned", "soft_prompt", "from_scratch"]
     with pytest.raises(ValueError, match="distinct names"):
         LastWordEvaluationArguments(test_files=["a/t.txt", "b/t.txt"], tiny_components="x")

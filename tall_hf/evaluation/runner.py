@@ -70,11 +70,21 @@ class LastWordEvaluationArguments:
         names = [Path(path).stem for path in self.test_files]
         if len(set(names)) != len(names):
             raise ValueError(f"Test files need distinct names (they label the table's columns), got {names}.")
+        if self.trained_approaches() and self.train_file is None:
+            raise ValueError(
+                f"The approaches {self.trained_approaches()} train on LR text: give --train_file (or --tall_model "
+                "for a trained TALL), or leave them out of --approaches."
+            )
         given = [self.lr_hr_model, self.llm_model, self.hr_lr_model]
         if self.tiny_components is None and not all(given):
             raise ValueError("Give --lr_hr_model, --llm_model and --hr_lr_model, or --tiny_components DIR.")
         if self.tiny_components is not None and any(given):
             raise ValueError("--tiny_components builds all three components: do not combine it with model names.")
+
+    def trained_approaches(self) -> list[str]:
+        """The selected approaches that train here (TALL only without --tall_model)."""
+        trained = {"fine_tuned", "soft_prompt", "from_scratch"} | ({"tall"} if self.tall_model is None else set())
+        return [name for name in self.approaches if name in trained]
 
     def generation_kwargs(self) -> dict:
         return {
@@ -91,10 +101,8 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     """Evaluate `args.approaches` on every test file and save the report under `training_args.output_dir`."""
     components = _components(args)
     test_sets = {Path(path).stem: _examples(path, args.max_test_samples) for path in args.test_files}
-    trains = any(name in {"fine_tuned", "soft_prompt", "from_scratch"} for name in args.approaches) or (
-        "tall" in args.approaches and args.tall_model is None
-    )
-    train_texts = read_sentences(args.train_file, args.max_train_samples) if trains and args.train_file else None
+    trains = bool(args.trained_approaches())
+    train_texts = read_sentences(args.train_file, args.max_train_samples) if trains else None
     context = ApproachContext(
         **components,
         output_dir=training_args.output_dir,
