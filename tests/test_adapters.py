@@ -188,3 +188,14 @@ def test_adapters_only_needs_the_components_provenance(tiny_paths, tmp_path):
     model = TallForCausalLM.from_components(tiny_paths["lr_hr"], config_only, tiny_paths["hr_lr"])
     with pytest.raises(ValueError, match=r"\['llm'\].*save a full checkpoint"):
         model.save_pretrained(tmp_path, adapters_only=True)
+
+
+def test_adapters_only_load_options(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path, adapters_only=True)
+    half = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map="cpu")
+    assert half.source_alignment.up.weight.dtype == torch.bfloat16 and half.llm.dtype == torch.bfloat16
+    assert torch.equal(half.source_alignment.up.weight, tiny_model.source_alignment.up.weight.to(torch.bfloat16))
+    with pytest.raises(TypeError, match="device_map='auto'"):
+        AutoModel.from_pretrained(tmp_path, device_map="auto")
+    with pytest.raises(TypeError, match="output_loading_info"):
+        AutoModel.from_pretrained(tmp_path, output_loading_info=True)

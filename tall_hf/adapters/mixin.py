@@ -72,6 +72,8 @@ _IGNORED_ON_ADAPTER_LOAD = {
     "use_safetensors",
 }
 
+_DISPATCHING_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
 
 class AdapterMixin:
     """Adapters-only and full checkpoints, LoRA on the frozen LLM, model cards and `push_to_hub` (see the module
@@ -292,10 +294,17 @@ class AdapterMixin:
             raise TypeError(
                 "An adapters-only checkpoint is rebuilt from its components: pass no positional arguments."
             )
-        unsupported = sorted(set(kwargs) - set(DOWNLOAD_KWARGS) - _IGNORED_ON_ADAPTER_LOAD - {"dtype", "torch_dtype"})
+        supported = {"dtype", "torch_dtype", "device_map"}
+        unsupported = sorted(set(kwargs) - set(DOWNLOAD_KWARGS) - _IGNORED_ON_ADAPTER_LOAD - supported)
         if unsupported:
             raise TypeError(f"Options {unsupported} are not supported when loading an adapters-only checkpoint.")
         dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+        device = kwargs.get("device_map")
+        if device is not None and (not isinstance(device, (str, int, torch.device)) or device in _DISPATCHING_MAPS):
+            raise TypeError(
+                f"device_map={device!r}: an adapters-only checkpoint loads onto one device (e.g. 'cuda:0'); "
+                "spreading it over several is not supported."
+            )
         adapter_config = cls.adapter_config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
         model = cls.from_components(
             **adapter_config.component_specs(component_paths),
@@ -314,7 +323,7 @@ class AdapterMixin:
                 f"({'; '.join(drift)}); the adapters fit their shapes, but outputs may differ from the trained model's."
             )
         model.config.name_or_path = str(pretrained_model_name_or_path)
-        return model.eval()
+        return (model if device is None else model.to(device)).eval()
 
     def load_adapters(self, name_or_path: str | os.PathLike, **download_kwargs) -> None:
         """Load the `adapter_model.safetensors` of a folder or hub repository onto this model (PEFT's
