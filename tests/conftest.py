@@ -17,6 +17,9 @@ import torch  # noqa: E402
 from tall_hf import TallForCausalLM, TallProcessor  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
 
+# Tiny models gain nothing from intra-op threads and lose a lot to contention on a busy 2-core machine.
+torch.set_num_threads(1)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
