@@ -31,6 +31,10 @@ def batch(tiny_processor):
     )
 
 
+def trainable_names(model) -> set[str]:
+    return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+
 def logits_of(model, batch) -> torch.Tensor:
     with torch.no_grad():
         return model(**batch).logits
@@ -55,6 +59,7 @@ def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch,
     for kind in ("full", "adapters"):
         loaded = AutoModel.from_pretrained(tmp_path / kind)
         assert isinstance(loaded, TallForCausalLM) and not loaded.training
+        assert trainable_names(loaded) == trainable_names(tiny_model), kind  # components stay frozen after loading
         assert torch.equal(logits_of(loaded, batch), expected), kind
         processor = AutoProcessor.from_pretrained(tmp_path / kind)
         assert (
@@ -116,6 +121,8 @@ def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_proces
     for kind in ("adapters", "full"):
         loaded = AutoModel.from_pretrained(tmp_path / kind)
         assert loaded.config.loss_mode == "last_word"
+        assert trainable_names(loaded) == trainable_names(model), kind
+        assert loaded.get_adapter_config().model_config == {"loss_mode": "last_word"}, kind
         assert torch.equal(logits_of(loaded, batch), expected), kind
 
 

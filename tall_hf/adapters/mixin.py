@@ -109,21 +109,29 @@ class AdapterMixin:
     def _is_adapter_key(self, key: str) -> bool:
         module, _, rest = key.partition(".")
         if module in self.adapter_modules:
-            return key not in self._fixed_adapter_keys()
+            return True
         return module == self.lora_target and any(part.startswith("lora_") for part in rest.split("."))
 
     def _fixed_adapter_keys(self) -> set[str]:
         return {
             f"{module}.{name}"
             for module in self.adapter_modules
-            for name, parameter in getattr(self, module).named_parameters()
-            if not parameter.requires_grad and name.endswith(self.adapter_fixed_weights)
+            for name, _ in getattr(self, module).named_parameters()
+            if name.endswith(self.adapter_fixed_weights)
         }
+
+    def mark_adapters_trainable(self) -> None:
+        """Exactly the adapter weights train: the trainable modules (fixed tables excepted) and LoRA. Loading weights
+        with transformers makes every floating-point parameter trainable; this restores the model's split."""
+        fixed = self._fixed_adapter_keys()
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad_(name not in fixed and self._is_adapter_key(name))
 
     def adapter_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The weights an adapters-only checkpoint holds: the trainable modules' (fixed sinusoids excepted) and LoRA's."""
         state_dict = self.state_dict() if state_dict is None else state_dict
-        return {key: tensor for key, tensor in state_dict.items() if self._is_adapter_key(key)}
+        fixed = self._fixed_adapter_keys()
+        return {key: tensor for key, tensor in state_dict.items() if key not in fixed and self._is_adapter_key(key)}
 
     def get_adapter_config(self, base_model_name_or_path: str | None = None) -> AdapterConfig:
         """The adapter config of this model: its components' provenance, its non-derived config fields and LoRA."""
@@ -135,7 +143,9 @@ class AdapterMixin:
         model_config = {
             key: value
             for key, value in own.items()
-            if key not in _BOOKKEEPING_FIELDS and key not in component_configs and value != derived.get(key)
+            if key not in _BOOKKEEPING_FIELDS
+            and key not in component_configs
+            and _architecture(value) != _architecture(derived.get(key))
         }
         components = {}
         for role in roles:
@@ -289,7 +299,10 @@ class AdapterMixin:
                 )
             kwargs.pop("adapter_kwargs", None)
             kwargs["use_safetensors"] = True
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) on request
+            model.mark_adapters_trainable()
+            return loaded
         if model_args:
             raise TypeError(
                 "An adapters-only checkpoint is rebuilt from its components: pass no positional arguments."
@@ -313,6 +326,7 @@ class AdapterMixin:
             lora=adapter_config.lora,
         )
         model.load_adapters(pretrained_model_name_or_path, **download_kwargs)
+        model.mark_adapters_trainable()
         saved_config = kwargs.get("config")
         if not isinstance(saved_config, type(model.config)):
             saved_config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
@@ -360,6 +374,13 @@ class AdapterMixin:
         self.load_state_dict(state_dict, strict=False)
 
 
+def _architecture(value: Any) -> Any:
+    """A config value without bookkeeping entries (at any depth), for comparing what two configs build."""
+    if isinstance(value, dict):
+        return {key: _architecture(item) for key, item in value.items() if key not in _BOOKKEEPING_FIELDS}
+    return value
+
+
 def _component_drift(saved: Any, built: Any) -> list[str]:
     """Per component role, the config fields in which the loaded component differs from the saved one."""
     drift = []
@@ -367,12 +388,9 @@ def _component_drift(saved: Any, built: Any) -> list[str]:
         saved_config = getattr(saved, f"{role}_config", None)
         if saved_config is None:
             continue
-        before, after = saved_config.to_dict(), getattr(built, f"{role}_config").to_dict()
-        fields = sorted(
-            key
-            for key in set(before) | set(after)
-            if key not in _BOOKKEEPING_FIELDS and before.get(key) != after.get(key)
-        )
+        before = _architecture(saved_config.to_dict())
+        after = _architecture(getattr(built, f"{role}_config").to_dict())
+        fields = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
         if fields:
             drift.append(f"{role}: {', '.join(fields[:8])}{', ...' if len(fields) > 8 else ''}")
     return drift
