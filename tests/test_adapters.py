@@ -206,3 +206,11 @@ def test_adapters_only_load_options(tiny_model, tmp_path):
         AutoModel.from_pretrained(tmp_path, device_map="auto")
     with pytest.raises(TypeError, match="output_loading_info"):
         AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+
+
+def test_missing_checkpoints_are_named(tmp_path):
+    with pytest.raises(OSError, match="org/not-cached: it is not a local folder"):
+        TallForCausalLM.from_pretrained("org/not-cached")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(OSError, match="holds no weights"):
+        TallForCausalLM.from_pretrained(tmp_path)

@@ -62,6 +62,11 @@ def checkpoint_kind(name_or_path: str | os.PathLike, **download_kwargs) -> Liter
     for name in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME):
         if find_file(name_or_path, name, **download_kwargs):
             raise _pickled_error(name_or_path, name, SAFE_WEIGHTS_NAME)
+    if not os.path.isdir(name_or_path) and find_file(name_or_path, "config.json", **download_kwargs) is None:
+        raise OSError(
+            f"Could not find {name_or_path}: it is not a local folder, and the hub has no such repository or could "
+            "not be reached (offline, the repository must be in the local hub cache)."
+        )
     raise OSError(
         f"{name_or_path} holds no weights: expected {SAFE_WEIGHTS_NAME} (a full checkpoint) or {ADAPTER_CONFIG_NAME} + "
         f"{ADAPTER_WEIGHTS_NAME} (an adapters-only checkpoint)."
