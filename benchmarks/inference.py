@@ -15,7 +15,7 @@ processes; wall-clock figures are printed beside them (and used with --threads >
 resident memory above the loaded models, and checks that greedy predictions at batch size 1 are identical with and
 without the cache.
 
-    python benchmarks/inference.py                # 64 sentences, 5-word continuation, 1 thread (~5 minutes)
+    python benchmarks/inference.py                # 64 sentences, 5-word continuation, 1 thread (~3 CPU-minutes)
     python benchmarks/inference.py --repeats 2 --threads 2 --num_sentences 128
 """
 

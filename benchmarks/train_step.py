@@ -176,8 +176,8 @@ def main() -> None:
     print("# TALL training-step benchmark (tiny components)\n")
     print(f"- data: {source}, {len(dataset)} prepared sentences; batch size {args.batch_size}")
     print(f"- torch {torch.__version__}, transformers {transformers.__version__}, {platform.machine()} CPU")
-    print(f"- {args.threads} torch thread(s); {args.repeats} interleaved repeats of {args.warmup_steps} warm-up + ")
-    print(f"  {args.timed_steps} timed steps per loop\n")
+    print(f"- {args.threads} torch thread(s); {args.repeats} interleaved repeats per loop")
+    print(f"- each segment: {args.warmup_steps} untimed warm-up steps, then {args.timed_steps} timed steps\n")
     print("| repeat | Trainer samples/s (wall) | bare samples/s (wall) | Trainer samples/CPU-s | bare samples/CPU-s |")
     print("| --- | ---: | ---: | ---: | ---: |")
     trainer_rates, bare_rates = [], []
