@@ -44,6 +44,36 @@ def test_cached_and_reference_greedy_agree_at_batch_size_one(predictor, prefixes
     assert any(cached), "the tiny model should predict some non-empty words"
 
 
+def test_stages_one_to_six_run_once_per_word_not_per_token(predictor, prefixes, monkeypatch):
+    calls = {"encode": 0, "translate": 0}
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(predictor.model, "encode", counting("encode", predictor.model.encode))
+    monkeypatch.setattr(predictor.translator, "generate", counting("translate", predictor.translator.generate))
+    predictor.predict_next_word(prefixes[:6], batch_size=3, max_word_tokens=4)
+    assert calls == {"encode": 2, "translate": 2}  # one call per batch of 3, whatever the word's length
+
+    calls.update(encode=0, translate=0)
+    token_counts = []
+    monkeypatch.setattr(predictor, "_stops", counting_stops(predictor._stops, token_counts))
+    predictor.predict_next_word(prefixes[:1], batch_size=1, max_word_tokens=4, use_cache=False)
+    assert calls["encode"] == calls["translate"] == len(token_counts) >= 1  # the reference: all stages per token
+
+
+def counting_stops(stops, steps: list):
+    def wrapper(tokens, step):
+        steps.append(step)
+        return stops(tokens, step)
+
+    return wrapper
+
+
 def test_batching_does_not_change_greedy_predictions(predictor, prefixes):
     one_by_one = predictor.predict_next_word(prefixes, batch_size=1)
     batched = predictor.predict_next_word(prefixes, batch_size=16)
