@@ -19,6 +19,7 @@ training at once. The output folder loads with `AutoModel.from_pretrained` and `
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class DataArguments:
 
 def read_lines(path: str, limit: int | None) -> list[str]:
     with Path(path).open(encoding="utf-8") as handle:
-        return [line for _, line in zip(range(limit), handle)] if limit else handle.readlines()
+        return list(itertools.islice(handle, limit))
 
 
 def main() -> None:

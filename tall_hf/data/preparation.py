@@ -183,8 +183,8 @@ def translate_shards(
     """
     cache_dir = args.resolved_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    indices = range(args.num_shards) if shard_indices is None else shard_indices
-    shards = []
+    indices = list(range(args.num_shards) if shard_indices is None else shard_indices)
+    shards, cached = [], 0
     for index in indices:
         shard = cleaned.shard(args.num_shards, index, contiguous=True)
         kwargs = {}
@@ -194,6 +194,7 @@ def translate_shards(
                 "new_fingerprint": shard_fingerprint,
                 "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
             }
+            cached += os.path.exists(kwargs["cache_file_name"])
         shards.append(
             shard.map(
                 translator,
@@ -203,6 +204,7 @@ def translate_shards(
                 **kwargs,
             )
         )
+    logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 
 

@@ -79,8 +79,9 @@ def pretrain_alignment_adapters(
     train_dataset: Dataset,
     args: TrainingArguments,
     stages: tuple[str, ...] = ADAPTER_STAGES,
-) -> dict[str, float]:
-    """Pre-train the given adapters as autoencoder encoders and copy them into `model`; returns each final loss.
+) -> dict[str, list[float]]:
+    """Pre-train the given adapters as autoencoder encoders and copy them into `model`; returns, per stage, the
+    reconstruction losses logged every `args.logging_steps` steps.
 
     `args.output_dir` gets one sub-folder per stage for the Trainer's files (no checkpoints are needed: set
     `save_strategy="no"` to skip them).
@@ -99,9 +100,11 @@ def pretrain_alignment_adapters(
             train_dataset=train_dataset,
             data_collator=TallDataCollator(processor, loss_mode=model.config.loss_mode),
         )
-        losses[stage] = trainer.train().training_loss
+        trainer.train()
+        losses[stage] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         getattr(model, stage).load_state_dict(autoencoder.encoder.state_dict())
-        logger.info(f"Pre-trained {stage} as an autoencoder: mean reconstruction loss {losses[stage]:.4f}.")
+        if losses[stage]:
+            logger.info(f"Pre-trained {stage}: reconstruction loss {losses[stage][0]:.4f} -> {losses[stage][-1]:.4f}.")
     return losses
 
 

@@ -1,0 +1,70 @@
+"""Checkpoints that count only once complete: a run killed mid-save never resumes from a half-written folder.
+
+`Trainer` writes `checkpoint-N/` file by file. `CommitCheckpointCallback` runs after everything else has saved into
+it and writes a commit record there with an atomic rename; `last_complete_checkpoint` returns the newest committed
+checkpoint and ignores the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+COMMIT_FILE = "checkpoint_complete.json"
+_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def write_json_atomically(path: str | os.PathLike, payload: dict) -> None:
+    """Write `payload` to `path` through a temporary file in the same folder and `os.replace`."""
+    folder = os.path.dirname(os.fspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".tmp-", suffix=".json", delete=False) as handle:
+        json.dump(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
+class CommitCheckpointCallback(TrainerCallback):
+    """Commits each checkpoint once written; add it after every callback that saves into checkpoints."""
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
+        if not state.is_world_process_zero:
+            return
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if not os.path.isdir(folder):
+            return
+        files = sorted(name for name in os.listdir(folder) if name != COMMIT_FILE)
+        write_json_atomically(os.path.join(folder, COMMIT_FILE), {"global_step": state.global_step, "files": files})
+
+
+def is_complete_checkpoint(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds a commit record that names files which are all present."""
+    try:
+        with open(os.path.join(folder, COMMIT_FILE), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return all(os.path.exists(os.path.join(folder, name)) for name in record.get("files", []))
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest committed `checkpoint-N` folder in `output_dir` (None if there is none)."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = sorted(
+        (int(match.group(1)), name) for name in os.listdir(output_dir) if (match := _CHECKPOINT.match(name))
+    )
+    for _, name in reversed(steps):
+        folder = os.path.join(output_dir, name)
+        if is_complete_checkpoint(folder):
+            return folder
+        logger.warning(f"Ignoring {folder}: it was not completely written (no commit record).")
+    return None
