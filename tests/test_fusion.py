@@ -28,9 +28,9 @@ def test_methods_are_registered_by_name():
 def test_a_new_method_plugs_in_through_the_registry():
     @register_fusion("first_layer_for_test")
     class FirstLayerFusion(LayerFusion):
-        def layer_weights(self, encoder_outputs, attention_mask=None):
-            weights = torch.zeros(*encoder_outputs.last_hidden_state.shape[:2], self.num_layers)
-            weights[..., 0] = 1.0
+        def weights(self, states, real):
+            weights = torch.zeros(states.shape[:-1])
+            weights[..., 0] = real.float()
             return weights
 
     try:

@@ -12,13 +12,14 @@ last of them is the encoder's `last_hidden_state` (after any final layer norm, a
 exactly what a model without fusion reads. An encoder's `hidden_states` tuple holds `num_layers + 1` entries; the
 first, the token embeddings, carries no context and is left out.
 
-A new method is a subclass that implements `layer_weights` and registers itself:
+A new method is a subclass that turns the stacked layer states into weights, and registers itself:
 
 ```python
 @register_fusion("my_method")
 class MyFusion(LayerFusion):
-    def layer_weights(self, encoder_outputs, attention_mask=None):
-        ...  # (batch, length, num_layers), summing to one on real tokens, zero on padding
+    def weights(self, states, real):
+        # states: (batch, length, num_layers, width); real: (batch, length) bool, False on padding
+        ...  # -> (batch, length, num_layers), summing to one on real tokens, zero on padding
 ```
 """
 
@@ -89,17 +90,23 @@ class LayerFusion(nn.Module):
         self.num_layers = num_layers
         self.hidden_size = hidden_size
 
+    def weights(self, states: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """The method itself: weights `(batch, length, num_layers)` over the stacked layer `states`
+        `(batch, length, num_layers, width)`, summing to one where `real` `(batch, length)` is true, zero elsewhere."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `weights`.")
+
     def layer_weights(
         self, encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Weights over the layers, `(batch, length, num_layers)`: they sum to one on every real token and are zero
-        on padding."""
-        raise NotImplementedError(f"{type(self).__name__} must implement `layer_weights`.")
+        """Weights over the layers for inspection, `(batch, length, num_layers)`: they sum to one on every real
+        token and are zero on padding."""
+        states = stack_layer_states(encoder_outputs, self.num_layers)
+        return self.weights(states, _real_tokens(encoder_outputs, attention_mask))
 
     def forward(self, encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The weighted sum of the layer states, `(batch, length, width)`; zero on padding."""
         states = stack_layer_states(encoder_outputs, self.num_layers)
-        weights = self.layer_weights(encoder_outputs, attention_mask).to(states.dtype)
+        weights = self.weights(states, _real_tokens(encoder_outputs, attention_mask)).to(states.dtype)
         return torch.einsum("bsl,bsld->bsd", weights, states)
 
     def extra_repr(self) -> str:
@@ -121,11 +128,8 @@ class LastLayerFusion(LayerFusion):
 
     uses_all_layers = False
 
-    def layer_weights(
-        self, encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        real = _real_tokens(encoder_outputs, attention_mask)
-        weights = real.new_zeros((*real.shape, self.num_layers), dtype=encoder_outputs.last_hidden_state.dtype)
+    def weights(self, states: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        weights = states.new_zeros(states.shape[:-1])
         weights[..., -1] = real.to(weights.dtype)
         return weights
 
@@ -146,10 +150,7 @@ class GlobalSoftmaxFusion(LayerFusion):
         """The learned weight of each layer, `(num_layers,)` (what the paper's Figure 2 plots)."""
         return self.layer_logits.softmax(dim=-1)
 
-    def layer_weights(
-        self, encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        real = _real_tokens(encoder_outputs, attention_mask)
+    def weights(self, states: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         return real.unsqueeze(-1).to(self.layer_logits.dtype) * self.global_weights()
 
 
@@ -203,11 +204,7 @@ class TokenSoftmaxFusion(LayerFusion):
         self.transformer = nn.TransformerEncoder(layer, num_transformer_layers, enable_nested_tensor=False)
         self.score = nn.Linear(width, 1)
 
-    def layer_weights(
-        self, encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        states = stack_layer_states(encoder_outputs, self.num_layers)
-        real = _real_tokens(encoder_outputs, attention_mask)
+    def weights(self, states: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         tokens = states[real].to(self.input_projection.weight.dtype)  # (real tokens, num_layers, width)
         tokens = self.input_projection(self.input_norm(tokens)) + self.layer_embeddings.weight
         scores = self.score(self.transformer(tokens)).squeeze(-1)  # (real tokens, num_layers)
