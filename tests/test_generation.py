@@ -12,15 +12,6 @@ from tall_hf.generation import TallNextWordPipeline
 from tall_hf.resources import read_corpus
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Many tiny ops: one torch thread is faster than two fighting other processes for a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def predictor(tiny_paths, tiny_processor) -> TallPredictor:
     torch.manual_seed(0)
