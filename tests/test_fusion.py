@@ -166,12 +166,15 @@ def test_tall_with_last_fusion_matches_the_encoder_output(tiny_model, tiny_proce
     assert fused is expected.last_hidden_state
 
 
-def test_tall_token_softmax_round_trips(tiny_paths, tiny_processor, tmp_path):
+@pytest.mark.parametrize("adapters_only", [False, True])
+def test_tall_token_softmax_round_trips(tiny_paths, tiny_processor, tmp_path, adapters_only):
     torch.manual_seed(0)
     model = TallForCausalLM.from_components(
         **tiny_paths, encoder_fusion="token_softmax", encoder_fusion_options={"num_heads": 2}
     ).eval()
-    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        model.encoder_fusion.score.weight.normal_()  # away from the fresh initialisation
+    model.save_pretrained(tmp_path, adapters_only=adapters_only)
     loaded = TallForCausalLM.from_pretrained(tmp_path).eval()
     assert loaded.config.encoder_fusion == "token_softmax" and loaded.config.encoder_fusion_options == {"num_heads": 2}
     batch = tiny_processor(["שלום לכם"], ["hello to you"])

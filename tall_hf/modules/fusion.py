@@ -10,7 +10,9 @@ Every method is one `LayerFusion` subclass, registered under its name:
 Which layers are fused: the outputs of the encoder's `num_layers` transformer layers, not its embedding output. The
 last of them is the encoder's `last_hidden_state` (after any final layer norm, as in T5 and M2M100), so `last` is
 exactly what a model without fusion reads. An encoder's `hidden_states` tuple holds `num_layers + 1` entries; the
-first, the token embeddings, carries no context and is left out.
+first, the token embeddings, carries no context and is left out. In pre-norm encoders (T5/mT5) the intermediate
+states are the unnormalised residual stream, on another scale than the normed last layer; the weights mix them as they
+are (token softmax layer-norms them only to score them), and the projection that follows is trained on the mix.
 
 A new method is a subclass that turns the stacked layer states into weights, and registers itself:
 
