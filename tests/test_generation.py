@@ -91,6 +91,10 @@ def test_given_translations_skip_the_translator(predictor, prefixes):
 def test_sampling_is_reproducible_with_a_seed(predictor, prefixes):
     first = predictor.predict_next_word(prefixes, do_sample=True, seed=3)
     assert predictor.predict_next_word(prefixes, do_sample=True, seed=3) == first
+    # one random stream per sentence: neither the batch nor the path changes a sentence's draws
+    assert predictor.predict_next_word(prefixes, do_sample=True, seed=3, batch_size=1) == first
+    sample = prefixes[:4]
+    assert predictor.predict_next_word(sample, do_sample=True, seed=3, batch_size=1, use_cache=False) == first[:4]
     others = [predictor.predict_next_word(prefixes, do_sample=True, seed=seed) for seed in (4, 5)]
     greedy = predictor.predict_next_word(prefixes)
     assert any(other != first for other in others)

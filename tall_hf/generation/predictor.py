@@ -149,7 +149,8 @@ class TallPredictor:
         """The predicted next word of every prefix, normalised (punctuation removed); `""` where the model ends the
         sentence instead. `translations` (HR translations of the prefixes) skip the translator."""
         options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
-        words = self._next_words(prefixes, options, batch_size, use_cache, self._generator(seed), translations)
+        generators = self._generators(seed, len(prefixes))
+        words = self._next_words(prefixes, options, batch_size, use_cache, generators, translations)
         return [normalize_text(word) for word in words]
 
     def continue_text(
@@ -172,12 +173,13 @@ class TallPredictor:
         if num_words < 1:
             raise ValueError(f"num_words must be at least 1, got {num_words}.")
         options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
-        generator = self._generator(seed)
         texts = self._check_prefixes(prefixes)
+        generators = self._generators(seed, len(texts))
         continuations: list[list[str]] = [[] for _ in texts]
         active = list(range(len(texts)))
         for _ in range(num_words):
-            words = self._next_words([texts[i] for i in active], options, batch_size, use_cache, generator, None)
+            row_generators = None if generators is None else [generators[i] for i in active]
+            words = self._next_words([texts[i] for i in active], options, batch_size, use_cache, row_generators, None)
             still_active = []
             for index, word in zip(active, words, strict=True):
                 if word:
@@ -190,8 +192,13 @@ class TallPredictor:
         return [" ".join(words) for words in continuations]
 
     # ------------------------------------------------------------------ shared steps
-    def _generator(self, seed: int | None) -> torch.Generator | None:
-        return None if seed is None else torch.Generator(device=self.model.device).manual_seed(seed)
+    def _generators(self, seed: int | None, count: int) -> list[torch.Generator] | None:
+        """One random stream per sentence, derived from `seed`: a sentence's sampled words then depend neither on the
+        batch it shares nor on the path (cached or reference). `None` (no seed) samples from torch's global stream."""
+        if seed is None:
+            return None
+        row_seeds = torch.randint(2**62, (count,), generator=torch.Generator().manual_seed(seed)).tolist()
+        return [torch.Generator(device=self.model.device).manual_seed(row_seed) for row_seed in row_seeds]
 
     @staticmethod
     def _check_prefixes(prefixes: list[str]) -> list[str]:
@@ -219,10 +226,10 @@ class TallPredictor:
         options: DecodingOptions,
         batch_size: int,
         use_cache: bool,
-        generator: torch.Generator | None,
+        generators: list[torch.Generator] | None,
         translations: list[str] | None,
     ) -> list[str]:
-        """The raw (not normalised) next word of every prefix."""
+        """The raw (not normalised) next word of every prefix (`generators`: one per prefix, or None)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
         prefixes = self._check_prefixes(prefixes)
@@ -230,8 +237,8 @@ class TallPredictor:
             raise ValueError(f"Got {len(translations)} translations for {len(prefixes)} prefixes.")
         sampler = self._sampler(options)
         if use_cache:
-            return self._next_words_cached(prefixes, options, sampler, batch_size, generator, translations)
-        return self._next_words_reference(prefixes, options, sampler, batch_size, generator, translations)
+            return self._next_words_cached(prefixes, options, sampler, batch_size, generators, translations)
+        return self._next_words_reference(prefixes, options, sampler, batch_size, generators, translations)
 
     def _sampler(self, options: DecodingOptions) -> LogitsProcessorList | None:
         if not options.do_sample:
@@ -249,14 +256,17 @@ class TallPredictor:
         sequences: torch.LongTensor,
         scores: torch.FloatTensor,
         sampler: LogitsProcessorList | None,
-        generator: torch.Generator | None,
+        generators: list[torch.Generator] | None,
     ) -> torch.LongTensor:
-        """One token per row: the argmax, or a draw from the warped distribution."""
+        """One token per row: the argmax, or a draw from the warped distribution (from the row's own stream)."""
         scores = self.suppress(sequences, scores.float())
         if sampler is None:
             return scores.argmax(dim=-1)
         probabilities = torch.softmax(sampler(sequences, scores), dim=-1)
-        return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+        if generators is None:
+            return torch.multinomial(probabilities, 1).squeeze(1)
+        rows = zip(probabilities, generators, strict=True)
+        return torch.cat([torch.multinomial(row, 1, generator=generator) for row, generator in rows])
 
     def _stops(self, tokens: torch.LongTensor, step: int) -> torch.BoolTensor:
         """A word ends at the end-of-sentence token, or (after its first token) at a token that starts a new word."""
@@ -277,7 +287,7 @@ class TallPredictor:
         options: DecodingOptions,
         sampler: LogitsProcessorList | None,
         batch_size: int,
-        generator: torch.Generator | None,
+        generators: list[torch.Generator] | None,
         translations: list[str] | None,
     ) -> list[str]:
         """Stages 1-6 once per prefix, batched; stage 7 with a KV cache, per group of rows whose target prefixes have
@@ -308,7 +318,8 @@ class TallPredictor:
                     last_hidden_state=encoded.last_hidden_state[rows_tensor, :width], attention_mask=mask[:, :width]
                 )
                 decoder_input_ids = batch["decoder_input_ids"][rows_tensor, : length + 1]
-                words = self._decode_one_word(decoder_input_ids, group_encoded, options, sampler, generator)
+                group_generators = None if generators is None else [generators[chunk[row]] for row in rows]
+                words = self._decode_one_word(decoder_input_ids, group_encoded, options, sampler, group_generators)
                 for row, ids in zip(rows, words, strict=True):
                     word_ids[chunk[row]] = ids
         return self._decode_words(word_ids)
@@ -319,7 +330,7 @@ class TallPredictor:
         encoded: TallEncoderOutput,
         options: DecodingOptions,
         sampler: LogitsProcessorList | None,
-        generator: torch.Generator | None,
+        generators: list[torch.Generator] | None,
     ) -> list[list[int]]:
         """Stage 7 with a KV cache over an unpadded group: the prefix once, then one token per step."""
         logits, cache = self.model.decode(decoder_input_ids, encoded, use_cache=True)
@@ -327,7 +338,7 @@ class TallPredictor:
         words: list[list[int]] = [[] for _ in range(decoder_input_ids.shape[0])]
         active = torch.ones(decoder_input_ids.shape[0], dtype=torch.bool, device=decoder_input_ids.device)
         for step in range(options.max_word_tokens):
-            tokens = self._choose(sequences, logits[:, -1], sampler, generator)
+            tokens = self._choose(sequences, logits[:, -1], sampler, generators)
             active &= ~self._stops(tokens, step)
             for row in active.nonzero().flatten().tolist():
                 words[row].append(int(tokens[row]))
@@ -345,7 +356,7 @@ class TallPredictor:
         options: DecodingOptions,
         sampler: LogitsProcessorList | None,
         batch_size: int,
-        generator: torch.Generator | None,
+        generators: list[torch.Generator] | None,
         translations: list[str] | None,
     ) -> list[str]:
         """The paper's reference generation loop: for every new token, translate the prefix again and run all seven
@@ -370,7 +381,8 @@ class TallPredictor:
                 logits = self.model(**batch, use_cache=False).logits
                 last = batch["decoder_attention_mask"].sum(dim=1) - 1
                 scores = logits[torch.arange(len(chunk), device=logits.device), last]
-                tokens = self._choose(batch["decoder_input_ids"], scores, sampler, generator).cpu()
+                chunk_generators = None if generators is None else [generators[i] for i in chunk]
+                tokens = self._choose(batch["decoder_input_ids"], scores, sampler, chunk_generators).cpu()
                 active &= ~self._stops(tokens, step)
                 for row in active.nonzero().flatten().tolist():
                     word_ids[chunk[row]].append(int(tokens[row]))
