@@ -29,6 +29,7 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
 from transformers.utils import logging
 
 from ...adapters.mixin import AdapterMixin
@@ -107,7 +108,7 @@ class BridgePreTrainedModel(PreTrainedModel):
 
 def encoder_auto_class(config: PretrainedConfig):
     """The Auto class that builds only the encoder where one exists (mT5 -> `MT5EncoderModel`), else `AutoModel`."""
-    return AutoModelForTextEncoding if type(config) in AutoModelForTextEncoding._model_mapping else AutoModel
+    return AutoModelForTextEncoding if config.model_type in MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES else AutoModel
 
 
 def encoder_of(model: PreTrainedModel) -> nn.Module:
