@@ -23,15 +23,12 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
-from transformers.utils import logging
 
 from ..data.translation import translate
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.modeling_tall import TallEncoderOutput
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
-
-logger = logging.get_logger(__name__)
 
 WORD_START_MARKERS = ("\u2581", "\u0120")  # sentencepiece's "▁" and byte-level BPE's "Ġ"
 
@@ -80,8 +77,9 @@ class TallPredictor:
         starts = [piece is not None and piece.startswith(WORD_START_MARKERS) for piece in pieces]
         self.word_start = torch.zeros(vocab_size, dtype=torch.bool)
         self.word_start[: len(starts)] = torch.tensor(starts, dtype=torch.bool)
+        self.word_start = self.word_start.to(model.device)
         # The decoder start / pad token is never a prediction (Marian checkpoints ban it in their generation config).
-        self.suppress = SuppressTokensLogitsProcessor([processor.decoder_start_token_id], device="cpu")
+        self.suppress = SuppressTokensLogitsProcessor([processor.decoder_start_token_id], device=model.device)
 
     @classmethod
     def from_pretrained(
@@ -272,7 +270,7 @@ class TallPredictor:
         """A word ends at the end-of-sentence token, or (after its first token) at a token that starts a new word."""
         stops = tokens.eq(self.eos_token_id)
         if step > 0:
-            stops |= self.word_start.to(tokens.device)[tokens]
+            stops |= self.word_start[tokens.to(self.word_start.device)].to(tokens.device)
         return stops
 
     def _decode_words(self, word_ids: list[list[int]]) -> list[str]:
