@@ -24,6 +24,7 @@ from .training_recipes import (
     train_from_scratch,
     train_soft_prompt,
 )
+from .zero_shot import evaluate_zero_shot, label_log_likelihoods
 
 __all__ = [
     "APPROACHES",
@@ -44,11 +45,13 @@ __all__ = [
     "SoftPromptApproach",
     "TallApproach",
     "bootstrap_accuracy",
+    "evaluate_zero_shot",
     "evaluate_approach",
     "last_word_accuracy_path",
     "make_examples",
     "read_sentences",
     "recipe_training_arguments",
+    "label_log_likelihoods",
     "register_approach",
     "run_last_word_evaluation",
     "train_fine_tuned",
