@@ -30,7 +30,7 @@ class PredictArguments:
 def predict(argv: list[str]) -> int:
     """Print the predicted next word(s) of every sentence, one per line."""
     parser = HfArgumentParser(PredictArguments, prog="tall-hf predict", description=predict.__doc__)
-    (args,), sentences = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    args, sentences = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     unknown = [text for text in sentences if text.startswith("--")]
     if unknown:
         parser.error(f"unknown options: {' '.join(unknown)}")
@@ -54,8 +54,106 @@ def predict(argv: list[str]) -> int:
     return 0
 
 
+@dataclass
+class PushArguments:
+    """`tall-hf push --model DIR --repo_id you/tall-he`: upload a saved TALL with its processor and model card."""
+
+    model: str = field(metadata={"help": "A saved TALL model folder (full or adapters-only)."})
+    repo_id: str = field(metadata={"help": "The hub repository to create or update, e.g. you/tall-he."})
+    adapters_only: bool = field(
+        default=False, metadata={"help": "Upload only the trainable weights; the components are fetched by id."}
+    )
+    language: list[str] = field(default_factory=lambda: ["he", "en"], metadata={"help": "Languages, for the card."})
+    license: str | None = field(default=None, metadata={"help": "License id of the checkpoint, for the card."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to push to."})
+    commit_message: str | None = field(default=None, metadata={"help": "Message of the upload commit."})
+
+
+def _parse(dataclasses, argv: list[str], prog: str, description: str | None, defaults: dict | None = None):
+    parser = HfArgumentParser(dataclasses, prog=prog, description=description)
+    if defaults:
+        parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def train(argv: list[str]) -> int:
+    """Train TALL on low-resource text with Trainer (resumes from the last complete checkpoint)."""
+    from transformers import TrainingArguments
+
+    from .data import PreparationArguments
+    from .training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
+
+    run_training(
+        *_parse(
+            (TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments),
+            argv,
+            "tall-hf train",
+            train.__doc__,
+            TRAINING_DEFAULTS,
+        )
+    )
+    return 0
+
+
+def evaluate(argv: list[str]) -> int:
+    """Evaluate the paper's six approaches on last-word prediction and write the Table-1 report."""
+    from transformers import TrainingArguments
+
+    from .evaluation import LastWordEvaluationArguments, run_last_word_evaluation
+
+    eval_args, training_args = _parse(
+        (LastWordEvaluationArguments, TrainingArguments),
+        argv,
+        "tall-hf evaluate",
+        evaluate.__doc__,
+        {"report_to": "none"},
+    )
+    report = run_last_word_evaluation(eval_args, training_args)
+    print(report.to_markdown())
+    return 0
+
+
+def demo(argv: list[str]) -> int:
+    """Run the main job offline on the built-in tiny setup: train, evaluate all six approaches, report."""
+    from .demo import DISCLAIMER, DemoArguments, run_demo
+
+    (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
+    report = run_demo(args)
+    print(report.to_markdown())
+    print(f"\nReport, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
+    print(f'Try: tall-hf predict --model {args.output_dir}/tall "<a Hebrew sentence>"\n')
+    print(DISCLAIMER)
+    return 0
+
+
+def push(argv: list[str]) -> int:
+    """Upload a saved TALL (full or adapters-only) with its processor and a model card to the hub."""
+    from .hub import ModelCardInfo
+    from .models.tall import TallForCausalLM, TallProcessor
+
+    (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
+    model = TallForCausalLM.from_pretrained(args.model)
+    processor = TallProcessor.from_pretrained(args.model)
+    url = model.push_to_hub(
+        args.repo_id,
+        adapters_only=args.adapters_only,
+        processor=processor,
+        model_card=ModelCardInfo(language=args.language, license=args.license),
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+    )
+    print(url)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "demo": demo,
+    "train": train,
+    "evaluate": evaluate,
     "predict": predict,
+    "push": push,
 }
 
 

@@ -1,0 +1,160 @@
+"""The training job behind `tall-hf train` and `examples/train_tall.py`: components, data, Trainer, resume."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.utils import logging
+
+from ..data import PreparationArguments, prepare_tall_dataset
+from ..models.tall import TallForCausalLM, TallProcessor
+from ..models.tall.configuration_tall import LOSS_MODES
+from ..modules.fusion import FUSION_METHODS
+from ..testing import build_tiny_components
+from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
+from .trainer import train_tall
+
+logger = logging.get_logger(__name__)
+
+# Defaults of the paper's recipe, applied by the scripts' parsers (any flag overrides them).
+TRAINING_DEFAULTS = {
+    "eval_strategy": "steps",
+    "save_strategy": "steps",
+    "eval_steps": 100,
+    "save_steps": 100,
+    "logging_steps": 25,
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "eval_loss",
+    "greater_is_better": False,
+    "lr_scheduler_type": "cosine",
+    "learning_rate": 1e-4,
+    "warmup_steps": 100,
+    "weight_decay": 0.01,
+    "num_train_epochs": 5,
+    "remove_unused_columns": False,
+    "report_to": "none",
+}
+
+
+@dataclass
+class TallModelArguments:
+    """Which components TALL is built from, and its trainable parts."""
+
+    lr_hr_model: str | None = field(default=None, metadata={"help": "LR->HR translator: hub id or folder."})
+    llm_model: str | None = field(default=None, metadata={"help": "The frozen LLM: hub id or folder."})
+    hr_lr_model: str | None = field(default=None, metadata={"help": "HR->LR translator: hub id or folder."})
+    lr_hr_revision: str | None = field(default=None, metadata={"help": "Revision of the LR->HR translator."})
+    llm_revision: str | None = field(default=None, metadata={"help": "Revision of the LLM."})
+    hr_lr_revision: str | None = field(default=None, metadata={"help": "Revision of the HR->LR translator."})
+    loss_mode: str = field(default="last_token", metadata={"help": f"One of {LOSS_MODES}.", "choices": LOSS_MODES})
+    encoder_fusion: str = field(
+        default="last",
+        metadata={"help": "How stage 1 fuses the LR encoder's layers.", "choices": tuple(FUSION_METHODS)},
+    )
+    adapter_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the alignment adapters."})
+    tiny_components: str | None = field(
+        default=None,
+        metadata={"help": "Build tiny random components in this folder and use them (offline smoke runs)."},
+    )
+    tiny_llm: str = field(default="qwen2", metadata={"help": "LLM family of the tiny components."})
+
+    def components(self) -> dict[str, str]:
+        """`{"lr_hr", "llm", "hr_lr"}` hub ids or folders (the tiny ones built on the spot if asked)."""
+        if self.tiny_components:
+            return build_tiny_components(self.tiny_components, llm=self.tiny_llm)
+        missing = [name for name in ("lr_hr_model", "llm_model", "hr_lr_model") if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"Pass --{' --'.join(missing)} (hub ids or folders), or --tiny_components DIR.")
+        return {"lr_hr": self.lr_hr_model, "llm": self.llm_model, "hr_lr": self.hr_lr_model}
+
+    def revisions(self) -> dict[str, str | None]:
+        return {
+            "lr_hr_revision": self.lr_hr_revision,
+            "llm_revision": self.llm_revision,
+            "hr_lr_revision": self.hr_lr_revision,
+        }
+
+
+@dataclass
+class TallDataArguments:
+    """The low-resource text TALL learns from."""
+
+    train_file: str = field(metadata={"help": "Text file of LR sentences, one a line."})
+    validation_file: str | None = field(default=None, metadata={"help": "Held-out sentences, one a line."})
+    validation_split_percentage: float = field(
+        default=5.0, metadata={"help": "Without --validation_file, hold out this share of the prepared training data."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Read only the first N training lines."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most N validation sentences."})
+
+
+def read_lines(path: str | os.PathLike, limit: int | None = None) -> list[str]:
+    """The first `limit` lines of a text file (all of them by default)."""
+    with Path(path).open(encoding="utf-8") as handle:
+        return [line for _, line in zip(range(limit), handle, strict=False)] if limit else handle.readlines()
+
+
+def run_training(
+    model_args: TallModelArguments,
+    data_args: TallDataArguments,
+    prep_args: PreparationArguments,
+    training_args: TrainingArguments,
+) -> Trainer:
+    """Build TALL, prepare the data (cached), train with `Trainer` and save model + processor to `output_dir`.
+
+    A run whose `output_dir` holds a complete checkpoint resumes from the newest one, exactly where it stopped.
+    """
+    set_seed(training_args.seed)
+    paths = model_args.components()
+    processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=model_args.loss_mode)
+    model = TallForCausalLM.from_components(
+        **paths,
+        **model_args.revisions(),
+        loss_mode=model_args.loss_mode,
+        encoder_fusion=model_args.encoder_fusion,
+        adapter_dropout=model_args.adapter_dropout,
+    )
+    logger.info("\n" + model.parameter_table())
+
+    # The translator is the model's own LR->HR translator (its encoder is TALL's stage 1). Under `accelerate launch`
+    # the processes share the translation shards and then read each other's from the cache.
+    translator = {"translator": paths["lr_hr"], "translator_revision": model_args.lr_hr_revision}
+    train = prepare_tall_dataset(
+        read_lines(data_args.train_file, data_args.max_train_samples), processor, args=prep_args, **translator
+    )
+    validation = None
+    if data_args.validation_file:
+        validation = prepare_tall_dataset(
+            read_lines(data_args.validation_file), processor, args=prep_args, **translator
+        )
+    elif data_args.validation_split_percentage > 0:
+        split = train.train_test_split(
+            test_size=data_args.validation_split_percentage / 100, seed=training_args.seed, shuffle=True
+        )
+        train, validation = split["train"], split["test"]
+    if validation is not None and data_args.max_eval_samples is not None:
+        validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
+    if validation is None and training_args.eval_strategy != "no":
+        raise ValueError("Evaluation is on but there is no validation data: pass --validation_file or a split.")
+    logger.info(f"Training on {len(train)} sentences, evaluating on {len(validation) if validation else 0}.")
+
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None:
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        if checkpoint:
+            logger.warning(f"Resuming from {checkpoint} (pass a new --output_dir to start afresh).")
+    trainer = train_tall(
+        model,
+        processor,
+        train,
+        validation,
+        training_args,
+        resume_from_checkpoint=checkpoint,
+        callbacks=[CommitCheckpointCallback()],
+    )
+    logger.info(f"Saved TALL and its processor to {trainer.args.output_dir}.")
+    return trainer
