@@ -124,21 +124,21 @@ def main() -> None:
     )
     logger.info("\n" + model.parameter_table())
 
-    with training_args.main_process_first(desc="data preparation"):
-        # The translator is the model's own LR->HR translator: its encoder is TALL's stage 1.
-        translator = {"translator": paths["lr_hr"], "translator_revision": model_args.lr_hr_revision}
-        train = prepare_tall_dataset(
-            read_lines(data_args.train_file, data_args.max_train_samples), processor, args=prep_args, **translator
+    # The translator is the model's own LR->HR translator (its encoder is TALL's stage 1). Under `accelerate launch`,
+    # the processes share the translation shards and then read each other's from the cache.
+    translator = {"translator": paths["lr_hr"], "translator_revision": model_args.lr_hr_revision}
+    train = prepare_tall_dataset(
+        read_lines(data_args.train_file, data_args.max_train_samples), processor, args=prep_args, **translator
+    )
+    if data_args.validation_file:
+        validation = prepare_tall_dataset(
+            read_lines(data_args.validation_file, None), processor, args=prep_args, **translator
         )
-        if data_args.validation_file:
-            validation = prepare_tall_dataset(
-                read_lines(data_args.validation_file, None), processor, args=prep_args, **translator
-            )
-        else:
-            split = train.train_test_split(
-                test_size=data_args.validation_split_percentage / 100, seed=training_args.seed, shuffle=True
-            )
-            train, validation = split["train"], split["test"]
+    else:
+        split = train.train_test_split(
+            test_size=data_args.validation_split_percentage / 100, seed=training_args.seed, shuffle=True
+        )
+        train, validation = split["train"], split["test"]
     if data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     logger.info(f"Training on {len(train)} sentences, evaluating on {len(validation)}.")
