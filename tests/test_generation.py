@@ -84,6 +84,8 @@ def test_one_word_per_prefix(predictor, prefixes):
 def test_given_translations_skip_the_translator(predictor, prefixes):
     translations = translate(prefixes, predictor.translator, predictor.translator_tokenizer)
     assert predictor.predict_next_word(prefixes, translations=translations) == predictor.predict_next_word(prefixes)
+    continued = predictor.continue_text(prefixes[:4], 2, translations=translations[:4])
+    assert continued == predictor.continue_text(prefixes[:4], 2)
     with pytest.raises(ValueError, match="translations"):
         predictor.predict_next_word(prefixes, translations=translations[:-1])
 

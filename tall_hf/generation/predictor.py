@@ -164,10 +164,11 @@ class TallPredictor:
         seed: int | None = None,
         use_cache: bool = True,
         max_word_tokens: int = 8,
+        translations: list[str] | None = None,
     ) -> list[str]:
         """The next `num_words` words of every prefix (the continuation only), predicted one word at a time: each
         word is appended to its prefix, which is translated again for the next one. A text the model ends early
-        has fewer words."""
+        has fewer words. `translations` (of the prefixes) replace the translator for the first word only."""
         if num_words < 1:
             raise ValueError(f"num_words must be at least 1, got {num_words}.")
         options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
@@ -177,7 +178,9 @@ class TallPredictor:
         active = list(range(len(texts)))
         for _ in range(num_words):
             row_generators = None if generators is None else [generators[i] for i in active]
-            words = self._next_words([texts[i] for i in active], options, batch_size, use_cache, row_generators, None)
+            row_texts = [texts[i] for i in active]
+            words = self._next_words(row_texts, options, batch_size, use_cache, row_generators, translations)
+            translations = None
             still_active = []
             for index, word in zip(active, words, strict=True):
                 if word:
