@@ -1,9 +1,9 @@
 """Translation cost of a 5-epoch TALL training run: per item in `__getitem__` (the reference) vs. batched once and
 served from the datasets cache (tall_hf), with the same tiny translator, sentences and generation settings.
 
-    python benchmarks/data_prep.py --num_sentences 64 --epochs 5
+    python benchmarks/data_prep.py --num_sentences 32 --epochs 5
 
-Both ways run here, one after the other; the last line is `ratio=X` (reference seconds / tall_hf seconds).
+Both ways run here, alternating epoch by epoch; the last line is `ratio=X` (reference seconds / tall_hf seconds).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument(
         "--data", default=str(DEFAULT_DATA), help="Hebrew text file (falls back to the shipped corpus)"
     )
-    parser.add_argument("--num_sentences", type=int, default=64)
+    parser.add_argument("--num_sentences", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=8, help="training batch size")
     parser.add_argument("--translation_batch_size", type=int, default=64)
@@ -78,26 +78,29 @@ def main() -> None:
     print(f"{len(cleaned.sentences)} sentences, {options.epochs} epochs, tiny translator {paths['lr_hr']}")
 
     reference = PerItemTranslationDataset(cleaned.sentences, cleaned.prefixes, processor, translator)
-    start = time.perf_counter()
-    for _ in range(options.epochs):
-        for _batch in DataLoader(reference, batch_size=options.batch_size, shuffle=True, collate_fn=list):
-            pass
-    reference_seconds = time.perf_counter() - start
-    reference_calls = counter.calls
-    print(f"reference (translate in __getitem__): {reference_seconds:.2f} s, {reference_calls} generate calls")
-
-    counter.calls = 0
+    collator = TallDataCollator(processor)
+    seconds = {"reference": 0.0, "tall_hf": 0.0}
+    calls = {"reference": 0, "tall_hf": 0}
     with tempfile.TemporaryDirectory() as cache_dir:
         args = PreparationArguments(cache_dir=cache_dir, translation_batch_size=options.translation_batch_size)
-        collator = TallDataCollator(processor)
-        start = time.perf_counter()
+        # The two ways alternate epoch by epoch, so a change in machine load affects both alike.
         for _ in range(options.epochs):
+            start, before = time.perf_counter(), counter.calls
+            for _batch in DataLoader(reference, batch_size=options.batch_size, shuffle=True, collate_fn=list):
+                pass
+            seconds["reference"] += time.perf_counter() - start
+            calls["reference"] += counter.calls - before
+
             # Each epoch asks for the prepared data again: the first call translates, the others read the cache.
+            start, before = time.perf_counter(), counter.calls
             dataset = prepare_tall_dataset(lines, processor, translator, args)
             for _batch in DataLoader(dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collator):
                 pass
-        package_seconds = time.perf_counter() - start
-    print(f"tall_hf (batched once, then cached):   {package_seconds:.2f} s, {counter.calls} generate calls")
+            seconds["tall_hf"] += time.perf_counter() - start
+            calls["tall_hf"] += counter.calls - before
+    print(f"reference (translate in __getitem__): {seconds['reference']:.2f} s, {calls['reference']} generate calls")
+    print(f"tall_hf (batched once, then cached):   {seconds['tall_hf']:.2f} s, {calls['tall_hf']} generate calls")
+    reference_seconds, package_seconds = seconds["reference"], seconds["tall_hf"]
     print(f"ratio={reference_seconds / package_seconds:.1f}")
 
 
