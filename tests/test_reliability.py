@@ -135,3 +135,15 @@ def test_two_processes_match_one_at_the_same_global_batch(tiny_paths, tmp_path):
     one, two = _losses(single), _losses(double)
     assert len(one) == len(two) == 6
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), rtol=1e-4, atol=1e-4)
+
+
+def test_two_runs_with_one_seed_give_identical_results(tiny_paths, tmp_path):
+    cache = tmp_path / "cache"
+    steps = ["--max_steps", "6", "--save_strategy", "no"]
+    for name in ("first", "second"):
+        subprocess.run(
+            _train_command(tiny_paths, tmp_path / name, cache, *steps), env=_env(), check=True, capture_output=True
+        )
+    first, second = _trainable_weights(tmp_path / "first"), _trainable_weights(tmp_path / "second")
+    assert first and all(torch.equal(first[name], second[name]) for name in first)
+    assert _losses(tmp_path / "first") == _losses(tmp_path / "second")
