@@ -80,11 +80,26 @@ class AdapterMixin:
     docstring for what a model class provides)."""
 
     adapter_modules: tuple[str, ...] = ()
+    frozen_modules: tuple[str, ...] = ()
     adapter_config_class: type[AdapterConfig] = AdapterConfig
     lora_target: str | None = "llm"
     model_card_template: str | None = None
     # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
     adapter_fixed_weights: tuple[str, ...] = ("embed_positions.weight",)
+
+    # ------------------------------------------------------------------ frozen components
+    def freeze_components(self) -> None:
+        """Freeze the pretrained components (`frozen_modules`); the adapter modules train."""
+        for name in self.frozen_modules:
+            getattr(self, name).requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Train mode for the adapter modules; the frozen components always run deterministically (eval mode)."""
+        super().train(mode)
+        for name in self.frozen_modules:
+            getattr(self, name).eval()
+        self.lora_train(mode)
+        return self
 
     # ------------------------------------------------------------------ LoRA on the frozen LLM
     def init_lora(self) -> None:

@@ -8,31 +8,9 @@ import torch
 
 from ..models.tall.configuration_tall import LOSS_MODES
 from ..models.tall.processing_tall import TallProcessor
-from ..modules.losses import IGNORE_INDEX
+from ..utils.padding import pad_rows
 
 REQUIRED_FEATURES = ("input_ids", "bridge_input_ids", "target_ids", "last_word_length")
-
-
-def target_labels(target_ids: list[int], last_word_length: int, loss_mode: str) -> list[int]:
-    """Unshifted labels of one target sentence: every token (`last_token`, `all_tokens`; the model's `last_token`
-    loss reads the last one) or only the last word's tokens (`last_word`), the rest `IGNORE_INDEX`."""
-    if loss_mode == "last_word":
-        keep = max(1, min(last_word_length, len(target_ids)))
-        return [IGNORE_INDEX] * (len(target_ids) - keep) + list(target_ids[-keep:])
-    return list(target_ids)
-
-
-def pad_rows(rows: list[list[int]], value: int, multiple_of: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad `rows` with `value`; returns the ids and the attention mask."""
-    length = max(len(row) for row in rows)
-    if multiple_of:
-        length = -(-length // multiple_of) * multiple_of
-    ids = torch.full((len(rows), length), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for index, row in enumerate(rows):
-        ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[index, : len(row)] = 1
-    return ids, mask
 
 
 @dataclass
@@ -65,7 +43,6 @@ class TallDataCollator:
                 "remove_unused_columns=False so it keeps them)."
             )
         processor, multiple = self.processor, self.pad_to_multiple_of
-        start = processor.decoder_start_token_id
         targets = [list(row["target_ids"]) for row in features]
         if any(not ids for ids in targets):
             raise ValueError("A row has an empty target stream; prepare_tall_dataset never produces one.")
@@ -75,22 +52,13 @@ class TallDataCollator:
         bridge_ids, bridge_mask = pad_rows(
             [row["bridge_input_ids"] for row in features], _pad_id(processor, "llm"), multiple
         )
-        decoder_ids, decoder_mask = pad_rows(
-            [[start] + ids[:-1] for ids in targets], _pad_id(processor, "target"), multiple
-        )
-        labels = [
-            target_labels(ids, row["last_word_length"], self.loss_mode)
-            for ids, row in zip(targets, features, strict=True)
-        ]
-        label_ids, _ = pad_rows(labels, IGNORE_INDEX, multiple)
+        last_word_lengths = [row["last_word_length"] for row in features]
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "bridge_input_ids": bridge_ids,
             "bridge_attention_mask": bridge_mask,
-            "decoder_input_ids": decoder_ids,
-            "decoder_attention_mask": decoder_mask,
-            "labels": label_ids,
+            **processor.teacher_forcing(targets, last_word_lengths, self.loss_mode, multiple),
         }
 
 
@@ -98,4 +66,4 @@ def _pad_id(processor: TallProcessor, stream: str) -> int:
     return getattr(processor, f"{stream}_tokenizer").pad_token_id
 
 
-__all__ = ["TallDataCollator", "pad_rows", "target_labels"]
+__all__ = ["TallDataCollator"]

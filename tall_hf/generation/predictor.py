@@ -28,6 +28,7 @@ from ..data.translation import translate
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.modeling_tall import TallEncoderOutput
 from ..utils.hub import load_pretrained
+from ..utils.padding import pad_rows
 from ..utils.text import normalize_text
 
 WORD_START_MARKERS = ("\u2581", "\u0120")  # sentencepiece's "▁" and byte-level BPE's "Ġ"
@@ -377,7 +378,7 @@ class TallPredictor:
                     chunk_translations = [translations[i] for i in chunk]
                 batch = self.processor(chunk_prefixes, chunk_translations)
                 rows = [[start_id] + prefix_ids[i] + word_ids[i] for i in chunk]
-                batch["decoder_input_ids"], batch["decoder_attention_mask"] = _right_pad(rows, pad_id)
+                batch["decoder_input_ids"], batch["decoder_attention_mask"] = pad_rows(rows, pad_id)
                 batch = batch.to(self.model.device)
                 logits = self.model(**batch, use_cache=False).logits
                 last = batch["decoder_attention_mask"].sum(dim=1) - 1
@@ -390,14 +391,3 @@ class TallPredictor:
                 if not active.any():
                     break
         return self._decode_words(word_ids)
-
-
-def _right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.LongTensor, torch.LongTensor]:
-    """Token rows padded on the right, and their attention mask."""
-    length = max(len(row) for row in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for index, row in enumerate(rows):
-        ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[index, : len(row)] = 1
-    return ids, mask

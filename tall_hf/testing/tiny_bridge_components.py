@@ -7,19 +7,15 @@ languages (the bridge trains on English and runs on Hebrew). Weights are random;
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
 import torch
-from transformers import MT5Config, MT5EncoderModel, T5Tokenizer, set_seed
+from transformers import MT5Config, MT5EncoderModel, T5Tokenizer
 
 from ..resources import read_corpus
-from .tiny_components import LLM_VOCAB_SIZE, SPM_VOCAB_SIZE, TINY_LLM_CONFIGS, _train_sentencepiece, _write_llm
+from .tiny_components import TINY_LLM_CONFIGS, _train_sentencepiece, _write_llm, build_once, check_tiny_llm
 
 # More layers than width would suggest, so that fusing them has something to choose from.
 TINY_ENCODER_CONFIG = {
@@ -37,8 +33,6 @@ TINY_ENCODER_CONFIG = {
 # soft prompt could steer it. At this scale the frozen random LLM responds to its input, and training the bridge has
 # an effect to show.
 TINY_LLM_INITIALIZER_RANGE = 0.3
-_BUILD_VERSION = 1
-_STAMP = "tiny_bridge_components.json"
 
 
 def build_tiny_bridge_components(directory: str | os.PathLike, llm: str = "qwen2", seed: int = 0) -> dict[str, str]:
@@ -48,48 +42,16 @@ def build_tiny_bridge_components(directory: str | os.PathLike, llm: str = "qwen2
     English text; the LLM is the tiny `llm` family of `build_tiny_components`. Seeded and deterministic, reused when
     `directory` already holds the same build, and written atomically (a temporary folder moved into place).
     """
-    if llm not in TINY_LLM_CONFIGS:
-        raise ValueError(f"Unknown tiny LLM family {llm!r}; choose one of {sorted(TINY_LLM_CONFIGS)}.")
-    root = Path(directory)
-    target = root / f"tiny-bridge-{llm}-{_build_key(llm, seed)}"
-    paths = {"encoder": str(target / "encoder"), "llm": str(target / "llm")}
-    if (target / _STAMP).is_file():
-        return paths
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-    try:
-        set_seed(seed)
+    check_tiny_llm(llm)
+
+    def write(staging: Path) -> None:
         hebrew, english = read_corpus("hebrew"), read_corpus("english")
         _write_encoder(staging / "encoder", hebrew + english, seed)
         _write_llm(staging / "llm", llm, english + hebrew, seed + 1, initializer_range=TINY_LLM_INITIALIZER_RANGE)
-        (staging / _STAMP).write_text(json.dumps({"llm": llm, "seed": seed, "version": _BUILD_VERSION}))
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished the same build first
-            if not (target / _STAMP).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return paths
 
-
-def _build_key(llm: str, seed: int) -> str:
-    description = json.dumps(
-        [
-            _BUILD_VERSION,
-            llm,
-            seed,
-            TINY_LLM_CONFIGS[llm],
-            TINY_ENCODER_CONFIG,
-            TINY_LLM_INITIALIZER_RANGE,
-            SPM_VOCAB_SIZE,
-            LLM_VOCAB_SIZE,
-            read_corpus("hebrew"),
-            read_corpus("english"),
-        ],
-        sort_keys=True,
-    )
-    return hashlib.sha256(description.encode()).hexdigest()[:10]
+    description = [llm, seed, TINY_LLM_CONFIGS[llm], TINY_ENCODER_CONFIG, TINY_LLM_INITIALIZER_RANGE]
+    target = build_once(directory, f"tiny-bridge-{llm}", description, write, seed)
+    return {"encoder": str(target / "encoder"), "llm": str(target / "llm")}
 
 
 def _write_encoder(folder: Path, sentences: list[str], seed: int) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import sentencepiece as spm
@@ -83,25 +84,51 @@ def build_tiny_components(directory: str | os.PathLike, llm: str = "qwen2", seed
     and reused when `directory` already holds the same build (it is written to a temporary folder and moved into
     place, so an interrupted build is never picked up).
     """
-    if llm not in TINY_LLM_CONFIGS:
-        raise ValueError(f"Unknown tiny LLM family {llm!r}; choose one of {sorted(TINY_LLM_CONFIGS)}.")
-    root = Path(directory)
-    key = _build_key(llm, seed)
-    target = root / f"tiny-{llm}-{key}"
-    paths = {"lr_hr": str(target / "lr_hr"), "llm": str(target / "llm"), "hr_lr": str(target / "hr_lr")}
-    if (target / _STAMP).is_file():
-        return paths
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-    try:
-        set_seed(seed)
+    check_tiny_llm(llm)
+
+    def write(staging: Path) -> None:
         hebrew, english = read_corpus("hebrew"), read_corpus("english")
         spm_models = {"he": _train_sentencepiece(hebrew), "en": _train_sentencepiece(english)}
         vocab = _marian_vocab(spm_models.values())
         _write_translator(staging / "lr_hr", "lr_hr", spm_models["he"], spm_models["en"], vocab, seed)
         _write_translator(staging / "hr_lr", "hr_lr", spm_models["en"], spm_models["he"], vocab, seed + 1)
         _write_llm(staging / "llm", llm, english + hebrew, seed + 2)
-        (staging / _STAMP).write_text(json.dumps({"llm": llm, "seed": seed, "version": _BUILD_VERSION}))
+
+    description = [llm, seed, TINY_LLM_CONFIGS[llm], TINY_TRANSLATOR_CONFIGS, TRANSLATOR_DEFAULTS]
+    target = build_once(directory, f"tiny-{llm}", description, write, seed)
+    return {role: str(target / role) for role in ("lr_hr", "llm", "hr_lr")}
+
+
+def check_tiny_llm(llm: str) -> None:
+    if llm not in TINY_LLM_CONFIGS:
+        raise ValueError(f"Unknown tiny LLM family {llm!r}; choose one of {sorted(TINY_LLM_CONFIGS)}.")
+
+
+def build_once(
+    directory: str | os.PathLike, name: str, description: list, write: Callable[[Path], None], seed: int
+) -> Path:
+    """`directory/<name>-<key>`, where the key hashes `description` and the shipped corpora: built once by
+    `write(staging)` into a temporary folder that is moved into place (an interrupted build is never picked up),
+    then reused."""
+    payload = [
+        _BUILD_VERSION,
+        description,
+        SPM_VOCAB_SIZE,
+        LLM_VOCAB_SIZE,
+        read_corpus("hebrew"),
+        read_corpus("english"),
+    ]
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+    root = Path(directory)
+    target = root / f"{name}-{key}"
+    if (target / _STAMP).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        set_seed(seed)
+        write(staging)
+        (staging / _STAMP).write_text(json.dumps({"name": name, "description": description}, default=str))
         try:
             staging.rename(target)
         except OSError:  # another process finished the same build first
@@ -109,26 +136,7 @@ def build_tiny_components(directory: str | os.PathLike, llm: str = "qwen2", seed
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return paths
-
-
-def _build_key(llm: str, seed: int) -> str:
-    description = json.dumps(
-        [
-            _BUILD_VERSION,
-            llm,
-            seed,
-            TINY_LLM_CONFIGS[llm],
-            TINY_TRANSLATOR_CONFIGS,
-            TRANSLATOR_DEFAULTS,
-            SPM_VOCAB_SIZE,
-            LLM_VOCAB_SIZE,
-            read_corpus("hebrew"),
-            read_corpus("english"),
-        ],
-        sort_keys=True,
-    )
-    return hashlib.sha256(description.encode()).hexdigest()[:10]
+    return target
 
 
 def _train_sentencepiece(sentences: list[str]) -> bytes:

@@ -161,6 +161,7 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
     and `from_pretrained` fetches the encoder and the LLM from their recorded provenance."""
 
     adapter_modules = TRAINABLE_STAGES
+    frozen_modules = FROZEN_STAGES
     adapter_config_class = BridgeAdapterConfig
     model_card_template = "bridge_model_card.md.j2"
 
@@ -225,19 +226,6 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
         if dtype is not None:
             model = model.to(dtype)
         return model
-
-    def freeze_components(self) -> None:
-        """Freeze the encoder and the LLM; the fusion and the projection train."""
-        for name in FROZEN_STAGES:
-            getattr(self, name).requires_grad_(False)
-
-    def train(self, mode: bool = True) -> BridgeForCausalLM:
-        """Train mode for the fusion and projection; the frozen components always run deterministically."""
-        super().train(mode)
-        for name in FROZEN_STAGES:
-            getattr(self, name).eval()
-        self.lora_train(mode)
-        return self
 
     def get_input_embeddings(self) -> nn.Module:
         return self.llm.get_input_embeddings()

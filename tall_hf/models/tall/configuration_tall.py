@@ -85,11 +85,15 @@ class TallConfig(PretrainedConfig):
         super().__post_init__(**kwargs)
         for role in ("lr_hr_config", "hr_lr_config"):
             if not getattr(getattr(self, role), "is_encoder_decoder", False):
-                raise ValueError(f"{role} must describe an encoder-decoder translator, got {getattr(self, role).model_type!r}.")
+                raise ValueError(
+                    f"{role} must describe an encoder-decoder translator, got {getattr(self, role).model_type!r}."
+                )
         if self.loss_mode not in LOSS_MODES:
             raise ValueError(f"loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}.")
         if self.encoder_fusion not in FUSION_METHODS:
-            raise ValueError(f"Unknown encoder_fusion {self.encoder_fusion!r}; choose one of {sorted(FUSION_METHODS)}.")
+            raise ValueError(
+                f"Unknown encoder_fusion {self.encoder_fusion!r}; choose one of {sorted(FUSION_METHODS)}."
+            )
         self.encoder_fusion_options = dict(self.encoder_fusion_options or {})
         if self.source_transformer_config is None:
             self.source_transformer_config = derive_source_transformer_config(self.lr_hr_config, self.llm_config)
@@ -142,7 +146,9 @@ _SHARED_FIELDS = ("activation_function", "dropout", "attention_dropout", "activa
 
 def _marian_without_vocabulary(**fields) -> PretrainedConfig:
     """A Marian config for a custom transformer: it reads `inputs_embeds`, so it has no vocabulary of its own."""
-    return AutoConfig.for_model("marian", vocab_size=1, pad_token_id=0, eos_token_id=0, decoder_start_token_id=0, **fields)
+    return AutoConfig.for_model(
+        "marian", vocab_size=1, pad_token_id=0, eos_token_id=0, decoder_start_token_id=0, **fields
+    )
 
 
 def derive_source_transformer_config(lr_hr_config: PretrainedConfig, llm_config: PretrainedConfig) -> PretrainedConfig:

@@ -38,7 +38,13 @@ from .configuration_tall import TallConfig
 logger = logging.get_logger(__name__)
 
 FROZEN_STAGES = ("lr_encoder", "llm", "lr_decoder", "lm_head")
-TRAINABLE_STAGES = ("encoder_fusion", "source_alignment", "source_transformer", "target_alignment", "target_transformer")
+TRAINABLE_STAGES = (
+    "encoder_fusion",
+    "source_alignment",
+    "source_transformer",
+    "target_alignment",
+    "target_transformer",
+)
 
 ComponentSpec = str | os.PathLike | PretrainedConfig | PreTrainedModel
 
@@ -110,6 +116,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     `from_pretrained` fetches the components from their recorded provenance. `config.lora` adds LoRA to the LLM."""
 
     adapter_modules = TRAINABLE_STAGES
+    frozen_modules = FROZEN_STAGES
     adapter_config_class = TallAdapterConfig
     model_card_template = "tall_model_card.md.j2"
 
@@ -121,8 +128,12 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         hr_lr_model: PreTrainedModel | None = None,
     ) -> None:
         super().__init__(config)
-        lr_hr_model = lr_hr_model if lr_hr_model is not None else AutoModelForSeq2SeqLM.from_config(config.lr_hr_config)
-        hr_lr_model = hr_lr_model if hr_lr_model is not None else AutoModelForSeq2SeqLM.from_config(config.hr_lr_config)
+        lr_hr_model = (
+            lr_hr_model if lr_hr_model is not None else AutoModelForSeq2SeqLM.from_config(config.lr_hr_config)
+        )
+        hr_lr_model = (
+            hr_lr_model if hr_lr_model is not None else AutoModelForSeq2SeqLM.from_config(config.hr_lr_config)
+        )
         llm = llm.base_model if llm is not None else AutoModel.from_config(config.llm_config)
         lr_width, llm_width = config.lr_hr_config.d_model, config.llm_config.hidden_size
         hr_lr_width = config.hr_lr_config.d_model
@@ -185,7 +196,9 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
         )
         if llm_config.is_encoder_decoder:
-            raise ValueError(f"The LLM must be a decoder-only model, got an encoder-decoder {llm_config.model_type!r}.")
+            raise ValueError(
+                f"The LLM must be a decoder-only model, got an encoder-decoder {llm_config.model_type!r}."
+            )
         components = {
             "lr_hr": {"name_or_path": lr_hr_name, "revision": lr_hr_revision},
             "llm": {"name_or_path": llm_name, "revision": llm_revision},
@@ -198,19 +211,6 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         if dtype is not None:
             model = model.to(dtype)
         return model
-
-    def freeze_components(self) -> None:
-        """Freeze the translators and the LLM; the adapters and custom transformers train (positions stay fixed)."""
-        for name in FROZEN_STAGES:
-            getattr(self, name).requires_grad_(False)
-
-    def train(self, mode: bool = True) -> TallForCausalLM:
-        """Train mode for the trainable stages; the frozen components always run deterministically (eval mode)."""
-        super().train(mode)
-        for name in FROZEN_STAGES:
-            getattr(self, name).eval()
-        self.lora_train(mode)
-        return self
 
     def get_input_embeddings(self) -> nn.Module:
         return self.llm.get_input_embeddings()
@@ -393,7 +393,9 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     def print_trainable_parameters(self) -> None:
         """PEFT's one-line summary: trainable params, all params and the trainable share."""
         trainable, total = self.get_nb_trainable_parameters()
-        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
 
     def get_nb_trainable_parameters(self) -> tuple[int, int]:
         """(trainable, total) parameter counts, a tied tensor counted once."""
@@ -403,13 +405,15 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
 def check_streams(*streams: torch.Tensor | None) -> None:
     """All three streams are present, non-empty and of one batch size; raise a `ValueError` naming the problem."""
     names = ("input_ids", "attention_mask", "bridge_input_ids", "bridge_attention_mask", "decoder_input_ids")
-    missing = [name for name, value in zip(names, streams) if value is None]
+    missing = [name for name, value in zip(names, streams, strict=True) if value is None]
     if missing:
-        raise ValueError(f"Missing input streams: {', '.join(missing)}. TALL needs the source, bridge and target streams.")
-    empty = [name for name, value in zip(names, streams) if value.numel() == 0]
+        raise ValueError(
+            f"Missing input streams: {', '.join(missing)}. TALL needs the source, bridge and target streams."
+        )
+    empty = [name for name, value in zip(names, streams, strict=True) if value.numel() == 0]
     if empty:
         raise ValueError(f"Empty batch: {', '.join(empty)} hold no tokens.")
-    sizes = {name: value.shape[0] for name, value in zip(names, streams)}
+    sizes = {name: value.shape[0] for name, value in zip(names, streams, strict=True)}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"The streams have different batch sizes: {sizes}.")
 

@@ -9,6 +9,7 @@ from transformers.utils import logging
 
 from ...modules.losses import IGNORE_INDEX
 from ...utils.hub import load_pretrained
+from ...utils.padding import pad_rows
 from ...utils.text import split_last_word
 from .configuration_tall import LOSS_MODES
 
@@ -122,35 +123,42 @@ class TallProcessor(ProcessorMixin):
     def target_prefix_stream(self, prefixes: list[str]) -> dict[str, torch.Tensor]:
         """Decoder inputs for predicting the word after each prefix: start token + prefix tokens."""
         rows = [[self.decoder_start_token_id] + ids for ids in self.target_token_ids(prefixes)]
-        input_ids, mask = self._pad(rows, self.target_tokenizer.pad_token_id)
+        input_ids, mask = pad_rows(rows, self.target_tokenizer.pad_token_id)
         return {"decoder_input_ids": input_ids, "decoder_attention_mask": mask}
 
     def target_stream(self, sentences: list[str]) -> dict[str, torch.Tensor]:
         """Teacher-forced decoder inputs and `labels` of the loss mode for full LR sentences."""
         token_ids = self.target_token_ids(sentences)
+        for sentence, ids in zip(sentences, token_ids, strict=True):
+            if not ids:
+                raise ValueError(f"Target sentence {sentence!r} has no tokens.")
+        last_word_lengths = [0] * len(sentences)
         if self.loss_mode == "last_word":
             last_words = [split_last_word(sentence)[1] for sentence in sentences]
             last_word_lengths = [len(ids) for ids in self.target_token_ids(last_words)]
-        rows_in, rows_labels = [], []
-        for index, ids in enumerate(token_ids):
-            if not ids:
-                raise ValueError(f"Target sentence {sentences[index]!r} has no tokens.")
-            rows_in.append([self.decoder_start_token_id] + ids[:-1])
-            labels = list(ids)
-            if self.loss_mode == "last_word":
-                keep = last_word_lengths[index]
-                labels = [IGNORE_INDEX] * (len(ids) - keep) + labels[len(ids) - keep :]
-            rows_labels.append(labels)
-        input_ids, mask = self._pad(rows_in, self.target_tokenizer.pad_token_id)
-        labels, _ = self._pad(rows_labels, IGNORE_INDEX)
-        return {"decoder_input_ids": input_ids, "decoder_attention_mask": mask, "labels": labels}
+        return self.teacher_forcing(token_ids, last_word_lengths)
 
-    @staticmethod
-    def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
-        length = max(len(row) for row in rows)
-        ids = torch.full((len(rows), length), value, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for index, row in enumerate(rows):
-            ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[index, : len(row)] = 1
-        return ids, mask
+    def teacher_forcing(
+        self,
+        token_ids: list[list[int]],
+        last_word_lengths: list[int],
+        loss_mode: str | None = None,
+        pad_to_multiple_of: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The target stream of tokenized sentences: inputs shifted right behind the decoder start token, and
+        `labels` of `loss_mode` (default: the processor's), right-padded."""
+        loss_mode = loss_mode or self.loss_mode
+        inputs = [[self.decoder_start_token_id] + ids[:-1] for ids in token_ids]
+        labels = [target_labels(ids, n, loss_mode) for ids, n in zip(token_ids, last_word_lengths, strict=True)]
+        input_ids, mask = pad_rows(inputs, self.target_tokenizer.pad_token_id, pad_to_multiple_of)
+        label_ids, _ = pad_rows(labels, IGNORE_INDEX, pad_to_multiple_of)
+        return {"decoder_input_ids": input_ids, "decoder_attention_mask": mask, "labels": label_ids}
+
+
+def target_labels(target_ids: list[int], last_word_length: int, loss_mode: str) -> list[int]:
+    """Unshifted labels of one target sentence: every token (`last_token`, `all_tokens`; the model's `last_token`
+    loss reads the last one) or only the last word's tokens (`last_word`), the rest `IGNORE_INDEX`."""
+    if loss_mode == "last_word":
+        keep = max(1, min(last_word_length, len(target_ids)))
+        return [IGNORE_INDEX] * (len(target_ids) - keep) + list(target_ids[-keep:])
+    return list(target_ids)
