@@ -14,7 +14,7 @@ from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES
 from ..modules.fusion import FUSION_METHODS
 from ..testing import build_tiny_components
-from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
+from .checkpointing import last_complete_checkpoint
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
@@ -154,7 +154,6 @@ def run_training(
         validation,
         training_args,
         resume_from_checkpoint=checkpoint,
-        callbacks=[CommitCheckpointCallback()],
     )
     logger.info(f"Saved TALL and its processor to {trainer.args.output_dir}.")
     return trainer

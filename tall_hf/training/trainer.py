@@ -14,6 +14,7 @@ from transformers.utils import logging
 from ..data.collator import TallDataCollator
 from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
+from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .metrics import TallMetrics, preprocess_logits_for_metrics
 
 logger = logging.get_logger(__name__)
@@ -89,7 +90,7 @@ def create_tall_trainer(
         data_collator=TallDataCollator(processor, loss_mode=loss_mode),
         compute_metrics=TallMetrics(loss_mode) if eval_dataset is not None else None,
         preprocess_logits_for_metrics=preprocess_logits_for_metrics if eval_dataset is not None else None,
-        callbacks=[SaveProcessorCallback(processor), *(callbacks or [])],
+        callbacks=[SaveProcessorCallback(processor), *(callbacks or []), CommitCheckpointCallback()],
     )
 
 
@@ -113,6 +114,10 @@ def train_tall(
         if output_dir is None:
             raise ValueError("Pass `args` (TrainingArguments) or an `output_dir`.")
         args = tall_training_arguments(output_dir)
+    if resume_from_checkpoint is True:  # the newest checkpoint that was completely written, not merely the newest
+        resume_from_checkpoint = last_complete_checkpoint(args.output_dir)
+        if resume_from_checkpoint is None:
+            raise ValueError(f"No complete checkpoint to resume from in {args.output_dir}.")
     trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     trainer.save_model()
