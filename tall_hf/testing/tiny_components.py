@@ -70,6 +70,11 @@ TRANSLATOR_DEFAULTS = {
     "share_encoder_decoder_embeddings": True,
     "eos_token_id": 0,
 }
+# A trained translator's decoder depends on its source; a random one at the usual init scale hardly does (its
+# cross-attention adds almost nothing to the residual stream), so it would translate every sentence alike and ignore
+# whatever TALL's stages 1-6 produce. Scaling the decoders' cross-attention output gives the tiny translators that
+# property of real ones: varied translations, and a stage 7 that TALL's trainable parts can steer.
+CROSS_ATTENTION_SCALE = {"lr_hr": 10.0, "hr_lr": 100.0}
 SPM_VOCAB_SIZE = 400
 LLM_VOCAB_SIZE = 600
 TRANSLATION_MAX_LENGTH = 32
@@ -94,7 +99,14 @@ def build_tiny_components(directory: str | os.PathLike, llm: str = "qwen2", seed
         _write_translator(staging / "hr_lr", "hr_lr", spm_models["en"], spm_models["he"], vocab, seed + 1)
         _write_llm(staging / "llm", llm, english + hebrew, seed + 2)
 
-    description = [llm, seed, TINY_LLM_CONFIGS[llm], TINY_TRANSLATOR_CONFIGS, TRANSLATOR_DEFAULTS]
+    description = [
+        llm,
+        seed,
+        TINY_LLM_CONFIGS[llm],
+        TINY_TRANSLATOR_CONFIGS,
+        TRANSLATOR_DEFAULTS,
+        CROSS_ATTENTION_SCALE,
+    ]
     target = build_once(directory, f"tiny-{llm}", description, write, seed)
     return {role: str(target / role) for role in ("lr_hr", "llm", "hr_lr")}
 
@@ -192,6 +204,10 @@ def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: by
     )
     torch.manual_seed(seed)
     model = MarianMTModel(config)
+    with torch.no_grad():
+        for layer in model.get_decoder().layers:
+            layer.encoder_attn.v_proj.weight.mul_(CROSS_ATTENTION_SCALE[role])
+            layer.encoder_attn.out_proj.weight.mul_(CROSS_ATTENTION_SCALE[role])
     model.generation_config = GenerationConfig(
         decoder_start_token_id=pad,
         pad_token_id=pad,

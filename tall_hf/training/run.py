@@ -56,6 +56,9 @@ class TallModelArguments:
         metadata={"help": "How stage 1 fuses the LR encoder's layers.", "choices": tuple(FUSION_METHODS)},
     )
     adapter_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the alignment adapters."})
+    transformer_dropout: float | None = field(
+        default=None, metadata={"help": "Dropout of the custom transformers (default: the translators' own)."}
+    )
     tiny_components: str | None = field(
         default=None,
         metadata={"help": "Build tiny random components in this folder and use them (offline smoke runs)."},
@@ -117,6 +120,7 @@ def run_training(
         loss_mode=model_args.loss_mode,
         encoder_fusion=model_args.encoder_fusion,
         adapter_dropout=model_args.adapter_dropout,
+        transformer_dropout=model_args.transformer_dropout,
     )
     logger.info("\n" + model.parameter_table())
 

@@ -32,6 +32,8 @@ class TallConfig(PretrainedConfig):
             `hr_lr_config` as it is.
         adapter_hidden_factor: width of an alignment adapter's hidden layer, as a multiple of its output width.
         adapter_dropout: dropout inside the alignment adapters.
+        transformer_dropout: dropout of the custom transformers (all three Marian dropouts); `None` keeps the
+            translators' own.
         loss_mode: `"last_token"` (the paper's: cross-entropy at the last non-pad target position only),
             `"last_word"` (every sub-token of the missing word) or `"all_tokens"` (every target position). The
             processor builds `labels` for the mode; the model reads it to choose the reduction.
@@ -73,6 +75,7 @@ class TallConfig(PretrainedConfig):
     target_transformer_config: dict | PretrainedConfig | None = None
     adapter_hidden_factor: int = 2
     adapter_dropout: float = 0.1
+    transformer_dropout: float | None = None
     loss_mode: Literal["last_token", "last_word", "all_tokens"] = "last_token"
     encoder_fusion: str = "last"
     encoder_fusion_options: dict | None = None
@@ -99,6 +102,9 @@ class TallConfig(PretrainedConfig):
             self.source_transformer_config = derive_source_transformer_config(self.lr_hr_config, self.llm_config)
         if self.target_transformer_config is None:
             self.target_transformer_config = derive_target_transformer_config(self.hr_lr_config)
+        if self.transformer_dropout is not None:
+            for config in (self.source_transformer_config, self.target_transformer_config):
+                config.dropout = config.attention_dropout = config.activation_dropout = self.transformer_dropout
         self.components = {role: dict((self.components or {}).get(role, {})) for role in COMPONENT_ROLES}
         self.tie_word_embeddings = bool(getattr(self.hr_lr_config, "tie_word_embeddings", True))
         self.validate_shapes()
