@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, EvalPrediction, TrainingArguments
+from transformers import AutoConfig, AutoModel, EvalPrediction, TrainingArguments
 
 from tall_hf import TallForCausalLM, TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
@@ -143,41 +143,21 @@ def test_masked_mse_ignores_padding():
     assert masked_mse(prediction, target, torch.tensor([[1, 0]])).item() == pytest.approx(1.0)
 
 
-def attentive(translator, scale: float = 100.0):
-    """Make a tiny translator's decoder read its encoder.
-
-    The tiny components have random weights of std 0.02 at widths 24-32, so their decoders' cross-attention adds
-    almost nothing to the residual stream: the LR->HR translator gives every sentence the same translation, and the
-    frozen LR decoder ignores whatever stages 1-6 produce (even a free, directly optimised encoder state cannot steer
-    it). A trained translator depends on its source; scaling the cross-attention value and output projections gives
-    the tiny ones that property, and leaves every trainable part of TALL as it is.
-    """
-    with torch.no_grad():
-        for layer in translator.get_decoder().layers:
-            layer.encoder_attn.v_proj.weight.mul_(scale)
-            layer.encoder_attn.out_proj.weight.mul_(scale)
-    return translator
-
-
 def overfit(
     tiny_paths, tiny_processor, sentences, tmp_path, max_steps: int, batch_size: int, **training
 ) -> dict[str, float]:
     """Train a dropout-free tiny TALL on `sentences` and return its evaluation on the same sentences."""
-    lr_hr = attentive(AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"]), scale=10.0)  # varied translations
-    hr_lr = attentive(AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["hr_lr"]))
     prep = PreparationArguments(
         cache_dir=str(tmp_path / "cache"), translation_batch_size=64, num_beams=1, max_new_tokens=8
     )
-    data = prepare_tall_dataset(sentences, tiny_processor, lr_hr, prep)
+    data = prepare_tall_dataset(sentences, tiny_processor, tiny_paths["lr_hr"], prep)
     configs = {role: AutoConfig.from_pretrained(path) for role, path in tiny_paths.items()}
     source = derive_source_transformer_config(configs["lr_hr"], configs["llm"])
     target = derive_target_transformer_config(configs["hr_lr"])
     source.dropout = target.dropout = 0.0
     torch.manual_seed(0)
     model = TallForCausalLM.from_components(
-        lr_hr=tiny_paths["lr_hr"],
-        llm=tiny_paths["llm"],
-        hr_lr=hr_lr,
+        **tiny_paths,
         adapter_dropout=0.0,
         initializer_range=0.15,
         source_transformer_config=source,
