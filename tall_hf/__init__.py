@@ -1,5 +1,6 @@
 """tall_hf: English-centric LLMs made useful in low-resource languages (TALL and multilingual encoder fusion)."""
 
+from .adapters import TallAdapterConfig, get_tall_model
 from .generation import TallPredictor, register_pipeline
 from .models.auto import register_auto_classes
 from .models.bridge import BridgeCausalLMOutput, BridgeConfig, BridgeForCausalLM, BridgeProcessor
@@ -15,10 +16,12 @@ __all__ = [
     "BridgeConfig",
     "BridgeForCausalLM",
     "BridgeProcessor",
+    "TallAdapterConfig",
     "TallCausalLMOutput",
     "TallConfig",
     "TallForCausalLM",
     "TallPredictor",
     "TallProcessor",
     "__version__",
+    "get_tall_model",
 ]

@@ -1,1 +1,1 @@
-"""The package's models: TALL, and (as it lands) the encoder-fusion bridge."""
+"""The package's models: TALL (`tall/`) and the multilingual encoder-fusion bridge (`bridge/`)."""
