@@ -26,13 +26,16 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from tall_hf.data import PreparationArguments
 from tall_hf.training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
+from tall_hf.utils.logging import set_verbosity
 
 
 def main() -> None:
     parser = HfArgumentParser((TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments))
     parser.set_defaults(**TRAINING_DEFAULTS)
     model_args, data_args, prep_args, training_args = parser.parse_args_into_dataclasses()
-    transformers.utils.logging.set_verbosity(min(training_args.get_process_log_level(), transformers.logging.INFO))
+    level = min(training_args.get_process_log_level(), transformers.logging.INFO)
+    transformers.utils.logging.set_verbosity(level)
+    set_verbosity(level)
     run_training(model_args, data_args, prep_args, training_args)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging as pylogging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 from transformers.utils import logging
+
+from .utils.logging import set_verbosity
 
 logger = logging.get_logger(__name__)
 
@@ -170,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"tall-hf: unknown command {argv[0]!r}.\n{usage}", file=sys.stderr)
         return 2
-    logging.set_verbosity_info() if "--verbose" in argv else logging.set_verbosity_warning()
+    verbose = "--verbose" in argv
+    logging.set_verbosity_info() if verbose else logging.set_verbosity_warning()
+    set_verbosity(pylogging.DEBUG if verbose else pylogging.INFO)
     return command([arg for arg in argv[1:] if arg != "--verbose"])
 
 

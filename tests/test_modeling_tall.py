@@ -202,6 +202,14 @@ def test_bad_input_gets_a_clear_error(tiny_model, batch, tiny_paths, tmp_path):
         tiny_model(**{key: value for key, value in batch.items() if key != "bridge_input_ids"})
 
 
+def test_over_long_streams_are_named(tiny_model, batch):
+    limit = tiny_model.config.max_stream_tokens
+    assert limit == min(tiny_model.config.lr_hr_config.max_position_embeddings, 256)
+    long_source = torch.ones(3, limit + 1, dtype=torch.long)
+    with pytest.raises(ValueError, match=f"input_ids has {limit + 1} tokens but this TALL reads at most {limit}"):
+        tiny_model(**{**batch, "input_ids": long_source, "attention_mask": long_source})
+
+
 def test_processor_rejects_bad_batches(tiny_processor, tiny_paths):
     with pytest.raises(ValueError, match="Empty batch"):
         tiny_processor([], [])

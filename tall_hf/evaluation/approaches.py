@@ -28,7 +28,7 @@ from transformers import (
 from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
-from ..data import prepare_tall_dataset, translate
+from ..data import PreparationArguments, prepare_tall_dataset, translate
 from ..generation import TallPredictor
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..training import tall_training_arguments, train_tall
@@ -333,9 +333,10 @@ class TallApproach(LastWordApproach):
         args = training_recipes.with_recipe_defaults(base, defaults, output_dir)
         components = {"lr_hr": context.lr_hr, "llm": context.llm, "hr_lr": context.hr_lr}
         processor = TallProcessor.from_components(**components)
-        dataset = prepare_tall_dataset(texts, processor, context.lr_hr)
         set_seed(args.seed)
         model = TallForCausalLM.from_components(**components)
+        preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens)
+        dataset = prepare_tall_dataset(texts, processor, context.lr_hr, preparation)
         trainable, total = model.get_nb_trainable_parameters()
         logger.info(f"TALL: {trainable:,} trainable parameters of {total:,}.")
         train_tall(model, processor, dataset, args=args)

@@ -124,6 +124,9 @@ def run_training(
     )
     logger.info("\n" + model.parameter_table())
 
+    if prep_args.max_tokens is None:
+        prep_args.max_tokens = model.config.max_stream_tokens
+        logger.info(f"Dropping sentences with a stream over {prep_args.max_tokens} tokens (the position tables).")
     # The translator is the model's own LR->HR translator (its encoder is TALL's stage 1). Under `accelerate launch`
     # the processes share the translation shards and then read each other's from the cache.
     translator = {"translator": paths["lr_hr"], "translator_revision": model_args.lr_hr_revision}

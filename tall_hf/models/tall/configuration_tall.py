@@ -130,6 +130,19 @@ class TallConfig(PretrainedConfig):
                 f"{target.d_model}, hr_lr_config.d_model={self.hr_lr_config.d_model}."
             )
 
+    @property
+    def max_stream_tokens(self) -> int:
+        """The longest stream TALL can read: the smallest position table on any stream's way (translators, custom
+        transformers, LLM)."""
+        limits = [
+            self.lr_hr_config.max_position_embeddings,
+            self.source_transformer_config.max_position_embeddings,
+            self.target_transformer_config.max_position_embeddings,
+            self.hr_lr_config.max_position_embeddings,
+            getattr(self.llm_config, "max_position_embeddings", None),
+        ]
+        return min(limit for limit in limits if limit)
+
     @classmethod
     def from_component_configs(
         cls,

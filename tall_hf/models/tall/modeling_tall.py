@@ -233,6 +233,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         bridge_attention_mask: torch.LongTensor,
     ) -> TallEncoderOutput:
         """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
+        check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
         source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
             self.lr_encoder(
                 input_ids=input_ids,
@@ -266,6 +267,9 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         use_cache: bool | None = None,
     ) -> tuple[torch.FloatTensor, Cache | None]:
         """Stage 7: the LR decoder reads the target stream; returns LR logits and its cache."""
+        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        limit = self.config.hr_lr_config.max_position_embeddings - past_length
+        check_lengths(limit, decoder_input_ids=decoder_input_ids)
         decoded = self.lr_decoder(
             input_ids=decoder_input_ids,
             attention_mask=decoder_attention_mask,
@@ -400,6 +404,16 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     def get_nb_trainable_parameters(self) -> tuple[int, int]:
         """(trainable, total) parameter counts, a tied tensor counted once."""
         return self.num_parameters(only_trainable=True), self.num_parameters()
+
+
+def check_lengths(limit: int, **streams: torch.Tensor) -> None:
+    """Every stream fits the position tables; a `ValueError` names the one that does not."""
+    for name, stream in streams.items():
+        if stream.shape[-1] > limit:
+            raise ValueError(
+                f"{name} has {stream.shape[-1]} tokens but this TALL reads at most {limit} (its smallest position "
+                "table): shorten the input, or drop long sentences with PreparationArguments.max_tokens."
+            )
 
 
 def check_streams(*streams: torch.Tensor | None) -> None:
