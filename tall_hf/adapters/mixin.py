@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -100,6 +101,45 @@ class AdapterMixin:
             getattr(self, name).eval()
         self.lora_train(mode)
         return self
+
+    # ------------------------------------------------------------------ parameter report
+    def parameter_stages(self) -> list[tuple[str, Iterable[torch.nn.Parameter]]]:
+        """`(stage, parameters)` in `forward` order; a model may split a module (e.g. an LLM's embeddings)."""
+        return [(name, getattr(self, name).parameters()) for name in (*self.frozen_modules, *self.adapter_modules)]
+
+    def parameter_report(self) -> list[dict]:
+        """Per stage: total and trainable parameters, and whether the stage is one of the adapter modules."""
+        rows = []
+        for stage, parameters in self.parameter_stages():
+            params = list(parameters)
+            rows.append(
+                {
+                    "stage": stage,
+                    "total": sum(p.numel() for p in params),
+                    "trainable": sum(p.numel() for p in params if p.requires_grad),
+                    "trains": stage in self.adapter_modules,
+                }
+            )
+        return rows
+
+    def parameter_table(self) -> str:
+        """The parameter report as a Markdown table (a tied tensor counted once in the total)."""
+        lines = ["| stage | total | trainable |", "| --- | ---: | ---: |"]
+        lines += [f"| {row['stage']} | {row['total']:,} | {row['trainable']:,} |" for row in self.parameter_report()]
+        trainable, total = self.get_nb_trainable_parameters()
+        lines.append(f"| **total (tied weights counted once)** | **{total:,}** | **{trainable:,}** |")
+        return "\n".join(lines)
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, total) parameter counts, a tied tensor counted once."""
+        return self.num_parameters(only_trainable=True), self.num_parameters()
+
+    def print_trainable_parameters(self) -> None:
+        """PEFT's one-line summary: trainable params, all params and the trainable share."""
+        trainable, total = self.get_nb_trainable_parameters()
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
 
     # ------------------------------------------------------------------ LoRA on the frozen LLM
     def init_lora(self) -> None:

@@ -15,6 +15,7 @@ layout the LLM's `generate` expects).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -322,35 +323,9 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
         return self.llm.generate(inputs_embeds=embeds, attention_mask=mask, **generate_kwargs)
 
     # ------------------------------------------------------------------ reporting
-    def parameter_report(self) -> list[dict]:
-        """Per stage: total and trainable parameters, and whether the stage trains."""
-        rows = []
-        for stage in ("encoder", "fusion", "projection", "llm"):
-            params = list(getattr(self, stage).parameters())
-            rows.append(
-                {
-                    "stage": stage,
-                    "total": sum(p.numel() for p in params),
-                    "trainable": sum(p.numel() for p in params if p.requires_grad),
-                    "trains": stage in TRAINABLE_STAGES,
-                }
-            )
-        return rows
-
-    def parameter_table(self) -> str:
-        """The parameter report as a Markdown table."""
-        lines = ["| stage | total | trainable |", "| --- | ---: | ---: |"]
-        lines += [f"| {row['stage']} | {row['total']:,} | {row['trainable']:,} |" for row in self.parameter_report()]
-        trainable, total = self.num_parameters(only_trainable=True), self.num_parameters()
-        lines.append(f"| **total** | **{total:,}** | **{trainable:,}** |")
-        return "\n".join(lines)
-
-    def print_trainable_parameters(self) -> None:
-        """PEFT's one-line summary: trainable params, all params and the trainable share."""
-        trainable, total = self.num_parameters(only_trainable=True), self.num_parameters()
-        print(
-            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
-        )
+    def parameter_stages(self) -> list[tuple[str, Iterable[nn.Parameter]]]:
+        """The stages in `forward` order: encoder, fusion, projection, LLM."""
+        return [(stage, getattr(self, stage).parameters()) for stage in ("encoder", "fusion", "projection", "llm")]
 
 
 __all__ = [

@@ -17,6 +17,7 @@ Stage by stage, as `TallForCausalLM.forward` runs them:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -336,12 +337,12 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         return shifted.masked_fill(shifted.eq(-100), hr_lr.pad_token_id)
 
     # ------------------------------------------------------------------ reporting
-    def parameter_report(self) -> list[dict]:
-        """Per stage, in the order of the paper's Tables 3-4: total and trainable parameters, and whether the stage
-        trains. A trainable stage's `total` includes its fixed sinusoidal position table (the reference trained it)."""
+    def parameter_stages(self) -> list[tuple[str, Iterable[nn.Parameter]]]:
+        """The stages of the paper's Tables 3-4 in their order (the LLM split into embeddings and body, the LM head
+        apart from the tied decoder). A trainable stage's total includes its fixed sinusoidal position table."""
         embeddings = self.llm.get_input_embeddings()
         embedding_ids = {id(p) for p in embeddings.parameters()}
-        stages = [
+        return [
             ("lr_encoder", self.lr_encoder.parameters()),
             *([("encoder_fusion", self.encoder_fusion.parameters())] if self.config.encoder_fusion != "last" else []),
             ("llm_embeddings", embeddings.parameters()),
@@ -353,18 +354,6 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             ("lr_decoder", self.lr_decoder.parameters()),
             ("lm_head", self.lm_head.parameters()),
         ]
-        rows = []
-        for stage, parameters in stages:
-            params = list(parameters)
-            rows.append(
-                {
-                    "stage": stage,
-                    "total": sum(p.numel() for p in params),
-                    "trainable": sum(p.numel() for p in params if p.requires_grad),
-                    "trains": stage in TRAINABLE_STAGES,
-                }
-            )
-        return rows
 
     def parameter_summary(self) -> dict:
         """Totals that reconcile with the paper's Table 2 (tied LM head counted once)."""
@@ -380,30 +369,15 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
 
     def parameter_table(self) -> str:
         """The parameter report as a Markdown table, with a note on how the trainable count reconciles."""
-        lines = ["| stage | total | trainable |", "| --- | ---: | ---: |"]
-        for row in self.parameter_report():
-            lines.append(f"| {row['stage']} | {row['total']:,} | {row['trainable']:,} |")
         summary = self.parameter_summary()
-        lines.append(f"| **total (LM head counted once)** | **{summary['total']:,}** | **{summary['trainable']:,}** |")
-        lines.append("")
-        lines.append(
-            f"Trainable here: {summary['trainable']:,} ({100 * summary['trainable'] / summary['total']:.2f}%). "
-            f"The custom transformers' sinusoidal position tables ({summary['fixed_positions_in_trainable_stages']:,}) "
-            f"are kept fixed; counted as trainable, as in the TALL paper, the figure is "
-            f"{summary['trainable_as_in_paper']:,} ({100 * summary['trainable_as_in_paper'] / summary['total']:.2f}%)."
+        share = 100 * summary["trainable"] / summary["total"]
+        paper_share = 100 * summary["trainable_as_in_paper"] / summary["total"]
+        return (
+            f"{super().parameter_table()}\n\n"
+            f"Trainable here: {summary['trainable']:,} ({share:.2f}%). The custom transformers' sinusoidal position "
+            f"tables ({summary['fixed_positions_in_trainable_stages']:,}) are kept fixed; counted as trainable, as in "
+            f"the TALL paper, the figure is {summary['trainable_as_in_paper']:,} ({paper_share:.2f}%)."
         )
-        return "\n".join(lines)
-
-    def print_trainable_parameters(self) -> None:
-        """PEFT's one-line summary: trainable params, all params and the trainable share."""
-        trainable, total = self.get_nb_trainable_parameters()
-        print(
-            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
-        )
-
-    def get_nb_trainable_parameters(self) -> tuple[int, int]:
-        """(trainable, total) parameter counts, a tied tensor counted once."""
-        return self.num_parameters(only_trainable=True), self.num_parameters()
 
 
 def check_lengths(limit: int, **streams: torch.Tensor) -> None:
