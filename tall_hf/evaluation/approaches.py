@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
@@ -217,6 +218,14 @@ class CausalLMApproach(LastWordApproach):
         model = load_pretrained(AutoModelForCausalLM, context.llm, role="LLM").to(context.device)
         return cls(model, context.llm_tokenizer)
 
+    @classmethod
+    def trained(cls, context: ApproachContext, train: Callable) -> CausalLMApproach:
+        """The approach with the LLM trained by `train(llm, texts, args)` on the context's LR text, with the approach's
+        recipe (`training_recipes.recipe_training_arguments`)."""
+        texts, base = context.training_inputs(cls.name)
+        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
+        return cls(train(context.llm, texts, args).to(context.device), context.llm_tokenizer)
+
 
 @register_approach("direct", "Direct")
 class DirectApproach(CausalLMApproach):
@@ -233,10 +242,7 @@ class FineTunedApproach(CausalLMApproach):
 
     @classmethod
     def from_context(cls, context: ApproachContext) -> FineTunedApproach:
-        texts, base = context.training_inputs(cls.name)
-        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
-        model = training_recipes.train_fine_tuned(context.llm, texts, args)
-        return cls(model.to(context.device), context.llm_tokenizer)
+        return cls.trained(context, training_recipes.train_fine_tuned)
 
 
 @register_approach("naive", "Naive")
@@ -286,10 +292,7 @@ class SoftPromptApproach(CausalLMApproach):
 
     @classmethod
     def from_context(cls, context: ApproachContext) -> SoftPromptApproach:
-        texts, base = context.training_inputs(cls.name)
-        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
-        model = training_recipes.train_soft_prompt(context.llm, texts, args)
-        return cls(model.to(context.device), context.llm_tokenizer)
+        return cls.trained(context, training_recipes.train_soft_prompt)
 
 
 @register_approach("from_scratch", "From scratch")
@@ -298,10 +301,7 @@ class FromScratchApproach(CausalLMApproach):
 
     @classmethod
     def from_context(cls, context: ApproachContext) -> FromScratchApproach:
-        texts, base = context.training_inputs(cls.name)
-        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
-        model = training_recipes.train_from_scratch(context.llm, texts, args)
-        return cls(model.to(context.device), context.llm_tokenizer)
+        return cls.trained(context, training_recipes.train_from_scratch)
 
 
 @register_approach("tall", "TALL")

@@ -32,25 +32,18 @@ from transformers import (
 from ..resources import read_corpus
 
 # One small config per LLM family: the families differ only in their config's field names.
+_TINY_ROPE_DECODER = {
+    "hidden_size": 48,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
 TINY_LLM_CONFIGS: dict[str, dict] = {
-    "qwen2": {
-        "hidden_size": 48,
-        "intermediate_size": 96,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 256,
-        "tie_word_embeddings": True,
-    },
-    "llama": {
-        "hidden_size": 48,
-        "intermediate_size": 96,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 256,
-        "tie_word_embeddings": True,
-    },
+    "qwen2": _TINY_ROPE_DECODER,
+    "llama": _TINY_ROPE_DECODER,
     "bloom": {"hidden_size": 48, "n_layer": 2, "n_head": 4, "tie_word_embeddings": True},
     "gpt2": {"n_embd": 48, "n_layer": 2, "n_head": 4, "n_positions": 256, "tie_word_embeddings": True},
 }

@@ -8,9 +8,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from huggingface_hub import constants, try_to_load_from_cache
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
+
+ComponentSpec = str | os.PathLike | PretrainedConfig | PreTrainedModel
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -58,3 +61,18 @@ def load_pretrained(
         raise OSError(
             f"Could not load the {role} {name_or_path!r} ({auto_class.__name__}): {hint}. Cause: {err}"
         ) from err
+
+
+def resolve_component(
+    spec: ComponentSpec, auto_class: Any, role: str, revision: str | None = None, **load_kwargs
+) -> tuple[PreTrainedModel | None, PretrainedConfig, str | None]:
+    """`(model, config, name_or_path)` of a component given as a hub id or folder (loaded with `auto_class`), a config
+    (no model: it is built with fresh weights) or a loaded model (used as it is)."""
+    if isinstance(spec, PreTrainedModel):
+        return spec, spec.config, getattr(spec.config, "_name_or_path", "") or None
+    if isinstance(spec, PretrainedConfig):
+        return None, spec, None
+    if isinstance(spec, (str, os.PathLike)):
+        model = load_pretrained(auto_class, spec, role=role, revision=revision, **load_kwargs)
+        return model, model.config, str(spec)
+    raise TypeError(f"The {role} must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")

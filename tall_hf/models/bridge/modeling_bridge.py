@@ -36,15 +36,13 @@ from transformers.utils import logging
 from ...adapters.mixin import AdapterMixin
 from ...modules.fusion import build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
-from ...utils.hub import load_pretrained
+from ...utils.hub import ComponentSpec, load_pretrained, resolve_component
 from .configuration_bridge import BridgeAdapterConfig, BridgeConfig
 
 logger = logging.get_logger(__name__)
 
 FROZEN_STAGES = ("encoder", "llm")
 TRAINABLE_STAGES = ("fusion", "projection")
-
-ComponentSpec = str | os.PathLike | PretrainedConfig | PreTrainedModel
 
 
 @dataclass
@@ -118,26 +116,12 @@ def encoder_of(model: PreTrainedModel) -> nn.Module:
 
 
 def _resolve_encoder(spec: ComponentSpec, revision: str | None, **load_kwargs):
-    if isinstance(spec, PreTrainedModel):
-        return encoder_of(spec), spec.config, getattr(spec.config, "_name_or_path", "") or None
-    if isinstance(spec, PretrainedConfig):
-        return None, spec, None
+    """The encoder component: only the encoder of an encoder-decoder checkpoint is kept."""
+    auto_class = AutoModel
     if isinstance(spec, (str, os.PathLike)):
-        config = load_pretrained(AutoConfig, spec, role="encoder config", revision=revision)
-        model = load_pretrained(encoder_auto_class(config), spec, role="encoder", revision=revision, **load_kwargs)
-        return encoder_of(model), model.config, str(spec)
-    raise TypeError(f"The encoder must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
-
-
-def _resolve_llm(spec: ComponentSpec, revision: str | None, **load_kwargs):
-    if isinstance(spec, PreTrainedModel):
-        return spec, spec.config, getattr(spec.config, "_name_or_path", "") or None
-    if isinstance(spec, PretrainedConfig):
-        return None, spec, None
-    if isinstance(spec, (str, os.PathLike)):
-        model = load_pretrained(AutoModelForCausalLM, spec, role="LLM", revision=revision, **load_kwargs)
-        return model, model.config, str(spec)
-    raise TypeError(f"The LLM must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
+        auto_class = encoder_auto_class(load_pretrained(AutoConfig, spec, role="encoder config", revision=revision))
+    model, config, name = resolve_component(spec, auto_class, "encoder", revision, **load_kwargs)
+    return (encoder_of(model) if model is not None else None), config, name
 
 
 def pack_rows(
@@ -210,7 +194,9 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
         """
         load_kwargs = {"dtype": dtype} if dtype is not None else {}
         encoder_model, encoder_config, encoder_name = _resolve_encoder(encoder, encoder_revision, **load_kwargs)
-        llm_model, llm_config, llm_name = _resolve_llm(llm, llm_revision, **load_kwargs)
+        llm_model, llm_config, llm_name = resolve_component(
+            llm, AutoModelForCausalLM, "LLM", llm_revision, **load_kwargs
+        )
         components = {
             "encoder": {"name_or_path": encoder_name, "revision": encoder_revision},
             "llm": {"name_or_path": llm_name, "revision": llm_revision},

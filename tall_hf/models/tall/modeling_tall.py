@@ -16,13 +16,12 @@ Stage by stage, as `TallForCausalLM.forward` runs them:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
@@ -33,7 +32,7 @@ from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
 from ...modules.losses import last_token_cross_entropy, token_cross_entropy
-from ...utils.hub import load_pretrained
+from ...utils.hub import ComponentSpec, resolve_component
 from .configuration_tall import TallConfig
 
 logger = logging.get_logger(__name__)
@@ -46,8 +45,6 @@ TRAINABLE_STAGES = (
     "target_alignment",
     "target_transformer",
 )
-
-ComponentSpec = str | os.PathLike | PretrainedConfig | PreTrainedModel
 
 
 @dataclass
@@ -94,18 +91,6 @@ def _without_token_embeddings(transformer: PreTrainedModel) -> PreTrainedModel:
     """Custom transformers read `inputs_embeds` only: drop the token table their Marian class builds."""
     transformer.embed_tokens = None
     return transformer
-
-
-def _resolve_component(spec: ComponentSpec, auto_class, role: str, revision: str | None, **load_kwargs):
-    """A component given as hub id / folder (loaded), config (built with fresh weights) or model (used as is)."""
-    if isinstance(spec, PreTrainedModel):
-        return spec, spec.config, getattr(spec.config, "_name_or_path", "") or None
-    if isinstance(spec, PretrainedConfig):
-        return None, spec, None
-    if isinstance(spec, (str, os.PathLike)):
-        model = load_pretrained(auto_class, spec, role=role, revision=revision, **load_kwargs)
-        return model, model.config, str(spec)
-    raise TypeError(f"The {role} must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
 
 
 class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
@@ -189,11 +174,11 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         ```
         """
         load_kwargs = {"dtype": dtype} if dtype is not None else {}
-        lr_hr_model, lr_hr_config, lr_hr_name = _resolve_component(
+        lr_hr_model, lr_hr_config, lr_hr_name = resolve_component(
             lr_hr, AutoModelForSeq2SeqLM, "LR->HR translator", lr_hr_revision, **load_kwargs
         )
-        llm_model, llm_config, llm_name = _resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs)
-        hr_lr_model, hr_lr_config, hr_lr_name = _resolve_component(
+        llm_model, llm_config, llm_name = resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs)
+        hr_lr_model, hr_lr_config, hr_lr_name = resolve_component(
             hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
         )
         if llm_config.is_encoder_decoder:
