@@ -204,7 +204,7 @@ class TokenSoftmaxFusion(LayerFusion):
             norm_first=True,
         )
         self.transformer = nn.TransformerEncoder(layer, num_transformer_layers, enable_nested_tensor=False)
-        self.score = nn.Linear(width, 1)
+        self.score = nn.Linear(width, 1, bias=False)  # a bias shared by every layer would cancel in the softmax
 
     def weights(self, states: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         tokens = states[real].to(self.input_projection.weight.dtype)  # (real tokens, num_layers, width)
