@@ -7,6 +7,8 @@ needs from the shared `ApproachContext`) and `predict`, and decorate the class w
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from typing import ClassVar
 
 import torch
 from peft import PeftModel
+from tokenizers import decoders
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
@@ -39,6 +42,8 @@ from . import training_recipes
 logger = logging.get_logger(__name__)
 
 APPROACHES: dict[str, type[LastWordApproach]] = {}
+# The decoder that undoes each `tokenizers` pre-tokenizer (its word markers: sentencepiece's "▁", byte-level's "Ġ").
+MATCHING_DECODERS = {"ByteLevel": decoders.ByteLevel, "Metaspace": decoders.Metaspace}
 # The optimisation settings TALL takes from `tall_hf.training.tall_training_arguments` when the user left them alone.
 TALL_RECIPE_FIELDS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm")
 
@@ -60,6 +65,23 @@ def first_word(text: str) -> str:
     """The first whitespace-separated word of `text`, or `""` when it has none."""
     words = text.split()
     return words[0] if words else ""
+
+
+def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """`tokenizer`, or a copy of it given the decoder of its pre-tokenizer when it has none: without one, `decode`
+    joins token strings with spaces and keeps their word markers ("▁word", "Ġword"), which are no words."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.decoder is not None:
+        return tokenizer
+    pre_tokenizer = json.loads(backend.to_str()).get("pre_tokenizer") or {}
+    steps = pre_tokenizer.get("pretokenizers", [pre_tokenizer])  # one pre-tokenizer or a Sequence of them
+    matching = [MATCHING_DECODERS[step["type"]] for step in steps if step.get("type") in MATCHING_DECODERS]
+    if not matching:
+        logger.warning("The LLM tokenizer has no decoder and no byte-level or metaspace pre-tokenizer to undo.")
+        return tokenizer
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.backend_tokenizer.decoder = matching[0]()
+    return tokenizer
 
 
 def last_word(text: str) -> str:
@@ -156,13 +178,13 @@ class LastWordApproach(ABC):
 
 
 class CausalLMApproach(LastWordApproach):
-    """A causal LM continues `prefix + " "` for a few tokens; the first word of the continuation is the prediction.
+    """A causal LM continues the prefix for a few tokens; the first word of the continuation is the prediction.
 
-    Batches are padded on the left; the models take their position ids from the attention mask, so padding does not
-    change what is generated.
+    The prefix goes in as the model was trained on text: with its tokenizer's special tokens (a BOS where the
+    tokenizer adds one) and without a trailing space, so the model writes the word's leading space itself (a lone
+    space token is a sequence most LLMs never saw). Batches are padded on the left; the models take their position
+    ids from the attention mask, so padding does not change what is generated.
     """
-
-    separator: ClassVar[str] = " "
 
     def __init__(
         self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 8
@@ -170,7 +192,7 @@ class CausalLMApproach(LastWordApproach):
         if tokenizer.padding_side != "left":
             raise ValueError("Batched generation with a causal LM needs a tokenizer with padding_side='left'.")
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.tokenizer = with_decoder(tokenizer)
         self.max_new_tokens = max_new_tokens
 
     @torch.inference_mode()
@@ -210,7 +232,7 @@ class CausalLMApproach(LastWordApproach):
         return generated[:, inputs["input_ids"].shape[1] :]
 
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
-        texts = [prefix + self.separator for prefix in prefixes]
+        texts = [prefix.rstrip() for prefix in prefixes]
         return [first_word(text) for text in self.continuations(texts, **generation)]
 
     @classmethod
