@@ -1,0 +1,85 @@
+"""TALL's recipe initialisations: the gated pass-through of stage 3 and custom transformer 2 copied from the translator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from tall_hf import TallForCausalLM
+
+
+@pytest.fixture
+def batch(tiny_processor):
+    return tiny_processor(
+        ["הילדים הלכו אל", "אני אוהב"], ["the children went to", "I love"], ["הילדים הלכו אל הגן", "אני אוהב ספרים"]
+    )
+
+
+def stage_3_output(model: TallForCausalLM, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the LLM reads (stage 3's output) and the LLM's own embeddings of the bridge stream."""
+    seen = {}
+    handle = model.llm.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    with torch.no_grad():
+        model.encode(
+            batch["input_ids"], batch["attention_mask"], batch["bridge_input_ids"], batch["bridge_attention_mask"]
+        )
+    handle.remove()
+    return seen["inputs_embeds"], model.get_input_embeddings()(batch["bridge_input_ids"])
+
+
+def test_source_residual_starts_as_a_pass_through_of_the_llm_embeddings(tiny_paths, batch):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True).eval()
+    read, embeddings = stage_3_output(model, batch)
+    torch.testing.assert_close(read, embeddings, rtol=0, atol=0)
+    paper = TallForCausalLM.from_components(**tiny_paths).eval()
+    read, embeddings = stage_3_output(paper, batch)
+    assert (read - embeddings).abs().max() > 0.1, "without the option, stage 3 replaces the embeddings"
+
+
+def test_source_residual_gate_trains_and_opens(tiny_paths, batch):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True, loss_mode="all_tokens").train()
+    gate = model.source_transformer.residual_gate
+    assert gate.requires_grad
+    model(**batch).loss.backward()
+    assert gate.grad is not None and gate.grad.abs() > 0
+    layer = model.source_transformer.layers[0].fc1.weight
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer.step()
+    optimizer.zero_grad()
+    model(**batch).loss.backward()
+    assert gate.detach().abs() > 0 and layer.grad.abs().sum() > 0, "once open, custom transformer 1 learns"
+
+
+def test_source_residual_survives_save_and_load(tiny_paths, tiny_processor, batch, tmp_path):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True).eval()
+    with torch.no_grad():
+        model.source_transformer.residual_gate.fill_(0.25)
+    model.save_pretrained(tmp_path)
+    loaded = TallForCausalLM.from_pretrained(tmp_path).eval()
+    assert loaded.config.source_residual
+    assert loaded.source_transformer.residual_gate.item() == 0.25
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_target_transformer_starts_as_the_translators_encoder(tiny_paths, batch):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, target_transformer_init="translator").eval()
+    translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["hr_lr"]).get_encoder().eval()
+    states = torch.randn(2, 5, model.config.hr_lr_config.d_model)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    with torch.no_grad():
+        ours = model.target_transformer(inputs_embeds=states, attention_mask=mask).last_hidden_state
+        theirs = translator(inputs_embeds=states, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(ours, theirs)
+    assert model.target_transformer.layers[0].fc1.weight.requires_grad, "the copy trains"
+    assert model.target_transformer.layers[0].fc1.weight.data_ptr() != translator.layers[0].fc1.weight.data_ptr()
+
+
+def test_unknown_target_init_is_rejected(tiny_paths):
+    with pytest.raises(ValueError, match="target_transformer_init"):
+        TallForCausalLM.from_components(**tiny_paths, target_transformer_init="copy")
