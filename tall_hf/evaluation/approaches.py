@@ -35,7 +35,8 @@ from transformers.utils.logging import tqdm
 from ..data import PreparationArguments, prepare_tall_dataset, translate
 from ..generation import TallPredictor
 from ..models.tall import TallForCausalLM, TallProcessor
-from ..training import tall_training_arguments, train_tall
+from ..training import train_tall
+from ..training.recipes import DEFAULT_RECIPE, get_recipe
 from ..utils.hub import load_pretrained
 from . import training_recipes
 
@@ -44,8 +45,6 @@ logger = logging.get_logger(__name__)
 APPROACHES: dict[str, type[LastWordApproach]] = {}
 # The decoder that undoes each `tokenizers` pre-tokenizer (its word markers: sentencepiece's "▁", byte-level's "Ġ").
 MATCHING_DECODERS = {"ByteLevel": decoders.ByteLevel, "Metaspace": decoders.Metaspace}
-# The optimisation settings TALL takes from `tall_hf.training.tall_training_arguments` when the user left them alone.
-TALL_RECIPE_FIELDS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm")
 
 
 def register_approach(name: str, display_name: str):
@@ -104,6 +103,7 @@ class ApproachContext:
     train_texts: list[str] | None = None
     training_args: TrainingArguments | None = None
     tall_model: str | None = None
+    tall_recipe: str = DEFAULT_RECIPE
     device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
     def model_dir(self, approach: str) -> str:
@@ -344,19 +344,19 @@ class TallApproach(LastWordApproach):
 
     @staticmethod
     def train(context: ApproachContext) -> str:
-        """Train TALL from the context's components on its LR text with the package's recipe (`prepare_tall_dataset`,
-        `train_tall`: the paper's sentence filter and last-token loss, AdamW with a cosine schedule); returns the
-        saved model's folder. No held-out evaluation here: train with `tall_hf.training` for best-checkpoint
-        selection and pass the result as `context.tall_model`."""
+        """Train TALL from the context's components on its LR text with the context's TALL recipe
+        (`tall_hf.training.recipes`: its model options, and its optimisation settings wherever the context's
+        arguments kept the library defaults; `prepare_tall_dataset`, `train_tall`); returns the saved model's folder.
+        No held-out evaluation here: train with `tall_hf.training` for best-checkpoint selection and pass the result
+        as `context.tall_model`."""
         texts, base = context.training_inputs(TallApproach.name)
         output_dir = context.model_dir(TallApproach.name)
-        recipe = tall_training_arguments(output_dir)
-        defaults = {name: getattr(recipe, name) for name in TALL_RECIPE_FIELDS}
-        args = training_recipes.with_recipe_defaults(base, defaults, output_dir)
+        recipe = get_recipe(context.tall_recipe)
+        args = training_recipes.with_recipe_defaults(base, recipe.training, output_dir)
         components = {"lr_hr": context.lr_hr, "llm": context.llm, "hr_lr": context.hr_lr}
-        processor = TallProcessor.from_components(**components)
+        processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
         set_seed(args.seed)
-        model = TallForCausalLM.from_components(**components)
+        model = TallForCausalLM.from_components(**components, **recipe.model)
         preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens)
         dataset = prepare_tall_dataset(texts, processor, context.lr_hr, preparation)
         trainable, total = model.get_nb_trainable_parameters()
