@@ -1,4 +1,4 @@
-"""TALL's recipe initialisations: the gated pass-through of stage 3 and custom transformer 2 copied from the translator."""
+"""TALL recipes: their plumbing, the gated pass-through of stage 3 and custom transformer 2 copied from the translator."""
 
 from __future__ import annotations
 
@@ -83,3 +83,21 @@ def test_target_transformer_starts_as_the_translators_encoder(tiny_paths, batch)
 def test_unknown_target_init_is_rejected(tiny_paths):
     with pytest.raises(ValueError, match="target_transformer_init"):
         TallForCausalLM.from_components(**tiny_paths, target_transformer_init="copy")
+
+
+def test_recipes_set_model_options_and_training_defaults(tmp_path):
+    from tall_hf.training import tall_training_arguments
+    from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
+    from tall_hf.training.run import TallModelArguments, parser_training_defaults
+
+    paper = TallModelArguments(recipe="paper").model_options()
+    assert paper == {"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"}
+    mixed = TallModelArguments(recipe="paper", loss_mode="all_tokens").model_options()
+    assert mixed["loss_mode"] == "all_tokens" and mixed["source_residual"] is False
+    assert TallModelArguments().model_options() == get_recipe(DEFAULT_RECIPE).model
+    assert parser_training_defaults(["--recipe", "paper", "--x", "1"])["learning_rate"] == 1e-4
+    assert parser_training_defaults([])["learning_rate"] == get_recipe(DEFAULT_RECIPE).training["learning_rate"]
+    args = tall_training_arguments(tmp_path, "paper", max_steps=3)
+    assert (args.learning_rate, args.warmup_steps, args.max_steps) == (1e-4, 100, 3)
+    with pytest.raises(ValueError, match="Unknown TALL recipe"):
+        get_recipe("fastest")
