@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-from transformers import TrainingArguments, set_seed  # noqa: E402
+from transformers import set_seed  # noqa: E402
 from transformers.utils import logging  # noqa: E402
 
 from tall_hf.data import PreparationArguments, prepare_tall_dataset  # noqa: E402
