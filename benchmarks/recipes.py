@@ -64,6 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--test_sentences", type=int, default=None, help="Score the first N test sentences only.")
     parser.add_argument("--baselines", nargs="*", default=["direct", "naive"], help="Reference approaches to run.")
     parser.add_argument("--output_dir", default="benchmark-recipes", help="Trained variants and results.json.")
+    parser.add_argument("--cache_dir", default=None, help="Prepared-data cache (default: OUTPUT_DIR/cache).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -122,7 +123,7 @@ def main(argv: list[str]) -> int:
 
     def dataset_of(processor: TallProcessor, max_tokens: int):
         if max_tokens not in datasets:
-            preparation = PreparationArguments(cache_dir=str(output_dir / "cache"), max_tokens=max_tokens)
+            preparation = PreparationArguments(cache_dir=args.cache_dir or str(output_dir / "cache"), max_tokens=max_tokens)
             datasets[max_tokens] = prepare_tall_dataset(
                 world.sentences("train"), processor, world.components["lr_hr"], preparation
             )

@@ -344,7 +344,9 @@ class TallPredictor:
             active &= ~self._stops(tokens, step)
             for row in active.nonzero().flatten().tolist():
                 words[row].append(int(tokens[row]))
-            if not active.any() or step == options.max_word_tokens - 1:
+            # The word also ends where the LR decoder's position table does (a prefix near the longest it reads).
+            full = sequences.shape[1] + 1 > self.model.config.hr_lr_config.max_position_embeddings
+            if not active.any() or step == options.max_word_tokens - 1 or full:
                 break
             sequences = torch.cat([sequences, tokens[:, None]], dim=1)
             logits, cache = self.model.decode(tokens[:, None], encoded, past_key_values=cache, use_cache=True)
