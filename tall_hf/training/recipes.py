@@ -51,7 +51,7 @@ TALL_RECIPES: dict[str, TallRecipe] = {
         },
     ),
     "fast": TallRecipe(
-        model={"loss_mode": "last_word", "source_residual": True, "target_transformer_init": "translator"},
+        model={"loss_mode": "last_token", "source_residual": True, "target_transformer_init": "translator"},
         training={
             "learning_rate": 1e-3,
             "lr_scheduler_type": "cosine",
