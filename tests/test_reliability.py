@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -64,6 +65,7 @@ def test_incomplete_checkpoints_are_never_picked_up(tmp_path):
     assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_resumes_to_the_same_weights(tiny_paths, tmp_path):
     cache, straight, killed = tmp_path / "cache", tmp_path / "straight", tmp_path / "killed"
     steps = ["--max_steps", "48", "--save_steps", "8"]
@@ -102,6 +104,7 @@ def _losses(folder: Path) -> list[float]:
     return [entry["loss"] for entry in history if "loss" in entry]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_at_the_same_global_batch(tiny_paths, tmp_path):
     cache = tmp_path / "cache"
     # 8 sentences and a global batch of 8: every step sees all of them in both runs, whatever order each sampler
@@ -141,6 +144,7 @@ def test_two_processes_match_one_at_the_same_global_batch(tiny_paths, tmp_path):
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_two_runs_with_one_seed_give_identical_results(tiny_paths, tmp_path):
     cache = tmp_path / "cache"
     steps = ["--max_steps", "6", "--save_strategy", "no"]

@@ -9,6 +9,7 @@ file, so preparing the same data again, or resuming a killed preparation, never 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import pyarrow
 from accelerate import PartialState
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
@@ -25,6 +27,7 @@ from transformers.utils import logging
 from ..models.tall.processing_tall import TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
+from .fingerprint import component_fingerprint
 from .translation import translate
 
 logger = logging.get_logger(__name__)
@@ -32,7 +35,7 @@ logger = logging.get_logger(__name__)
 DataSource = str | os.PathLike | Iterable[str] | Dataset
 TranslatorSpec = str | os.PathLike | PreTrainedModel
 FILTER_REASONS = ("empty", "too_short", "too_long", "duplicate")
-_PREPARATION_VERSION = 1
+_PREPARATION_VERSION = 2
 
 
 @dataclass
@@ -128,7 +131,8 @@ def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
 
 
 def translator_fingerprint(translator: TranslatorSpec, revision: str | None, args: PreparationArguments) -> str | None:
-    """Identity of a translation run: the translator's name/revision and the generation settings (None if unnamed)."""
+    """Identity of a translation run: the translator's weights (`component_fingerprint`) and the generation settings
+    (None if the translator is an unnamed model)."""
     if isinstance(translator, PreTrainedModel):
         name = translator.name_or_path
         revision = revision or getattr(translator.config, "_commit_hash", None)
@@ -137,8 +141,9 @@ def translator_fingerprint(translator: TranslatorSpec, revision: str | None, arg
         name, generation = str(translator), ""
     if not name:
         return None
+    identity = component_fingerprint(name, revision)  # the weights' content, not the path: updates invalidate
     return Hasher.hash(
-        [_PREPARATION_VERSION, name, revision, generation, args.num_beams, args.max_new_tokens, args.num_shards]
+        [_PREPARATION_VERSION, identity, revision, generation, args.num_beams, args.max_new_tokens, args.num_shards]
     )
 
 
@@ -195,15 +200,25 @@ def translate_shards(
                 "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
             }
             cached += os.path.exists(kwargs["cache_file_name"])
-        shards.append(
-            shard.map(
-                translator,
-                batched=True,
-                batch_size=args.translation_batch_size,
-                desc=f"Translating shard {index + 1}/{args.num_shards}",
-                **kwargs,
-            )
+        translate_shard = functools.partial(
+            shard.map,
+            translator,
+            batched=True,
+            batch_size=args.translation_batch_size,
+            desc=f"Translating shard {index + 1}/{args.num_shards}",
+            **kwargs,
         )
+        try:
+            shards.append(translate_shard())
+        except (OSError, pyarrow.ArrowException) as error:
+            if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
+                raise
+            logger.warning(
+                f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+            )
+            os.remove(kwargs["cache_file_name"])
+            cached -= 1
+            shards.append(translate_shard())
     logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 
