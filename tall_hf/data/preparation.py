@@ -28,6 +28,7 @@ from ..models.tall.processing_tall import TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
 from .fingerprint import component_fingerprint
+from .text_files import read_text_lines
 from .translation import translate
 
 logger = logging.get_logger(__name__)
@@ -120,10 +121,7 @@ def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
             raise ValueError(f"The dataset has no column {text_column!r}; its columns are {data.column_names}.")
         return data[text_column]
     if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise FileNotFoundError(f"No text file at {path} (pass a file path, a list of strings or a Dataset).")
-        return path.read_text(encoding="utf-8").splitlines()
+        return read_text_lines(data)
     texts = list(data)
     if any(not isinstance(text, str) and text is not None for text in texts):
         raise TypeError("A list input must hold strings, one sentence per item.")

@@ -297,12 +297,15 @@ def _components(args: LastWordEvaluationArguments) -> dict[str, str]:
 
 def _examples(path: str, max_samples: int | None) -> list[LastWordExample]:
     sentences = read_sentences(path, max_samples)
-    if not sentences:
-        raise ValueError(f"The test file {path!r} has no sentences.")
-    try:
-        return make_examples(sentences)
-    except ValueError as error:
-        raise ValueError(f"In {path!r}: {error}") from None
+    usable = [sentence for sentence in sentences if len(sentence.split()) >= 2]
+    if not usable:
+        raise ValueError(f"The test file {path!r} has no sentence of two words or more.")
+    if len(usable) < len(sentences):
+        logger.warning(
+            f"{path}: skipped {len(sentences) - len(usable)} of {len(sentences)} sentences with fewer than two words "
+            "(no prefix to read and word to predict)."
+        )
+    return make_examples(usable)
 
 
 def _metadata(args: LastWordEvaluationArguments, components: dict, training_args: TrainingArguments) -> dict:
