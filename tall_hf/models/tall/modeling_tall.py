@@ -220,6 +220,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     ) -> TallEncoderOutput:
         """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
         check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
+        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
         source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
             self.lr_encoder(
                 input_ids=input_ids,
@@ -372,6 +373,17 @@ def check_lengths(limit: int, **streams: torch.Tensor) -> None:
             raise ValueError(
                 f"{name} has {stream.shape[-1]} tokens but this TALL reads at most {limit} (its smallest position "
                 "table): shorten the input, or drop long sentences with PreparationArguments.max_tokens."
+            )
+
+
+def check_right_padded(**masks: torch.Tensor) -> None:
+    """Padding only after each row's tokens (the Marian stages number positions from the first column, so a
+    left-padded row would be read at shifted positions); a `ValueError` names the mask otherwise."""
+    for name, mask in masks.items():
+        if mask.shape[-1] > 1 and bool((mask[:, 1:] > mask[:, :-1]).any()):
+            raise ValueError(
+                f"{name} is padded on the left; TALL's streams must be padded on the right (as TallProcessor and "
+                "TallDataCollator do), or the Marian stages read them at shifted positions."
             )
 
 
