@@ -24,7 +24,7 @@ from datasets.fingerprint import Hasher
 from transformers import AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..models.tall.processing_tall import TallProcessor
+from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
 from .fingerprint import component_fingerprint
@@ -158,6 +158,7 @@ class _LazyTranslator:
             self._model = load_pretrained(
                 AutoModelForSeq2SeqLM, self.spec, role="LR->HR translator", revision=self.revision
             )
+            check_tokenizer_fits(self.tokenizer, self._model.config, f"tokenizer of the translator {self.spec}")
         return self._model
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[str]]:
@@ -253,6 +254,7 @@ def prepare_tall_dataset(
         raise ValueError("No sentence left after filtering; see the counts logged above.")
     if args.num_shards > len(cleaned.sentences):
         raise ValueError(f"num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
+    processor.check_reads(cleaned.sentences[:1000])  # before translating: a wrong tokenizer fails in seconds
     dataset = cleaned.to_dataset()
     fingerprint = translator_fingerprint(translator, translator_revision, args)
     if fingerprint is None:

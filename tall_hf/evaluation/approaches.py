@@ -357,6 +357,7 @@ class TallApproach(LastWordApproach):
         processor = TallProcessor.from_components(**components)
         set_seed(args.seed)
         model = TallForCausalLM.from_components(**components)
+        processor.check_compatible(model.config)
         preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens)
         dataset = prepare_tall_dataset(texts, processor, context.lr_hr, preparation)
         trainable, total = model.get_nb_trainable_parameters()

@@ -264,12 +264,13 @@ class TallPredictor:
         if translations is not None and len(translations) != len(prefixes):
             raise ValueError(f"Got {len(translations)} translations for {len(prefixes)} prefixes.")
         sampler = self._sampler(options)
-        self.truncated = self.unreadable = 0
+        self.unreadable, self._cut_rows = 0, set()
         prefixes = self._fit_prefixes(prefixes, options.max_word_tokens)
         if use_cache:
             words = self._next_words_cached(prefixes, options, sampler, batch_size, generators, translations)
         else:
             words = self._next_words_reference(prefixes, options, sampler, batch_size, generators, translations)
+        self.truncated = len(self._cut_rows)
         if self.truncated or self.unreadable:
             logger.warning(
                 f"TALL: of {len(prefixes)} prefixes, {self.truncated} were cut to their last words to fit the model's "
@@ -289,15 +290,16 @@ class TallPredictor:
             return source <= limit and target <= limit
 
         fitted = [keep_end(prefix, fits) for prefix in prefixes]
-        self.truncated += sum(new != old for new, old in zip(fitted, prefixes, strict=True))
+        self._cut_rows.update(i for i, (new, old) in enumerate(zip(fitted, prefixes, strict=True)) if new != old)
         return fitted
 
-    def _fit_translations(self, translations: list[str]) -> list[str]:
-        """Each translation cut to its last words where its bridge stream would exceed the position tables."""
+    def _fit_translations(self, translations: list[str], rows: list[int]) -> list[str]:
+        """Each translation (of prefix `rows[i]`) cut to its last words where its bridge stream would exceed the
+        position tables."""
         limit = self.model.config.max_stream_tokens
         tokenizer = self.processor.llm_tokenizer
         fitted = [keep_end(text, lambda text: len(tokenizer(text)["input_ids"]) <= limit) for text in translations]
-        self.truncated += sum(new != old for new, old in zip(fitted, translations, strict=True))
+        self._cut_rows.update(row for row, new, old in zip(rows, fitted, translations, strict=True) if new != old)
         return fitted
 
     def _sampler(self, options: DecodingOptions) -> LogitsProcessorList | None:
@@ -359,7 +361,7 @@ class TallPredictor:
             translations = [None] * len(prefixes)
             for index, translation in zip(order, ordered, strict=True):
                 translations[index] = translation
-        translations = self._fit_translations(translations)
+        translations = self._fit_translations(translations, list(range(len(translations))))
         word_ids: list[list[int]] = [[] for _ in prefixes]
         readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]
         self.unreadable += readable.count(False)
@@ -438,7 +440,7 @@ class TallPredictor:
                     chunk_translations = self._translate(chunk_prefixes, batch_size)
                 else:
                     chunk_translations = [translations[i] for i in chunk]
-                chunk_translations = self._fit_translations(chunk_translations)
+                chunk_translations = self._fit_translations(chunk_translations, chunk)
                 batch = self.processor(chunk_prefixes, chunk_translations)
                 rows = [[start_id] + prefix_ids[i] + word_ids[i] for i in chunk]
                 batch["decoder_input_ids"], batch["decoder_attention_mask"] = pad_rows(rows, pad_id)

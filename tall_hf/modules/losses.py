@@ -38,7 +38,5 @@ def last_token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torc
 def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over every labelled position; 0 (with zero gradients) when no position is labelled."""
     check_label_shape(logits, labels)
-    total = F.cross_entropy(
-        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-    )
+    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
     return total / labels.ne(IGNORE_INDEX).sum().clamp(min=1)

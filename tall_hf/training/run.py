@@ -132,6 +132,7 @@ def run_training(
         adapter_dropout=model_args.adapter_dropout,
         transformer_dropout=model_args.transformer_dropout,
     )
+    processor.check_compatible(model.config)  # every component's tokenizer, before any data is prepared
     logger.info("\n" + model.parameter_table())
 
     if prep_args.max_tokens is None:
