@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from tall_hf import TallForCausalLM, TallProcessor
+from tall_hf.data.translation import length_batches, translate
 from tall_hf.modules.logits import loss_positions
 from tall_hf.modules.losses import last_token_cross_entropy, token_cross_entropy
 
@@ -70,3 +72,36 @@ def test_evaluation_and_all_tokens_mode_keep_full_logits(tiny_paths, tiny_proces
     batch = TallProcessor.from_components(**tiny_paths, loss_mode="all_tokens")(PREFIXES, TRANSLATIONS, SENTENCES)
     with torch.no_grad():
         assert all_tokens(**batch).logits.shape == (*batch["labels"].shape, vocab)
+
+
+def test_length_batches_sort_longest_first_within_both_budgets():
+    lengths = [3, 9, 1, 9, 4, 4, 2, 7]
+    batches = list(length_batches(lengths, max_sentences=3, max_tokens=20))
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    flat = [lengths[i] for batch in batches for i in batch]
+    assert flat == sorted(lengths, reverse=True)
+    for batch in batches:
+        assert len(batch) <= 3 and (len(batch) == 1 or len(batch) * lengths[batch[0]] <= 20)
+    assert [len(batch) for batch in batches] == [2, 2, 3, 1]
+    assert list(length_batches([50, 2], max_sentences=8, max_tokens=10)) == [[0], [1]]  # too long alone: its own batch
+
+
+def test_sorted_translation_equals_one_sentence_at_a_time(tiny_paths, hebrew_sentences):
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_paths["lr_hr"])
+    texts = [" ".join(line.split()[:n]) for line, n in zip(hebrew_sentences[:24], range(3, 27), strict=True)]
+    calls = []
+    generate = model.generate
+    model.generate = lambda **kwargs: calls.append(kwargs) or generate(**kwargs)
+    batched = translate(texts, model, tokenizer, batch_size=16, max_batch_tokens=600, max_new_tokens=12)
+
+    beams = model.generation_config.num_beams
+    assert beams > 1 and all(call["num_beams"] == beams for call in calls)  # the translator's own beam size
+    assert 1 < len(calls) < len(texts)
+    assert all(call["input_ids"].numel() * beams <= 600 or len(call["input_ids"]) == 1 for call in calls)
+    calls.clear()
+    single = translate(texts, model, tokenizer, batch_size=1, max_new_tokens=12, num_beams=beams)
+    assert len(calls) == len(texts) and batched == single
+    assert len(set(batched)) >= len(texts) // 3  # varied translations: the comparison means something
+    translate(texts[:2], model, tokenizer, num_beams=1, max_new_tokens=4)
+    assert calls[-1]["num_beams"] == 1
