@@ -3,14 +3,17 @@ gradient checkpointing and bf16 autocast."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from tall_hf import TallForCausalLM, TallProcessor
+from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.data.translation import length_batches, translate
 from tall_hf.modules.logits import loss_positions
 from tall_hf.modules.losses import last_token_cross_entropy, token_cross_entropy
+from tall_hf.training import create_tall_trainer, tall_training_arguments
 
 PREFIXES = ["הילדים משחקים בחצר", "אני אוהב לקרוא ספרים בערב", "מחר"]
 TRANSLATIONS = ["the children play in the yard", "i like to read books in the evening", "tomorrow"]
@@ -105,3 +108,61 @@ def test_sorted_translation_equals_one_sentence_at_a_time(tiny_paths, hebrew_sen
     assert len(set(batched)) >= len(texts) // 3  # varied translations: the comparison means something
     translate(texts[:2], model, tokenizer, num_beams=1, max_new_tokens=4)
     assert calls[-1]["num_beams"] == 1
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_paths, tiny_processor, hebrew_sentences, tmp_path_factory):
+    args = PreparationArguments(cache_dir=str(tmp_path_factory.mktemp("prep")), num_beams=1, max_new_tokens=8)
+    return prepare_tall_dataset(hebrew_sentences[:32], tiny_processor, tiny_paths["lr_hr"], args)
+
+
+def _train(tiny_paths, tiny_processor, dataset, output_dir, **overrides) -> tuple[TallForCausalLM, list[float], list]:
+    """4 Trainer steps at batch 8 (dropout on); returns the model, the logged losses and the dtypes of the LM head's
+    outputs and the number of self-attention calls of custom transformer 1's first layer."""
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths)
+    seen = []
+    model.lm_head.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    model.source_transformer.layers[0].self_attn.register_forward_hook(lambda *_: seen.append("attention"))
+    args = tall_training_arguments(
+        output_dir,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        warmup_steps=0,
+        max_steps=4,
+        logging_steps=1,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=7,
+        **overrides,
+    )
+    trainer = create_tall_trainer(model, tiny_processor, args, dataset)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return model, losses, seen
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_paths, tiny_processor, prepared, tmp_path):
+    plain, plain_losses, plain_seen = _train(tiny_paths, tiny_processor, prepared, tmp_path / "plain")
+    checkpointed, losses, seen = _train(
+        tiny_paths, tiny_processor, prepared, tmp_path / "checkpointed", gradient_checkpointing=True
+    )
+    assert checkpointed.source_transformer.layers[0].gradient_checkpointing
+    assert checkpointed.target_transformer.layers[0].gradient_checkpointing
+    assert plain_seen.count("attention") == 4 and seen.count("attention") == 8  # recomputed in every backward
+    assert len(losses) == 4
+    np.testing.assert_allclose(losses, plain_losses, rtol=1e-5)
+    plain_parameters = dict(plain.named_parameters())
+    for name, parameter in checkpointed.named_parameters():
+        torch.testing.assert_close(parameter, plain_parameters[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bf16_autocast_trains_close_to_float32(tiny_paths, tiny_processor, prepared, tmp_path):
+    _, fp32_losses, fp32_seen = _train(tiny_paths, tiny_processor, prepared, tmp_path / "fp32")
+    _, bf16_losses, bf16_seen = _train(tiny_paths, tiny_processor, prepared, tmp_path / "bf16", bf16=True)
+    assert set(fp32_seen) - {"attention"} == {torch.float32} and set(bf16_seen) - {"attention"} == {torch.bfloat16}
+    assert len(bf16_losses) == 4
+    np.testing.assert_allclose(bf16_losses, fp32_losses, rtol=3e-2)
