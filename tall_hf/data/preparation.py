@@ -48,7 +48,7 @@ class PreparationArguments:
     )
     translation_batch_size: int = field(default=64, metadata={"help": "Most sentences per `generate` call."})
     translation_max_tokens: int = field(
-        default=16384,
+        default=8192,
         metadata={
             "help": "Token budget of a `generate` call: padded source tokens x beams (batches of similar length)."
         },

@@ -34,7 +34,7 @@ def translate(
     tokenizer: PreTrainedTokenizerBase,
     *,
     batch_size: int = 64,
-    max_batch_tokens: int = 16384,
+    max_batch_tokens: int = 8192,
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
 ) -> list[str]:
