@@ -23,6 +23,7 @@ def batch(tiny_processor):
 
 
 def test_each_stage_has_the_width_of_its_neighbours(tiny_model, batch):
+    tiny_model.eval()  # in training mode the LM head runs only where the loss reads (tests/test_performance.py)
     config = tiny_model.config
     widths = {}
     hooks = [
