@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel
 
-import tall_hf  # noqa: F401  (registers TALL with the Auto classes)
+import tall_hf.models  # noqa: F401  (registers TALL with the Auto classes)
 from tall_hf import TallForCausalLM, TallProcessor
 from tall_hf.adapters import ADAPTER_WEIGHTS_NAME
 from tall_hf.testing import build_tiny_components
