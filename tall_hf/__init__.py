@@ -17,7 +17,6 @@ _EXPORTS = {
     "BridgeConfig": "tall_hf.models.bridge",
     "BridgeForCausalLM": "tall_hf.models.bridge",
     "BridgeProcessor": "tall_hf.models.bridge",
-    "TallAdapterConfig": "tall_hf.adapters",
     "TallCausalLMOutput": "tall_hf.models.tall",
     "TallConfig": "tall_hf.models.tall",
     "TallForCausalLM": "tall_hf.models.tall",
@@ -26,10 +25,22 @@ _EXPORTS = {
     "get_tall_model": "tall_hf.adapters",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "BridgeCausalLMOutput",
+    "BridgeConfig",
+    "BridgeForCausalLM",
+    "BridgeProcessor",
+    "TallCausalLMOutput",
+    "TallConfig",
+    "TallForCausalLM",
+    "TallPredictor",
+    "TallProcessor",
+    "__version__",
+    "get_tall_model",
+]
 
 if TYPE_CHECKING:
-    from .adapters import TallAdapterConfig, get_tall_model
+    from .adapters import get_tall_model
     from .generation import TallPredictor
     from .models.bridge import BridgeCausalLMOutput, BridgeConfig, BridgeForCausalLM, BridgeProcessor
     from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallProcessor
