@@ -27,7 +27,6 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 
-from ...adapters.config import TallAdapterConfig
 from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
@@ -106,7 +105,6 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
-    adapter_config_class = TallAdapterConfig
     model_card_template = "tall_model_card.md.j2"
 
     def __init__(
