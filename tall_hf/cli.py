@@ -16,6 +16,8 @@ from .utils.logging import set_verbosity
 
 # Errors a user can fix (a bad option value, a missing file or model): one line on stderr instead of a traceback.
 EXIT_CODES: dict[type[BaseException], int] = {ValueError: 2, FileNotFoundError: 1, OSError: 1}
+# What `transformers.utils.logging.get_logger` returns, without importing transformers for `--help`.
+logger = pylogging.getLogger(__name__)
 
 
 @dataclass

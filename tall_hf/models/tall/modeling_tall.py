@@ -31,7 +31,7 @@ from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
 from ...modules.logits import REDUCED_LOGITS_MODES, kept_cross_entropy, loss_positions
-from ...modules.losses import last_token_cross_entropy, token_cross_entropy
+from ...modules.losses import check_label_shape, last_token_cross_entropy, token_cross_entropy
 from ...utils.hub import ComponentSpec, resolve_component
 from .configuration_tall import TallConfig
 
@@ -303,6 +303,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             encoder_outputs = self.encode(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
         keep = None
         if labels is not None and self.training and self.config.loss_mode in REDUCED_LOGITS_MODES:
+            check_label_shape(decoder_input_ids, labels)
             keep = loss_positions(labels, self.config.loss_mode)  # the LM head runs only where the loss reads
         logits, past_key_values = self.decode(
             decoder_input_ids, encoder_outputs, decoder_attention_mask, past_key_values, use_cache, keep
