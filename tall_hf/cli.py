@@ -47,10 +47,7 @@ def predict(argv: list[str]) -> int:
     if args.file:
         from .data.text_files import read_text_lines
 
-        try:
-            lines = read_text_lines(args.file)
-        except (OSError, ValueError) as error:
-            parser.error(str(error))
+        lines = read_text_lines(args.file)  # a missing or unreadable file: main's one-line error naming it
         if not lines:
             parser.error(f"{args.file!r} is empty: no sentences to predict.")
         sentences += lines

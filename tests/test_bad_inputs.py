@@ -111,9 +111,9 @@ def test_text_that_is_not_utf8_is_named_with_its_line(tmp_path, capsys):
     path.write_bytes(NOT_UTF8)
     with pytest.raises(ValueError, match=r"latin.txt', line 1, is not UTF-8"):
         read_text_lines(path)
-    with pytest.raises(SystemExit):
-        main(["predict", "--model", "unused", "--file", str(path)])
-    assert "latin.txt', line 1, is not UTF-8" in capsys.readouterr().err
+    assert "latin.txt', line 1, is not UTF-8" in cli_error(
+        ["predict", "--model", "unused", "--file", str(path)], capsys
+    )
 
 
 def test_training_reads_its_text_before_loading_any_component(tmp_path, capsys):
