@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+from transformers import AutoModelForSeq2SeqLM, pipeline
 
 from tall_hf import TallForCausalLM, TallPredictor
 from tall_hf.data import translate
@@ -17,7 +17,7 @@ def predictor(tiny_paths, tiny_processor) -> TallPredictor:
     torch.manual_seed(0)
     model = TallForCausalLM.from_components(**tiny_paths)
     translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
-    return TallPredictor(model, tiny_processor, translator, AutoTokenizer.from_pretrained(tiny_paths["lr_hr"]))
+    return TallPredictor(model, tiny_processor, translator)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_one_word_per_prefix(predictor, prefixes):
 
 
 def test_given_translations_skip_the_translator(predictor, prefixes):
-    translations = translate(prefixes, predictor.translator, predictor.translator_tokenizer)
+    translations = translate(prefixes, predictor.translator, predictor.processor.source_tokenizer)
     assert predictor.predict_next_word(prefixes, translations=translations) == predictor.predict_next_word(prefixes)
     continued = predictor.continue_text(prefixes[:4], 2, translations=translations[:4])
     assert continued == predictor.continue_text(prefixes[:4], 2)

@@ -48,6 +48,7 @@ from transformers.utils import logging
 
 from ..hub.model_card import ModelCardInfo, render_model_card
 from ..hub.push import create_hub_repo, upload_checkpoint
+from ..hub.remote_code import save_remote_code
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
 from .config import ADAPTER_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX, build_peft_config, tuner_from_dict
 
@@ -84,6 +85,8 @@ class AdapterMixin:
 
     adapter_modules: tuple[str, ...] = ()
     frozen_modules: tuple[str, ...] = ()
+    # The Auto classes a checkpoint's `auto_map` routes to this class (its config and processor come too).
+    auto_classes: tuple[str, ...] = ("AutoModel", "AutoModelForCausalLM")
     lora_target: str | None = "llm"
     model_card_template: str | None = None
     # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
@@ -251,12 +254,13 @@ class AdapterMixin:
             )
         os.makedirs(save_directory, exist_ok=True)
         _remove_weight_files(save_directory)
+        self.save_remote_code(save_directory, processor)
         if adapters_only:
             self._save_adapters(save_directory, state_dict=state_dict, repo_id=repo_id)
         else:
             super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
         if processor is not None:
-            processor.save_pretrained(save_directory)
+            self.save_processor(processor, save_directory, adapters_only=adapters_only)
         if model_card is not False:
             info = model_card if isinstance(model_card, ModelCardInfo) else ModelCardInfo()
             card = render_model_card(
@@ -267,6 +271,20 @@ class AdapterMixin:
             upload_checkpoint(
                 api, repo_id, save_directory, commit_message=f"Upload {type(self).__name__}", replaces=is_weight_file
             )
+
+    def save_remote_code(self, save_directory: str | os.PathLike, processor: Any = None) -> None:
+        """Copy the package's code of this model, its config and processor into the checkpoint and record it in
+        `config.auto_map`, so that `trust_remote_code=True` loads the checkpoint without tall_hf installed."""
+        classes = {"AutoConfig": type(self.config), **{name: type(self) for name in self.auto_classes}}
+        if processor is not None:
+            classes["AutoProcessor"] = type(processor)
+        self.config.auto_map = save_remote_code(save_directory, classes)
+        if processor is not None:  # `processor_config.json` routes AutoProcessor
+            processor.auto_map = {"AutoProcessor": self.config.auto_map["AutoProcessor"]}
+
+    def save_processor(self, processor: Any, save_directory: str | os.PathLike, adapters_only: bool) -> None:
+        """Save the processor beside the model (a model may save more with a full checkpoint)."""
+        processor.save_pretrained(save_directory)
 
     def _save_adapters(self, save_directory: str | os.PathLike, *, state_dict=None, repo_id: str | None) -> None:
         if state_dict is not None:

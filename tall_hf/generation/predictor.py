@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import torch
 from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
     LogitsProcessorList,
     PreTrainedModel,
     SuppressTokensLogitsProcessor,
@@ -60,17 +58,13 @@ class TallPredictor:
     """
 
     def __init__(
-        self,
-        model: TallForCausalLM,
-        processor: TallProcessor,
-        translator: PreTrainedModel,
-        translator_tokenizer,
+        self, model: TallForCausalLM, processor: TallProcessor, translator: PreTrainedModel | None = None
     ) -> None:
         processor.check_compatible(model.config)
         self.model = model.eval()
         self.processor = processor
-        self.translator = translator.eval()
-        self.translator_tokenizer = translator_tokenizer
+        if translator is not None:
+            processor.translator = translator
         target_tokenizer = processor.target_tokenizer
         self.eos_token_id = target_tokenizer.eos_token_id
         vocab_size = model.get_output_embeddings().out_features
@@ -111,24 +105,16 @@ class TallPredictor:
         *,
         translator_revision: str | None = None,
     ) -> TallPredictor:
-        """A predictor around a loaded model and processor; the translator (a hub id or folder) defaults to the one
-        recorded in `model.config.components["lr_hr"]`."""
-        if translator is None:
+        """A predictor around a loaded model and processor. The LR->HR translator is the processor's (the one saved
+        in a full checkpoint, or the model's `lr_hr` component); `translator` (a hub id or folder) replaces it."""
+        if translator is None and processor.translator_name_or_path is None:
             provenance = (model.config.components or {}).get("lr_hr", {})
-            translator = provenance.get("name_or_path")
-            translator_revision = translator_revision or provenance.get("revision")
-            if not translator:
-                raise ValueError(
-                    "The model does not record its LR->HR translator (config.components['lr_hr']); pass "
-                    "`translator=` (a hub id or local folder)."
-                )
-        translator_model = load_pretrained(
-            AutoModelForSeq2SeqLM, translator, role="LR->HR translator", revision=translator_revision
-        ).to(model.device)
-        translator_tokenizer = load_pretrained(
-            AutoTokenizer, translator, role="LR->HR translator tokenizer", revision=translator_revision
-        )
-        return cls(model, processor, translator_model, translator_tokenizer)
+            translator, translator_revision = provenance.get("name_or_path"), provenance.get("revision")
+        if translator is not None:
+            processor.translator_name_or_path, processor.translator_revision = str(translator), translator_revision
+            processor._translator = None
+        processor.translator.to(model.device)
+        return cls(model, processor)
 
     # ------------------------------------------------------------------ public API
     def predict_next_word(
@@ -219,8 +205,14 @@ class TallPredictor:
             cleaned.append(" ".join(prefix.split()))
         return cleaned
 
+    @property
+    def translator(self):
+        """The processor's LR->HR translator."""
+        return self.processor.translator
+
     def _translate(self, prefixes: list[str], batch_size: int) -> list[str]:
-        return translate(prefixes, self.translator, self.translator_tokenizer, batch_size=batch_size)
+        """Translated every time (no cache): the reference algorithm translates the prefix again for each token."""
+        return translate(prefixes, self.translator, self.processor.source_tokenizer, batch_size=batch_size)
 
     def _next_words(
         self,

@@ -196,6 +196,11 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             model = model.to(dtype)
         return model
 
+    def save_processor(self, processor, save_directory, adapters_only: bool) -> None:
+        """A full checkpoint also holds the processor's LR->HR translator (`translator/`): it then predicts offline
+        from any directory. An adapters-only one records where the translator comes from."""
+        processor.save_pretrained(save_directory, save_translator=not adapters_only)
+
     def get_input_embeddings(self) -> nn.Module:
         return self.llm.get_input_embeddings()
 
