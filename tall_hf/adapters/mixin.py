@@ -88,6 +88,8 @@ class AdapterMixin:
     # The Auto classes a checkpoint's `auto_map` routes to this class (its config and processor come too).
     auto_classes: tuple[str, ...] = ("AutoModel", "AutoModelForCausalLM")
     lora_target: str | None = "llm"
+    # The card's hub pipeline tag: only one whose transformers pipeline runs the model (none: no such pipeline).
+    card_pipeline_tag: str | None = None
     model_card_template: str | None = None
     # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
     adapter_fixed_weights: tuple[str, ...] = ("embed_positions.weight",)

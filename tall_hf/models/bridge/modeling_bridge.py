@@ -148,6 +148,7 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
     model_card_template = "bridge_model_card.md.j2"
+    card_pipeline_tag = "text-generation"
 
     def __init__(
         self, config: BridgeConfig, encoder: nn.Module | None = None, llm: PreTrainedModel | None = None

@@ -6,7 +6,14 @@ from __future__ import annotations
 import os
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, BatchEncoding, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BatchEncoding,
+    GenerationConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
@@ -109,11 +116,17 @@ class TallProcessor(ProcessorMixin):
                     "`processor.translator` / `translator_name_or_path` (a hub id or folder)."
                 )
             location, revision, subfolder = self.translator_name_or_path, self.translator_revision, ""
-            if self.translator_name_or_path == TRANSLATOR_SUBFOLDER:
+            if self.translator_name_or_path == TRANSLATOR_SUBFOLDER:  # inside the checkpoint the processor came from
                 (location, revision), subfolder = self._translator_location, TRANSLATOR_SUBFOLDER
+                if os.path.isdir(location):
+                    location, subfolder = os.path.join(location, TRANSLATOR_SUBFOLDER), ""
             self._translator = load_pretrained(
                 AutoModelForSeq2SeqLM, location, role="LR->HR translator", revision=revision, subfolder=subfolder
             ).eval()
+            if subfolder:  # from_pretrained does not read a subfolder's generation settings (beams, banned tokens)
+                self._translator.generation_config = GenerationConfig.from_pretrained(
+                    location, subfolder=subfolder, revision=revision
+                )
         return self._translator
 
     @translator.setter
@@ -132,6 +145,10 @@ class TallProcessor(ProcessorMixin):
             )
             self._translations.update(zip(missing, translations, strict=True))
         return [self._translations[text] for text in texts]
+
+    def clear_translations(self) -> None:
+        """Forget the cached translations (e.g. to time translation again)."""
+        self._translations = {}
 
     def save_pretrained(self, save_directory: str | os.PathLike, save_translator: bool = False, **kwargs):
         """Save the tokenizers and settings; with `save_translator`, also the LR->HR translator into `translator/`
