@@ -16,6 +16,8 @@ from .utils.logging import set_verbosity
 
 # Errors a user can fix (a bad option value, a missing file or model): one line on stderr instead of a traceback.
 EXIT_CODES: dict[type[BaseException], int] = {ValueError: 2, FileNotFoundError: 1, OSError: 1}
+# What `transformers.utils.logging.get_logger` returns, without importing transformers for `--help`.
+logger = pylogging.getLogger(__name__)
 
 
 @dataclass
@@ -43,22 +45,34 @@ def predict(argv: list[str]) -> int:
     if unknown:
         parser.error(f"unknown options: {' '.join(unknown)}")
     if args.file:
-        with open(args.file, encoding="utf-8") as handle:
-            sentences += [line.strip() for line in handle if line.strip()]
-    if not sentences and not sys.stdin.isatty():
-        sentences = [line.strip() for line in sys.stdin if line.strip()]
-    if not sentences:
+        from .data.text_files import read_text_lines
+
+        lines = read_text_lines(args.file)  # a missing or unreadable file: main's one-line error naming it
+        if not lines:
+            parser.error(f"{args.file!r} is empty: no sentences to predict.")
+        sentences += lines
+    elif not sentences and not sys.stdin.isatty():
+        sentences = sys.stdin.read().splitlines()
+    if not any(sentence.strip() for sentence in sentences):
         parser.error("no sentences: pass them as arguments, with --file, or on standard input.")
     from .generation import TallPredictor
 
     predictor = TallPredictor.from_pretrained(args.model, translator=args.translator)
     options = {"batch_size": args.batch_size, "do_sample": args.do_sample, "seed": args.seed}
+    # One output line per input line: a blank line (nothing to read) gets a blank answer.
+    readable = [index for index, sentence in enumerate(sentences) if sentence.strip()]
+    if len(readable) < len(sentences):
+        logger.warning(f"{len(sentences) - len(readable)} blank lines get blank answers.")
+    texts = [sentences[index] for index in readable]
     if args.num_words == 1:
-        words = predictor.predict_next_word(sentences, **options)
+        words = predictor.predict_next_word(texts, **options)
     else:
-        words = predictor.continue_text(sentences, num_words=args.num_words, **options)
-    for word in words:
-        print(word)
+        words = predictor.continue_text(texts, num_words=args.num_words, **options)
+    answers = [""] * len(sentences)
+    for index, word in zip(readable, words, strict=True):
+        answers[index] = word
+    for answer in answers:
+        print(answer)
     return 0
 
 

@@ -44,11 +44,12 @@ from typing import Any
 import torch
 from huggingface_hub import is_offline_mode
 from safetensors.torch import load_file, save_file
-from transformers.utils import logging
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, logging
 
 from ..hub.model_card import ModelCardInfo, render_model_card
 from ..hub.push import create_hub_repo, upload_checkpoint
 from ..hub.remote_code import save_remote_code
+from ..utils.hub import check_finite, load_naming_file
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
 from .config import ADAPTER_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX, build_peft_config, tuner_from_dict
 
@@ -375,8 +376,16 @@ class AdapterMixin:
                 )
             kwargs.pop("adapter_kwargs", None)
             kwargs["use_safetensors"] = True
-            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            if kwargs.get("config") is None and not find_file(
+                pretrained_model_name_or_path, CONFIG_NAME, **download_kwargs
+            ):
+                raise OSError(
+                    f"{pretrained_model_name_or_path} has model weights but no {CONFIG_NAME}: a saved model needs the "
+                    "config it was saved with (save_pretrained writes both)."
+                )
+            loaded = load_naming_file(super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
             model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) on request
+            check_finite(model.state_dict(), f"{pretrained_model_name_or_path} ({SAFE_WEIGHTS_NAME})")
             model.mark_adapters_trainable()
             return loaded
         if model_args:

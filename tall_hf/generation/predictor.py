@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,11 +22,34 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+from transformers.utils import logging
 
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
 from .word_boundary import PerRowSampler, WordBoundaryCriteria, split_words, word_start_mask
+
+logger = logging.get_logger(__name__)
+
+
+def keep_end(text: str, fits: Callable[[str], bool]) -> str:
+    """`text` itself if it `fits`, else its shortest cut that does: the fewest leading words dropped (binary search),
+    or for a single word too long, its last characters."""
+    if fits(text):
+        return text
+    words = text.split()
+    low, high = 1, len(words) - 1  # dropping `high` words leaves one
+    if high < 1 or not fits(words[-1]):
+        word = words[-1] if words else text
+        low, high = 0, len(word) - 1  # characters kept
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(word[-middle:]) else (low, middle - 1)
+        return word[-low:] if low else ""
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(" ".join(words[-middle:])) else (low, middle - 1)
+    return " ".join(words[-low:])
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,8 @@ class TallPredictor:
         tokenizer = processor.target_tokenizer
         self.word_start = word_start_mask(tokenizer, model.get_output_embeddings().out_features)
         self.eos_token_id = tokenizer.eos_token_id
+        # Counts of the last prediction call: prefixes cut to fit the position tables, and rows left unanswered.
+        self.truncated = self.unreadable = 0
 
     @classmethod
     def from_pretrained(
@@ -219,10 +245,15 @@ class TallPredictor:
         prefixes = self._check_prefixes(prefixes)
         if translations is not None and len(translations) != len(prefixes):
             raise ValueError(f"Got {len(translations)} translations for {len(prefixes)} prefixes.")
+        self.unreadable, self._cut_rows = 0, set()
+        prefixes = self._fit_prefixes(prefixes, options.max_word_tokens)
         if translations is None:
             translations = self.processor.translate(prefixes, batch_size=batch_size)
+        translations = self._fit_translations(translations, list(range(len(translations))))
         target_lengths = [len(ids) for ids in self.processor.target_token_ids(prefixes)]
-        order = sorted(range(len(prefixes)), key=target_lengths.__getitem__)
+        readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]
+        self.unreadable = readable.count(False)  # a translation of no LLM tokens: left unanswered ("")
+        order = sorted((i for i in range(len(prefixes)) if readable[i]), key=target_lengths.__getitem__)
         word_ids: list[list[int]] = [[] for _ in prefixes]
         for start in range(0, len(order), batch_size):
             groups: dict[int, list[int]] = defaultdict(list)
@@ -235,8 +266,38 @@ class TallPredictor:
                 )
                 for index, ids in zip(rows, words, strict=True):
                     word_ids[index] = ids
+        self.truncated = len(self._cut_rows)
+        if self.truncated or self.unreadable:
+            logger.warning(
+                f"TALL: of {len(prefixes)} prefixes, {self.truncated} were cut to their last words to fit the model's "
+                f"{self.model.config.max_stream_tokens}-token position tables, and {self.unreadable} have a translation "
+                "the LLM's tokenizer turns into no tokens (left unanswered)."
+            )
         words = self.processor.batch_decode(word_ids)
         return [word.strip() for word in words]
+
+    def _fit_prefixes(self, prefixes: list[str], max_word_tokens: int) -> list[str]:
+        """Each prefix cut to its last words where its source or target stream (with room for the predicted word)
+        would exceed the model's position tables."""
+        limit = self.model.config.max_stream_tokens
+
+        def fits(text: str) -> bool:
+            source = len(self.processor.source_tokenizer(text)["input_ids"])
+            target = 1 + len(self.processor.target_token_ids([text])[0]) + max_word_tokens
+            return source <= limit and target <= limit
+
+        fitted = [keep_end(prefix, fits) for prefix in prefixes]
+        self._cut_rows.update(i for i, (new, old) in enumerate(zip(fitted, prefixes, strict=True)) if new != old)
+        return fitted
+
+    def _fit_translations(self, translations: list[str], rows: list[int]) -> list[str]:
+        """Each translation (of prefix `rows[i]`) cut to its last words where its bridge stream would exceed the
+        position tables."""
+        limit = self.model.config.max_stream_tokens
+        tokenizer = self.processor.llm_tokenizer
+        fitted = [keep_end(text, lambda text: len(tokenizer(text)["input_ids"]) <= limit) for text in translations]
+        self._cut_rows.update(row for row, new, old in zip(rows, fitted, translations, strict=True) if new != old)
+        return fitted
 
     @torch.inference_mode()
     def _generate_words(

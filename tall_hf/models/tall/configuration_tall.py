@@ -87,6 +87,13 @@ class TallConfig(PretrainedConfig):
     is_encoder_decoder: bool = True  # stages 1-6 encode, stage 7 decodes (what `generate` follows)
 
     def __post_init__(self, **kwargs):
+        missing = [role for role in ("lr_hr_config", "llm_config", "hr_lr_config") if getattr(self, role) is None]
+        if missing:  # the sub-configs' defaults would describe a 14B-parameter model nobody asked for
+            raise ValueError(
+                f"A TallConfig needs its three components' configs; {', '.join(missing)} missing. Build one with "
+                "TallConfig.from_component_configs or TallForCausalLM.from_components, or load a saved model's "
+                "config.json."
+            )
         super().__post_init__(**kwargs)
         for role in ("lr_hr_config", "hr_lr_config"):
             if not getattr(getattr(self, role), "is_encoder_decoder", False):
