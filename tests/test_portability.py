@@ -96,3 +96,27 @@ def test_processor_translates_raw_text_once_and_decodes(tiny_paths, monkeypatch)
     assert all(torch.equal(translated[key], given[key]) for key in given)
     ids = processor.target_tokenizer(text_target=PREFIXES, add_special_tokens=False)["input_ids"]
     assert processor.batch_decode(ids) == PREFIXES and processor.decode(ids[0]) == PREFIXES[0]
+
+
+def test_production_code_does_not_import_the_test_helpers():
+    """Only the tests, the benchmarks and the demo use `tall_hf.testing`."""
+    import ast
+    from pathlib import Path
+
+    import tall_hf
+
+    root = Path(tall_hf.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        relative = path.relative_to(root)
+        if relative.parts[0] == "testing" or relative.name == "demo.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(name.split(".")[0:2] in (["testing"], ["tall_hf", "testing"]) for name in names):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert offenders == []
