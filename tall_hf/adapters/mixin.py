@@ -86,6 +86,8 @@ class AdapterMixin:
 
     adapter_modules: tuple[str, ...] = ()
     frozen_modules: tuple[str, ...] = ()
+    # Component role -> the keyword of `__init__` that takes that component's loaded model.
+    component_arguments: dict[str, str] = {}
     # The Auto classes a checkpoint's `auto_map` routes to this class (its config and processor come too).
     auto_classes: tuple[str, ...] = ("AutoModel", "AutoModelForCausalLM")
     lora_target: str | None = "llm"
@@ -96,6 +98,31 @@ class AdapterMixin:
     adapter_fixed_weights: tuple[str, ...] = ("embed_positions.weight",)
 
     # ------------------------------------------------------------------ frozen components
+    @classmethod
+    def assemble(
+        cls,
+        components: dict[str, tuple[Any, Any, str | None]],
+        revisions: dict[str, str | None],
+        *,
+        dtype: torch.dtype | None = None,
+        **config_fields,
+    ):
+        """The model from resolved components (`{role: (loaded model or None, config, name_or_path)}`, as
+        `utils.hub.resolve_component` gives them): its config from the components' configs
+        (`config_class.from_component_configs`) with their provenance recorded in `components`, pretrained weights
+        in the frozen stages (the model's `__init__` takes each loaded model by `component_arguments[role]`), fresh
+        ones in the trainable stages."""
+        provenance = {
+            role: {"name_or_path": name, "revision": revisions.get(role)} for role, (_, _, name) in components.items()
+        }
+        config = cls.config_class.from_component_configs(
+            **{f"{role}_config": config for role, (_, config, _) in components.items()},
+            components=provenance,
+            **config_fields,
+        )
+        model = cls(config, **{cls.component_arguments[role]: loaded for role, (loaded, _, _) in components.items()})
+        return model if dtype is None else model.to(dtype)
+
     def freeze_components(self) -> None:
         """Freeze the pretrained components (`frozen_modules`); the adapter modules train."""
         for name in self.frozen_modules:

@@ -153,6 +153,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
+    component_arguments = {"lr_hr": "lr_hr_model", "llm": "llm", "hr_lr": "hr_lr_model"}
     auto_classes = ("AutoModel", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM")
     model_card_template = "tall_model_card.md.j2"
 
@@ -225,29 +226,22 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         ```
         """
         load_kwargs = {"dtype": dtype} if dtype is not None else {}
-        lr_hr_model, lr_hr_config, lr_hr_name = resolve_component(
-            lr_hr, AutoModelForSeq2SeqLM, "LR->HR translator", lr_hr_revision, **load_kwargs
-        )
-        llm_model, llm_config, llm_name = resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs)
-        hr_lr_model, hr_lr_config, hr_lr_name = resolve_component(
-            hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
-        )
+        revisions = {"lr_hr": lr_hr_revision, "llm": llm_revision, "hr_lr": hr_lr_revision}
+        components = {
+            "lr_hr": resolve_component(
+                lr_hr, AutoModelForSeq2SeqLM, "LR->HR translator", lr_hr_revision, **load_kwargs
+            ),
+            "llm": resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs),
+            "hr_lr": resolve_component(
+                hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
+            ),
+        }
+        llm_config = components["llm"][1]
         if llm_config.is_encoder_decoder:
             raise ValueError(
                 f"The LLM must be a decoder-only model, got an encoder-decoder {llm_config.model_type!r}."
             )
-        components = {
-            "lr_hr": {"name_or_path": lr_hr_name, "revision": lr_hr_revision},
-            "llm": {"name_or_path": llm_name, "revision": llm_revision},
-            "hr_lr": {"name_or_path": hr_lr_name, "revision": hr_lr_revision},
-        }
-        config = TallConfig.from_component_configs(
-            lr_hr_config, llm_config, hr_lr_config, components=components, **overrides
-        )
-        model = cls(config, lr_hr_model=lr_hr_model, llm=llm_model, hr_lr_model=hr_lr_model)
-        if dtype is not None:
-            model = model.to(dtype)
-        return model
+        return cls.assemble(components, revisions, dtype=dtype, **overrides)
 
     def save_processor(self, processor, save_directory, adapters_only: bool) -> None:
         """A full checkpoint also holds the processor's LR->HR translator (`translator/`): it then predicts offline
