@@ -4,6 +4,7 @@ result, never a raw traceback from deep inside a library, a silent wrong answer 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,13 @@ def _overwritten(folder: Path) -> None:
     assert first  # the file keeps its tensors: only values changed
 
 
+def cli_error(argv: list[str], capsys) -> str:
+    """Run `tall-hf ARGV`, assert that it fails with an error code, and return what it wrote to stderr."""
+    capsys.readouterr()
+    assert main(argv) != 0
+    return capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ damaged model folders
 @pytest.mark.parametrize(
     ("damage", "error", "message"),
@@ -71,7 +79,7 @@ def _overwritten(folder: Path) -> None:
     ],
     ids=["no-config", "truncated-weights", "overwritten-weights"],
 )
-def test_a_damaged_model_folder_is_named_by_every_entry_point(saved_model, tmp_path, damage, error, message):
+def test_a_damaged_model_folder_is_named_by_every_entry_point(saved_model, tmp_path, capsys, damage, error, message):
     folder = _copy(saved_model, tmp_path)
     damage(folder)
     with pytest.raises(error, match=message) as raised:
@@ -81,8 +89,7 @@ def test_a_damaged_model_folder_is_named_by_every_entry_point(saved_model, tmp_p
         ["predict", "--model", str(folder), "שלום לכם"],
         ["push", "--model", str(folder), "--repo_id", "x/y"],
     ):
-        with pytest.raises((OSError, ValueError), match=message):
-            main(command)
+        assert re.search(message, cli_error(command, capsys))
 
 
 def test_a_config_without_components_is_refused():
@@ -90,13 +97,12 @@ def test_a_config_without_components_is_refused():
         TallConfig()
 
 
-def test_a_missing_local_folder_is_called_missing(monkeypatch, tmp_path):
+def test_a_missing_local_folder_is_called_missing(monkeypatch, tmp_path, capsys):
     missing = tmp_path / "no" / "such" / "model"
     with pytest.raises(OSError, match="there is no folder at") as raised:
         load_pretrained(AutoTokenizer, missing, role="LLM tokenizer")
     assert "set HF_HUB_OFFLINE" not in str(raised.value)
-    with pytest.raises(OSError, match="there is no folder at"):
-        main(["predict", "--model", str(missing), "שלום לכם"])
+    assert "there is no folder at" in cli_error(["predict", "--model", str(missing), "שלום לכם"], capsys)
 
 
 # ------------------------------------------------------------------------------------ text files
@@ -105,19 +111,18 @@ def test_text_that_is_not_utf8_is_named_with_its_line(tmp_path, capsys):
     path.write_bytes(NOT_UTF8)
     with pytest.raises(ValueError, match=r"latin.txt', line 1, is not UTF-8"):
         read_text_lines(path)
-    with pytest.raises(SystemExit):
-        main(["predict", "--model", "unused", "--file", str(path)])
-    assert "latin.txt', line 1, is not UTF-8" in capsys.readouterr().err
+    assert "latin.txt', line 1, is not UTF-8" in cli_error(
+        ["predict", "--model", "unused", "--file", str(path)], capsys
+    )
 
 
-def test_training_reads_its_text_before_loading_any_component(tmp_path):
+def test_training_reads_its_text_before_loading_any_component(tmp_path, capsys):
     path = tmp_path / "latin.txt"
     path.write_bytes(NOT_UTF8)
     command = ["train", "--train_file", str(path), "--output_dir", str(tmp_path / "out")]
     # No component exists at these paths: the text file's error must come first.
     command += ["--lr_hr_model", "/missing/a", "--llm_model", "/missing/b", "--hr_lr_model", "/missing/c"]
-    with pytest.raises(ValueError, match="latin.txt', line 1, is not UTF-8"):
-        main(command)
+    assert "latin.txt', line 1, is not UTF-8" in cli_error(command, capsys)
 
 
 def test_predict_file_keeps_blank_lines_aligned_and_refuses_an_empty_file(saved_model, tmp_path, capsys):
@@ -228,7 +233,9 @@ def _llm_tokenizer_inside(llm: str):
     ],
     ids=["source-target-swapped", "llm-tokenizer-copied-in"],
 )
-def test_a_wrong_translator_tokenizer_fails_before_any_translation(tiny_paths, tmp_path, break_translator, message):
+def test_a_wrong_translator_tokenizer_fails_before_any_translation(
+    tiny_paths, tmp_path, capsys, break_translator, message
+):
     translator = Path(shutil.copytree(tiny_paths["lr_hr"], tmp_path / "lr_hr"))
     (_llm_tokenizer_inside(tiny_paths["llm"]) if break_translator == "llm" else break_translator)(translator)
     paths = {**tiny_paths, "lr_hr": str(translator)}
@@ -237,8 +244,7 @@ def test_a_wrong_translator_tokenizer_fails_before_any_translation(tiny_paths, t
     command = ["train", "--lr_hr_model", paths["lr_hr"], "--llm_model", paths["llm"], "--hr_lr_model", paths["hr_lr"]]
     command += ["--train_file", str(texts), "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "c")]
     command += ["--max_steps", "1", "--use_cpu", "--eval_strategy", "no", "--load_best_model_at_end", "False"]
-    with pytest.raises(ValueError, match=message):
-        main(command)
+    assert re.search(message, cli_error(command, capsys))
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").glob("translation-*.arrow"))
 
 

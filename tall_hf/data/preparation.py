@@ -50,7 +50,16 @@ class PreparationArguments:
     max_tokens: int | None = field(
         default=None, metadata={"help": "Drop sentences whose source, bridge or target stream is longer than this."}
     )
-    translation_batch_size: int = field(default=32, metadata={"help": "Sentences per `generate` call."})
+    translation_batch_size: int = field(default=64, metadata={"help": "Most sentences per `generate` call."})
+    translation_max_tokens: int = field(
+        default=8192,
+        metadata={
+            "help": "Token budget of a `generate` call: padded source tokens x beams (batches of similar length)."
+        },
+    )
+    translation_window: int = field(
+        default=2048, metadata={"help": "Sentences sorted by length together before batching (one `map` batch)."}
+    )
     num_beams: int | None = field(
         default=None, metadata={"help": "Beam size of the translation (default: the translator's generation config)."}
     )
@@ -68,8 +77,10 @@ class PreparationArguments:
             raise ValueError(f"min_words must be at least 2 (a prefix and a last word), got {self.min_words}.")
         if self.max_words < self.min_words:
             raise ValueError(f"max_words ({self.max_words}) is smaller than min_words ({self.min_words}).")
-        if self.num_shards < 1 or self.translation_batch_size < 1:
-            raise ValueError("num_shards and translation_batch_size must be positive.")
+        if min(self.num_shards, self.translation_batch_size, self.translation_max_tokens, self.translation_window) < 1:
+            raise ValueError(
+                "num_shards, translation_batch_size, translation_max_tokens and translation_window must be positive."
+            )
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(datasets.config.HF_DATASETS_CACHE) / "tall_hf"
@@ -167,6 +178,7 @@ class _LazyTranslator:
             self.model,
             self.tokenizer,
             batch_size=self.args.translation_batch_size,
+            max_batch_tokens=self.args.translation_max_tokens,
             num_beams=self.args.num_beams,
             max_new_tokens=self.args.max_new_tokens,
         )
@@ -203,7 +215,7 @@ def translate_shards(
             shard.map,
             translator,
             batched=True,
-            batch_size=args.translation_batch_size,
+            batch_size=args.translation_window,
             desc=f"Translating shard {index + 1}/{args.num_shards}",
             **kwargs,
         )

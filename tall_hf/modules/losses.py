@@ -18,11 +18,13 @@ def last_label_positions(labels: torch.Tensor) -> torch.Tensor:
     return (valid * (positions + 1)).argmax(dim=-1)
 
 
-def check_label_shape(logits: torch.Tensor, labels: torch.Tensor) -> None:
-    """`labels` must have one entry per target position: a `ValueError` naming both shapes otherwise."""
-    if labels.shape != logits.shape[:-1]:
+def check_label_shape(target: torch.Tensor, labels: torch.Tensor) -> None:
+    """`labels` must have one entry per target position of `target` (the target stream `(batch, positions)` or its
+    logits `(batch, positions, vocab)`): a `ValueError` naming both shapes otherwise."""
+    positions = target.shape[:2]
+    if labels.shape != positions:
         raise ValueError(
-            f"labels have shape {tuple(labels.shape)} but the target stream has shape {tuple(logits.shape[:-1])} "
+            f"labels have shape {tuple(labels.shape)} but the target stream has shape {tuple(positions)} "
             "(batch, positions): pass one label per decoder_input_ids position (IGNORE_INDEX -100 where no loss)."
         )
 

@@ -14,6 +14,7 @@ from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES
 from ..modules.fusion import FUSION_METHODS
 from ..testing import build_tiny_components
+from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
 from .trainer import train_tall
 
@@ -122,6 +123,7 @@ def run_training(
     train_lines = read_lines(data_args.train_file, data_args.max_train_samples)
     validation_lines = read_lines(data_args.validation_file) if data_args.validation_file else None
     set_seed(training_args.seed)
+    warn_on_process_mismatch(training_args)
     paths = model_args.components()
     processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=model_args.loss_mode)
     model = TallForCausalLM.from_components(

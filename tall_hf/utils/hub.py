@@ -91,7 +91,8 @@ def resolve_component(
         return None, spec, None
     if isinstance(spec, (str, os.PathLike)):
         model = load_pretrained(auto_class, spec, role=role, revision=revision, **load_kwargs)
-        return model, model.config, str(spec)
+        location = os.path.abspath(spec) if os.path.isdir(spec) else str(spec)  # valid from any working directory
+        return model, model.config, location
     raise TypeError(f"The {role} must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
 
 

@@ -43,8 +43,9 @@ class TallConfig(PretrainedConfig):
             not its embedding output.
         encoder_fusion_options: the fusion method's own settings (e.g. `{"num_heads": 4}` for `token_softmax`).
         components: provenance of the frozen parts, `{"lr_hr": {"name_or_path": ..., "revision": ...}, ...}`.
-        lora: a `peft.LoraConfig` as a dict (see `tall_hf.adapters.get_tall_model`): LoRA injected into the frozen
-            LLM, its `target_modules` named inside the LLM (e.g. `["q_proj", "v_proj"]`). `None`: no LoRA.
+        lora: a PEFT tuner config as a dict (`LoraConfig`, `IA3Config`, ...; see `tall_hf.adapters.get_tall_model`)
+            injected into the frozen LLM, its `target_modules` named inside the LLM (e.g. `["q_proj", "v_proj"]`).
+            `None`: no tuner.
 
     Example:
 
