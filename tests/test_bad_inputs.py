@@ -229,7 +229,7 @@ def _llm_tokenizer_inside(llm: str):
     ("break_translator", "message"),
     [
         (_swap_sides, "reads .*% of the LR text as unknown tokens"),
-        ("llm", "Mismatched tokenizer: source_tokenizer of the LR->HR translator has"),
+        ("llm", "Mismatched tokenizer: the source_tokenizer of the LR->HR translator has"),
     ],
     ids=["source-target-swapped", "llm-tokenizer-copied-in"],
 )

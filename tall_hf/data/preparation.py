@@ -169,7 +169,7 @@ class _LazyTranslator:
             self._model = load_pretrained(
                 AutoModelForSeq2SeqLM, self.spec, role="LR->HR translator", revision=self.revision
             )
-            check_tokenizer_fits(self.tokenizer, self._model.config, f"the tokenizer of the translator {self.spec}")
+            check_tokenizer_fits(self.tokenizer, self._model.config, f"tokenizer of the translator {self.spec}")
         return self._model
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[str]]:

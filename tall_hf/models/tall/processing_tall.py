@@ -186,7 +186,7 @@ def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, config: PretrainedC
     vocab_size = getattr(config, "decoder_vocab_size", None) or config.vocab_size
     if len(tokenizer) > vocab_size:
         raise ValueError(
-            f"Mismatched tokenizer: {name} has {len(tokenizer)} tokens but the model ({config.model_type}) has a "
+            f"Mismatched tokenizer: the {name} has {len(tokenizer)} tokens but the model ({config.model_type}) has a "
             f"vocabulary of {vocab_size}."
         )
     if not config.is_encoder_decoder:
@@ -195,6 +195,6 @@ def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, config: PretrainedC
         expected, actual = getattr(config, special, None), getattr(tokenizer, special, None)
         if isinstance(expected, int) and actual is not None and actual != expected:
             raise ValueError(
-                f"Mismatched tokenizer: {name} has {special}={actual} but the model ({config.model_type}) has "
+                f"Mismatched tokenizer: the {name} has {special}={actual} but the model ({config.model_type}) has "
                 f"{expected}; it is another model's tokenizer."
             )
