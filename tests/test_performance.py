@@ -105,7 +105,7 @@ def test_sorted_translation_equals_one_sentence_at_a_time(tiny_paths, hebrew_sen
     calls.clear()
     single = translate(texts, model, tokenizer, batch_size=1, max_new_tokens=12, num_beams=beams)
     assert len(calls) == len(texts) and batched == single
-    assert len(set(batched)) >= len(texts) // 3  # varied translations: the comparison means something
+    assert len(set(batched)) > 3  # varied translations: the comparison means something
     translate(texts[:2], model, tokenizer, num_beams=1, max_new_tokens=4)
     assert calls[-1]["num_beams"] == 1
 

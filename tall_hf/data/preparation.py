@@ -9,6 +9,7 @@ file, so preparing the same data again, or resuming a killed preparation, never 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,15 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import pyarrow
 from accelerate import PartialState
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
 from transformers import AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..models.tall.processing_tall import TallProcessor
+from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
+from .fingerprint import component_fingerprint
+from .text_files import read_text_lines
 from .translation import translate
 
 logger = logging.get_logger(__name__)
@@ -32,7 +36,7 @@ logger = logging.get_logger(__name__)
 DataSource = str | os.PathLike | Iterable[str] | Dataset
 TranslatorSpec = str | os.PathLike | PreTrainedModel
 FILTER_REASONS = ("empty", "too_short", "too_long", "duplicate")
-_PREPARATION_VERSION = 1
+_PREPARATION_VERSION = 2
 
 
 @dataclass
@@ -128,10 +132,7 @@ def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
             raise ValueError(f"The dataset has no column {text_column!r}; its columns are {data.column_names}.")
         return data[text_column]
     if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise FileNotFoundError(f"No text file at {path} (pass a file path, a list of strings or a Dataset).")
-        return path.read_text(encoding="utf-8").splitlines()
+        return read_text_lines(data)
     texts = list(data)
     if any(not isinstance(text, str) and text is not None for text in texts):
         raise TypeError("A list input must hold strings, one sentence per item.")
@@ -139,7 +140,8 @@ def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
 
 
 def translator_fingerprint(translator: TranslatorSpec, revision: str | None, args: PreparationArguments) -> str | None:
-    """Identity of a translation run: the translator's name/revision and the generation settings (None if unnamed)."""
+    """Identity of a translation run: the translator's weights (`component_fingerprint`) and the generation settings
+    (None if the translator is an unnamed model)."""
     if isinstance(translator, PreTrainedModel):
         name = translator.name_or_path
         revision = revision or getattr(translator.config, "_commit_hash", None)
@@ -148,8 +150,9 @@ def translator_fingerprint(translator: TranslatorSpec, revision: str | None, arg
         name, generation = str(translator), ""
     if not name:
         return None
+    identity = component_fingerprint(name, revision)  # the weights' content, not the path: updates invalidate
     return Hasher.hash(
-        [_PREPARATION_VERSION, name, revision, generation, args.num_beams, args.max_new_tokens, args.num_shards]
+        [_PREPARATION_VERSION, identity, revision, generation, args.num_beams, args.max_new_tokens, args.num_shards]
     )
 
 
@@ -166,6 +169,7 @@ class _LazyTranslator:
             self._model = load_pretrained(
                 AutoModelForSeq2SeqLM, self.spec, role="LR->HR translator", revision=self.revision
             )
+            check_tokenizer_fits(self.tokenizer, self._model.config, f"tokenizer of the translator {self.spec}")
         return self._model
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[str]]:
@@ -207,15 +211,25 @@ def translate_shards(
                 "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
             }
             cached += os.path.exists(kwargs["cache_file_name"])
-        shards.append(
-            shard.map(
-                translator,
-                batched=True,
-                batch_size=args.translation_window,
-                desc=f"Translating shard {index + 1}/{args.num_shards}",
-                **kwargs,
-            )
+        translate_shard = functools.partial(
+            shard.map,
+            translator,
+            batched=True,
+            batch_size=args.translation_window,
+            desc=f"Translating shard {index + 1}/{args.num_shards}",
+            **kwargs,
         )
+        try:
+            shards.append(translate_shard())
+        except (OSError, pyarrow.ArrowException) as error:
+            if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
+                raise
+            logger.warning(
+                f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+            )
+            os.remove(kwargs["cache_file_name"])
+            cached -= 1
+            shards.append(translate_shard())
     logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 
@@ -252,6 +266,7 @@ def prepare_tall_dataset(
         raise ValueError("No sentence left after filtering; see the counts logged above.")
     if args.num_shards > len(cleaned.sentences):
         raise ValueError(f"num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
+    processor.check_reads(cleaned.sentences[:1000])  # before translating: a wrong tokenizer fails in seconds
     dataset = cleaned.to_dataset()
     fingerprint = translator_fingerprint(translator, translator_revision, args)
     if fingerprint is None:

@@ -8,10 +8,36 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import BatchEncoding, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
+
+
+def position_limit(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> int | None:
+    """How many tokens a model reads: the smaller of its position table and the tokenizer's `model_max_length`."""
+    limits = [getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)]
+    if tokenizer is not None and tokenizer.model_max_length < 10**9:  # tokenizers without a limit use a huge value
+        limits.append(tokenizer.model_max_length)
+    limits = [limit for limit in limits if limit]
+    return min(limits) if limits else None
+
+
+def keep_ends(rows: list[list[int]], max_length: int | None) -> tuple[list[list[int]], int]:
+    """Cut every token row over `max_length` to its last `max_length` tokens (the end of a prefix is what a
+    next-word model needs); returns the rows and how many were cut."""
+    if max_length is None:
+        return rows, 0
+    cut = sum(len(row) > max_length for row in rows)
+    return ([row[-max_length:] for row in rows] if cut else rows), cut
+
+
+def tokenize_keeping_ends(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int | None
+) -> tuple[BatchEncoding, int]:
+    """Tokenize and pad `texts` with `keep_ends`; returns the tensors and how many rows were cut."""
+    rows, cut = keep_ends(tokenizer(texts)["input_ids"], max_length)
+    return tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt"), cut
 
 
 def length_batches(lengths: list[int], max_sentences: int, max_tokens: int) -> Iterator[list[int]]:
@@ -42,7 +68,9 @@ def translate(
 
     Batches hold sentences of similar length, at most `batch_size` of them and at most `max_batch_tokens` padded
     source tokens times beams. Generation settings default to the translator's own `generation_config` (e.g.
-    Marian's beam size); `num_beams` and `max_new_tokens` override them.
+    Marian's beam size); `num_beams` and `max_new_tokens` override them. A text longer than the translator reads (its
+    position table or its tokenizer's limit, whichever is smaller) is translated from its last tokens, with one
+    warning that counts them.
     """
     if batch_size < 1 or max_batch_tokens < 1:
         raise ValueError(f"batch_size and max_batch_tokens must be positive, got {batch_size} and {max_batch_tokens}.")
@@ -50,9 +78,10 @@ def translate(
     generate_kwargs = {"num_beams": num_beams}
     if max_new_tokens is not None:
         generate_kwargs["max_new_tokens"] = max_new_tokens
+    limit = position_limit(model.config, tokenizer)
     was_training = model.training
     model.eval()
-    source_ids = tokenizer(texts, truncation=True)["input_ids"] if texts else []
+    source_ids, cut = keep_ends(tokenizer(texts)["input_ids"] if texts else [], limit)
     outputs = [""] * len(texts)
     for batch in length_batches([len(ids) for ids in source_ids], batch_size, max(max_batch_tokens // num_beams, 1)):
         inputs = tokenizer.pad({"input_ids": [source_ids[i] for i in batch]}, return_tensors="pt").to(model.device)
@@ -60,4 +89,9 @@ def translate(
         for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
             outputs[index] = text.strip()
     model.train(was_training)
+    if cut:
+        logger.warning(
+            f"Translation: {cut} of {len(texts)} texts were longer than the translator reads ({limit} tokens); "
+            "each was translated from its last tokens."
+        )
     return outputs

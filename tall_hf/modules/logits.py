@@ -23,8 +23,10 @@ def loss_positions(labels: torch.Tensor, loss_mode: str) -> torch.Tensor:
 
 def kept_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of `(kept positions, vocab)` logits against the labels at `keep`: the same value as the
-    loss of the full `(batch, length, vocab)` logits, since the loss reads no other position."""
-    return F.cross_entropy(logits.float(), labels[keep])
+    loss of the full `(batch, length, vocab)` logits, since the loss reads no other position. 0 (with zero gradients)
+    when nothing is kept."""
+    total = F.cross_entropy(logits.float(), labels[keep], reduction="sum")
+    return total / keep.sum().clamp(min=1)
 
 
 __all__ = ["REDUCED_LOGITS_MODES", "kept_cross_entropy", "loss_positions"]

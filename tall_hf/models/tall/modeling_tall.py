@@ -27,12 +27,11 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 
-from ...adapters.config import TallAdapterConfig
 from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
 from ...modules.logits import REDUCED_LOGITS_MODES, kept_cross_entropy, loss_positions
-from ...modules.losses import last_token_cross_entropy, token_cross_entropy
+from ...modules.losses import check_label_shape, last_token_cross_entropy, token_cross_entropy
 from ...utils.hub import ComponentSpec, resolve_component
 from .configuration_tall import TallConfig
 
@@ -106,7 +105,6 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
-    adapter_config_class = TallAdapterConfig
     model_card_template = "tall_model_card.md.j2"
 
     def __init__(
@@ -223,6 +221,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     ) -> TallEncoderOutput:
         """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
         check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
+        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
         source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
             self.lr_encoder(
                 input_ids=input_ids,
@@ -304,6 +303,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             encoder_outputs = self.encode(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
         keep = None
         if labels is not None and self.training and self.config.loss_mode in REDUCED_LOGITS_MODES:
+            check_label_shape(decoder_input_ids, labels)
             keep = loss_positions(labels, self.config.loss_mode)  # the LM head runs only where the loss reads
         logits, past_key_values = self.decode(
             decoder_input_ids, encoder_outputs, decoder_attention_mask, past_key_values, use_cache, keep
@@ -383,6 +383,17 @@ def check_lengths(limit: int, **streams: torch.Tensor) -> None:
             raise ValueError(
                 f"{name} has {stream.shape[-1]} tokens but this TALL reads at most {limit} (its smallest position "
                 "table): shorten the input, or drop long sentences with PreparationArguments.max_tokens."
+            )
+
+
+def check_right_padded(**masks: torch.Tensor) -> None:
+    """Padding only after each row's tokens (the Marian stages number positions from the first column, so a
+    left-padded row would be read at shifted positions); a `ValueError` names the mask otherwise."""
+    for name, mask in masks.items():
+        if mask.shape[-1] > 1 and bool((mask[:, 1:] > mask[:, :-1]).any()):
+            raise ValueError(
+                f"{name} is padded on the left; TALL's streams must be padded on the right (as TallProcessor and "
+                "TallDataCollator do), or the Marian stages read them at shifted positions."
             )
 
 
