@@ -85,7 +85,7 @@ class PaperScaleArguments:
     llm: str = field(default="bloomz-560m", metadata={"help": "The paper's LLM.", "choices": list(LLMS)})
     batch_size: int = field(default=8, metadata={"help": "Training batch size."})
     stream_length: int = field(default=128, metadata={"help": "Tokens per stream (the paper's max length: 128)."})
-    num_sentences: int = field(default=8, metadata={"help": "Sentences of the inference comparison."})
+    num_sentences: int = field(default=4, metadata={"help": "Sentences of the inference comparison."})
     num_words: int = field(default=5, metadata={"help": "Words of the continuation."})
     inference_batch_size: int = field(default=8, metadata={"help": "Batch size of the default inference path."})
     num_translations: int = field(default=64, metadata={"help": "Sentences of the translation comparison."})
