@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
         folder, seconds, loss = train_variant(name, world, dataset_of, args, output_dir)
         model = TallForCausalLM.from_pretrained(folder)
         processor = TallProcessor.from_pretrained(folder)
-        approach = TallApproach(TallPredictor(model, processor, *context.lr_hr_translator))
+        approach = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
         result = evaluate_approach(approach, examples, translations=translations)
         rows.append({"variant": name, "estimate": result.estimate, "seconds": seconds, "loss": loss})
         print(f"{name}: {result.estimate.as_percent()} ({seconds:.0f} s)", file=sys.stderr, flush=True)

@@ -189,7 +189,7 @@ def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny
     context = ApproachContext(**components, output_dir=str(tmp_path), device=torch.device("cpu"))
     examples = make_examples(world.sentences("test"))
     translations = context.translate_to_hr([example.prefix for example in examples], batch_size=32)
-    tall = TallApproach(TallPredictor(model, processor, *context.lr_hr_translator))
+    tall = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
     estimates = {
         name: evaluate_approach(approach, examples, translations=translations).estimate
         for name, approach in {
