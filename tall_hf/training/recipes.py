@@ -6,10 +6,9 @@ TALL and the demo all read them from here.
   random, the loss is taken at the last piece of the last word only; AdamW at 1e-4, cosine, 100 warm-up steps.
 - `fast` (the default): stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom
   transformer 2 as the HR->LR translator's encoder, the paper's last-token loss, a 10x higher learning rate with a
-  5% warm-up. On the default known-answer world it scored 15.67 [12.83, 18.50] against the paper's 14.67
-  [12.00, 17.50] (ceiling 27.33) after 400 steps: within the CIs, so chosen for the initialisations' reason (the
-  untrained LLM reads exactly what it was trained on, stage 7 reads states of its own encoder's shape, on any world)
-  and its best point estimate (`benchmarks/recipes.py`, `benchmarks/README.md`).
+  5% warm-up. On the default known-answer world it reached 14.00% [11.33, 16.67] (half the ceiling of 27.33) after
+  20 steps, where the paper's recipe had 0.67% [0.00, 1.33]; after 400 steps both are near half the ceiling
+  (15.67 and 14.67, CIs overlapping). See `benchmarks/recipes.py` and `benchmarks/README.md`.
 """
 
 from __future__ import annotations
