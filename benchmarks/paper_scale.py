@@ -65,6 +65,7 @@ from tall_hf.data import clean_sentences  # noqa: E402
 from tall_hf.data.translation import translate  # noqa: E402
 from tall_hf.modules.losses import last_token_cross_entropy  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
+from tall_hf.testing.reference import reference_continue_text, reference_next_words  # noqa: E402
 from tall_hf.utils.text import split_last_word  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -290,17 +291,24 @@ def inference(args: PaperScaleArguments) -> dict[str, float]:
             paper_config(args, HR_LR, tiny["hr_lr"]),
             dtype=dtype_of(args),
         )
-    predictor = TallPredictor(
-        model, TallProcessor.from_components(**paths), translator, AutoTokenizer.from_pretrained(paths["lr_hr"])
-    )
+    processor = TallProcessor.from_components(**paths)
+    predictor = TallPredictor(model, processor, translator)
     sentences, source = read_sentences(args.data.split(",")[0], args.num_sentences)
     prefixes = [split_last_word(sentence)[0] for sentence in sentences]
     print(f"\n## Inference ({len(prefixes)} sentences of {source}; paper widths, tiny vocabularies)\n")
     predictor.predict_next_word(prefixes[:2], batch_size=2)  # warm-up
+    # The paper's algorithm (uncached, per token) is tall_hf.testing.reference; the default path TallPredictor over
+    # generate, its translation cache cleared so that every run translates.
     tasks = {
-        "next_word": lambda size, cache: predictor.predict_next_word(prefixes, batch_size=size, use_cache=cache),
-        "continuation": lambda size, cache: predictor.continue_text(
-            prefixes, args.num_words, batch_size=size, use_cache=cache
+        "next_word": lambda size, cache: (
+            processor.clear_translations() or predictor.predict_next_word(prefixes, batch_size=size)
+            if cache
+            else reference_next_words(model, processor, prefixes, batch_size=size)
+        ),
+        "continuation": lambda size, cache: (
+            processor.clear_translations() or predictor.continue_text(prefixes, args.num_words, batch_size=size)
+            if cache
+            else reference_continue_text(model, processor, prefixes, args.num_words, batch_size=size)
         ),
     }
     key = "cpu" if args.threads == 1 and args.device == "cpu" else "wall"
