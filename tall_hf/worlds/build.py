@@ -57,20 +57,20 @@ class WorldSettings:
     max_length: int = 64
     translator_sizes: dict = field(
         default_factory=lambda: {
-            "lr_hr": {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 128,
-                      "decoder_ffn_dim": 128, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
-            "hr_lr": {"d_model": 80, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 160,
-                      "decoder_ffn_dim": 160, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+            "lr_hr": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 256,
+                      "decoder_ffn_dim": 256, "encoder_attention_heads": 4, "decoder_attention_heads": 4, "dropout": 0.0},
+            "hr_lr": {"d_model": 112, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 224,
+                      "decoder_ffn_dim": 224, "encoder_attention_heads": 4, "decoder_attention_heads": 4, "dropout": 0.0},
         }
     )
     translator_training: dict = field(
-        default_factory=lambda: {"max_steps": 600, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
+        default_factory=lambda: {"max_steps": 500, "per_device_train_batch_size": 32, "learning_rate": 3e-3,
                                  "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
     )
     translator_prefix_share: float = 0.5
     llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
     llm_training: dict = field(
-        default_factory=lambda: {"num_train_epochs": 2, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
+        default_factory=lambda: {"num_train_epochs": 3, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
                                  "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
     )
 
@@ -78,10 +78,10 @@ class WorldSettings:
 PRESETS: dict[str, WorldSettings] = {
     "default": WorldSettings(),
     "test": WorldSettings(
-        generated_sentences=1200,
-        test_sentences=60,
-        validation_sentences=30,
-        train_sentences=120,
+        generated_sentences=700,
+        test_sentences=50,
+        validation_sentences=20,
+        train_sentences=80,
         spm_vocab_size=300,
         llm_vocab_size=400,
         max_length=48,
@@ -198,13 +198,13 @@ def _write_world(
         (data / f"{name}.txt").write_text("\n".join(splits[name]) + "\n", encoding="utf-8")
         (data / f"{name}.hr.txt").write_text("\n".join(hr[name]) + "\n", encoding="utf-8")
 
-    # Translators: trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
+    # Translators: BPE sentencepiece models (the two sides then split alike, the letter map being one to one), trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
     # Naive translate prefixes), measured on the held-out test sentences.
     logger.warning(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
     lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
     spm_models = {
-        "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size),
-        "hr": _train_sentencepiece(hr["pretrain"], settings.spm_vocab_size),
+        "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, "bpe"),
+        "hr": _train_sentencepiece(hr["pretrain"], settings.spm_vocab_size, "bpe"),
     }
     vocab = _marian_vocab(spm_models.values())
     translators = {}
