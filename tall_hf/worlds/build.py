@@ -55,6 +55,8 @@ class WorldSettings:
     spm_vocab_size: int = 1000
     llm_vocab_size: int = 1200
     max_length: int = 64
+    # Longer than any translation, so TALL keeps every sentence whose translation is at most `max_length` tokens.
+    position_embeddings: int = 128
     translator_sizes: dict = field(
         default_factory=lambda: {
             "lr_hr": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 256,
@@ -91,7 +93,7 @@ PRESETS: dict[str, WorldSettings] = {
             "hr_lr": {"d_model": 24, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
                       "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
         },
-        translator_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+        translator_training={"max_steps": 30, "per_device_train_batch_size": 16, "learning_rate": 3e-3},
         llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
         llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
     ),
@@ -221,6 +223,7 @@ def _write_world(
             architecture=settings.translator_sizes[role],
             training=settings.translator_training,
             max_length=settings.max_length,
+            positions=settings.position_embeddings,
             seed=seed + offset,
         )
         side = {"lr": splits["test"], "hr": hr["test"]}
