@@ -54,7 +54,7 @@ class DemoArguments:
         default="default", metadata={"help": "Size of the world.", "choices": tuple(PRESETS)}
     )
     llm: str = field(default="qwen2", metadata={"help": "LLM family of the world (qwen2, llama, bloom, gpt2)."})
-    tall_steps: int = field(default=600, metadata={"help": "Training steps of TALL."})
+    tall_steps: int = field(default=400, metadata={"help": "Training steps of TALL."})
     baseline_steps: int = field(default=300, metadata={"help": "Training steps of each trained baseline."})
     batch_size: int = field(default=16, metadata={"help": "Training batch size of TALL and the baselines."})
     test_sentences: int | None = field(
