@@ -146,7 +146,9 @@ def demo(argv: list[str]) -> int:
     report = run_demo(args)
     print(report.to_markdown())
     print(f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
-    print(f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n')
+    print(
+        f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
+    )
     print(REAL_MODELS_HINT)
     return 0
 

@@ -59,21 +59,49 @@ class WorldSettings:
     position_embeddings: int = 128
     translator_sizes: dict = field(
         default_factory=lambda: {
-            "lr_hr": {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 256,
-                      "decoder_ffn_dim": 256, "encoder_attention_heads": 4, "decoder_attention_heads": 4, "dropout": 0.0},
-            "hr_lr": {"d_model": 112, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 224,
-                      "decoder_ffn_dim": 224, "encoder_attention_heads": 4, "decoder_attention_heads": 4, "dropout": 0.0},
+            "lr_hr": {
+                "d_model": 128,
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "encoder_ffn_dim": 256,
+                "decoder_ffn_dim": 256,
+                "encoder_attention_heads": 4,
+                "decoder_attention_heads": 4,
+                "dropout": 0.0,
+            },
+            "hr_lr": {
+                "d_model": 112,
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "encoder_ffn_dim": 224,
+                "decoder_ffn_dim": 224,
+                "encoder_attention_heads": 4,
+                "decoder_attention_heads": 4,
+                "dropout": 0.0,
+            },
         }
     )
     translator_training: dict = field(
-        default_factory=lambda: {"max_steps": 500, "per_device_train_batch_size": 32, "learning_rate": 3e-3,
-                                 "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+        default_factory=lambda: {
+            "max_steps": 500,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 3e-3,
+            "warmup_steps": 50,
+            "lr_scheduler_type": "cosine",
+            "weight_decay": 0.01,
+        }
     )
     translator_prefix_share: float = 0.5
     llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
     llm_training: dict = field(
-        default_factory=lambda: {"num_train_epochs": 3, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
-                                 "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+        default_factory=lambda: {
+            "num_train_epochs": 3,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 2e-3,
+            "warmup_steps": 50,
+            "lr_scheduler_type": "cosine",
+            "weight_decay": 0.01,
+        }
     )
 
 
@@ -88,10 +116,24 @@ PRESETS: dict[str, WorldSettings] = {
         llm_vocab_size=400,
         max_length=48,
         translator_sizes={
-            "lr_hr": {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
-                      "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
-            "hr_lr": {"d_model": 24, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
-                      "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
+            "lr_hr": {
+                "d_model": 16,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "encoder_ffn_dim": 32,
+                "decoder_ffn_dim": 32,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+            },
+            "hr_lr": {
+                "d_model": 24,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "encoder_ffn_dim": 32,
+                "decoder_ffn_dim": 32,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+            },
         },
         translator_training={"max_steps": 30, "per_device_train_batch_size": 16, "learning_rate": 3e-3},
         llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
@@ -235,7 +277,9 @@ def _write_world(
             "vocab_size": model.config.vocab_size,
             "d_model": model.config.d_model,
         }
-        logger.warning(f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}")
+        logger.warning(
+            f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}"
+        )
 
     logger.warning(f"World: training the {llm} LLM on {len(hr['pretrain'])} HR sentences.")
     model = train_llm(
@@ -282,7 +326,9 @@ def hr_ceiling(components: dict[str, str], hr_sentences: list[str], scratch: str
     """The world LLM's own last-word accuracy on HR sentences, prompted exactly as the Direct approach prompts it on LR
     text and scored by the evaluation's metric, with a bootstrap interval."""
     context = ApproachContext(**components, output_dir=scratch)
-    result = evaluate_approach(DirectApproach.from_context(context), make_examples(hr_sentences), confidence=confidence)
+    result = evaluate_approach(
+        DirectApproach.from_context(context), make_examples(hr_sentences), confidence=confidence
+    )
     estimate = result.estimate
     return {
         "accuracy": estimate.accuracy,

@@ -159,9 +159,7 @@ class HebrewSentenceGenerator:
 
     def _opening(self, rng: random.Random) -> str:
         other = rng.choice(self.people)
-        return rng.choice(OPENINGS).format(
-            day=rng.choice(DAYS), other=other.name, told=other.verb("סיפר", "סיפרה")
-        )
+        return rng.choice(OPENINGS).format(day=rng.choice(DAYS), other=other.name, told=other.verb("סיפר", "סיפרה"))
 
     # rule: the last word follows from an earlier word
     def _colour(self, rng: random.Random, p: Person) -> str:

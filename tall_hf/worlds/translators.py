@@ -39,7 +39,9 @@ def write_marian_tokenizer(
     (folder / "target.spm").write_bytes(target_spm)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     tokenizer = MarianTokenizer(
-        source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"), vocab=str(folder / "vocab.json"),
+        source_spm=str(folder / "source.spm"),
+        target_spm=str(folder / "target.spm"),
+        vocab=str(folder / "vocab.json"),
         model_max_length=max_length,
     )
     tokenizer.save_pretrained(folder)
