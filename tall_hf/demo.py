@@ -19,7 +19,7 @@ from .evaluation import LastWordEvaluationArguments, LastWordReport, evaluate_ap
 from .evaluation.approaches import ApproachContext, DirectApproach
 from .evaluation.task import make_examples
 from .resources import read_corpus
-from .testing import build_tiny_components
+from .tiny import build_tiny_components
 from .training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
 from .worlds import PRESETS, World, build_world
 
