@@ -108,10 +108,10 @@ class WorldSettings:
 PRESETS: dict[str, WorldSettings] = {
     "default": WorldSettings(),
     "test": WorldSettings(
-        generated_sentences=700,
-        test_sentences=50,
-        validation_sentences=20,
-        train_sentences=80,
+        generated_sentences=1200,
+        test_sentences=60,
+        validation_sentences=30,
+        train_sentences=240,
         spm_vocab_size=300,
         llm_vocab_size=400,
         max_length=48,
