@@ -38,7 +38,7 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-WORLD_BUILD_VERSION = 1
+WORLD_BUILD_VERSION = 2  # 2: the ceiling uses the fair causal-LM prompting (no trailing space)
 WORLD_FILE = "world.json"
 SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
