@@ -144,12 +144,12 @@ def build_once(
     return target
 
 
-def _train_sentencepiece(sentences: list[str]) -> bytes:
+def _train_sentencepiece(sentences: list[str], vocab_size: int = SPM_VOCAB_SIZE) -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
-        vocab_size=SPM_VOCAB_SIZE,
+        vocab_size=vocab_size,
         model_type="unigram",
         character_coverage=1.0,
         hard_vocab_limit=False,
@@ -212,14 +212,16 @@ def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: by
     model.save_pretrained(folder)
 
 
-def _write_llm(folder: Path, family: str, sentences: list[str], seed: int, **config_overrides) -> None:
+def _write_llm(
+    folder: Path, family: str, sentences: list[str], seed: int, vocab_size: int = LLM_VOCAB_SIZE, **config_overrides
+) -> None:
     folder.mkdir(parents=True)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     special = ["<|endoftext|>", "<|pad|>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=LLM_VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=special,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,

@@ -1,0 +1,303 @@
+"""`build_world`: a known-answer world for TALL, built, measured and cached by the package.
+
+From LR text (by default sentences of `HebrewSentenceGenerator` and the shipped Hebrew sample; any text file
+otherwise) the builder derives an HR language (a `LetterMap` of the text onto another script), splits the sentences,
+trains the two Marian translators on the parallel sentences and a causal LLM on the HR side only, and records in
+`world.json` what is then known: each translator's exact-sentence rate and the LLM's own last-word accuracy on the HR
+form of the held-out test sentences (the ceiling of any approach that goes through it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from transformers.utils import logging
+
+from .. import __version__
+from ..data import PreparationArguments, clean_sentences
+from ..data.preparation import read_texts
+from ..evaluation.approaches import ApproachContext, DirectApproach
+from ..evaluation.runner import evaluate_approach
+from ..evaluation.task import make_examples
+from ..resources import read_corpus
+from ..testing.tiny_components import _STAMP, _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from .hebrew_generator import HebrewSentenceGenerator
+from .letter_map import LetterMap
+from .llm import train_llm
+from .translators import exact_rate, train_translator, write_marian_tokenizer
+
+logger = logging.get_logger(__name__)
+
+WORLD_BUILD_VERSION = 1
+WORLD_FILE = "world.json"
+SPLITS = ("pretrain", "train", "validation", "test")
+ROLES = ("lr_hr", "llm", "hr_lr")
+
+
+@dataclass
+class WorldSettings:
+    """Everything a world is built from besides its text; part of the cache key."""
+
+    generated_sentences: int = 24000
+    test_sentences: int = 600
+    validation_sentences: int = 300
+    train_sentences: int = 2000
+    spm_vocab_size: int = 1000
+    llm_vocab_size: int = 1200
+    max_length: int = 64
+    translator_sizes: dict = field(
+        default_factory=lambda: {
+            "lr_hr": {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 128,
+                      "decoder_ffn_dim": 128, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+            "hr_lr": {"d_model": 80, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 160,
+                      "decoder_ffn_dim": 160, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+        }
+    )
+    translator_training: dict = field(
+        default_factory=lambda: {"max_steps": 600, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
+                                 "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+    )
+    translator_prefix_share: float = 0.5
+    llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
+    llm_training: dict = field(
+        default_factory=lambda: {"num_train_epochs": 2, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
+                                 "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+    )
+
+
+PRESETS: dict[str, WorldSettings] = {
+    "default": WorldSettings(),
+    "test": WorldSettings(
+        generated_sentences=1200,
+        test_sentences=60,
+        validation_sentences=30,
+        train_sentences=120,
+        spm_vocab_size=300,
+        llm_vocab_size=400,
+        max_length=48,
+        translator_sizes={
+            "lr_hr": {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
+                      "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
+            "hr_lr": {"d_model": 24, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
+                      "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
+        },
+        translator_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+        llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
+        llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """A built world: its folder, with `lr_hr/`, `llm/`, `hr_lr/`, `data/` and `world.json`."""
+
+    path: Path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> World:
+        """The world at `path`; an error when it is not a complete build."""
+        path = Path(path)
+        if not (path / _STAMP).is_file() or not (path / WORLD_FILE).is_file():
+            raise FileNotFoundError(f"No complete world at {path} (build one with `build_world`).")
+        return cls(path)
+
+    @property
+    def facts(self) -> dict:
+        """The contents of `world.json`."""
+        return json.loads((self.path / WORLD_FILE).read_text(encoding="utf-8"))
+
+    @property
+    def components(self) -> dict[str, str]:
+        """`{"lr_hr", "llm", "hr_lr"}`: folders `from_pretrained` loads."""
+        return {role: str(self.path / role) for role in ROLES}
+
+    @property
+    def letter_map(self) -> LetterMap:
+        return LetterMap.load(self.path / "letter_map.json")
+
+    def split_file(self, split: str, hr: bool = False) -> str:
+        """The text file of `split` (one of `SPLITS`), LR side or its HR form."""
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; a world has {SPLITS}.")
+        return str(self.path / "data" / f"{split}{'.hr' if hr else ''}.txt")
+
+    def sentences(self, split: str, hr: bool = False) -> list[str]:
+        return Path(self.split_file(split, hr)).read_text(encoding="utf-8").splitlines()
+
+
+def build_world(
+    directory: str | os.PathLike,
+    *,
+    lr_text: str | os.PathLike | None = None,
+    preset: str = "default",
+    llm: str = "qwen2",
+    seed: int = 0,
+    settings: WorldSettings | None = None,
+) -> World:
+    """Build (or reuse) the world of `lr_text` (default: generated Hebrew and the shipped sample) under `directory`.
+
+    The build is deterministic for `seed`, keyed by a hash of the text, the settings and the build version, written to
+    a temporary folder and moved into place when complete (a killed build is never picked up).
+    """
+    check_tiny_llm(llm)
+    if settings is None:
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown world preset {preset!r}; choose one of {sorted(PRESETS)}.")
+        settings = PRESETS[preset]
+    texts = _lr_texts(lr_text, settings, seed)
+    text_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+    description = [WORLD_BUILD_VERSION, text_hash, llm, seed, dataclasses.asdict(settings)]
+    source = "generated Hebrew + shipped sample" if lr_text is None else os.path.abspath(lr_text)
+
+    def write(staging: Path) -> None:
+        _write_world(staging, texts, source, settings, llm, seed, text_hash)
+
+    return World(build_once(directory, f"world-{llm}", description, write, seed))
+
+
+def _lr_texts(lr_text: str | os.PathLike | None, settings: WorldSettings, seed: int) -> list[str]:
+    if lr_text is None:
+        return HebrewSentenceGenerator(seed).generate(settings.generated_sentences) + read_corpus("hebrew")
+    return read_texts(lr_text)
+
+
+def _write_world(
+    staging: Path, texts: list[str], source: str, settings: WorldSettings, llm: str, seed: int, text_hash: str
+) -> None:
+    start = time.perf_counter()
+    cleaned = clean_sentences(texts, PreparationArguments(min_words=5, max_words=30))
+    sentences = cleaned.sentences
+    random.Random(seed).shuffle(sentences)
+    held_out = settings.test_sentences + settings.validation_sentences + settings.train_sentences
+    if len(sentences) < held_out + 100:
+        raise ValueError(
+            f"The LR text has {len(sentences)} usable sentences (5-30 words, deduplicated); the world needs more than "
+            f"{held_out + 100} ({held_out} held out for TALL's training, validation and test)."
+        )
+    sizes = [settings.test_sentences, settings.validation_sentences, settings.train_sentences]
+    test, validation, train = (sentences[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(3))
+    splits = {"pretrain": sentences[held_out:], "train": train, "validation": validation, "test": test}
+
+    letter_map = LetterMap.for_texts(sentences)
+    letter_map.save(staging / "letter_map.json")
+    hr = {name: [letter_map.to_hr(sentence) for sentence in split] for name, split in splits.items()}
+    data = staging / "data"
+    data.mkdir()
+    for name in SPLITS:
+        (data / f"{name}.txt").write_text("\n".join(splits[name]) + "\n", encoding="utf-8")
+        (data / f"{name}.hr.txt").write_text("\n".join(hr[name]) + "\n", encoding="utf-8")
+
+    # Translators: trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
+    # Naive translate prefixes), measured on the held-out test sentences.
+    logger.warning(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
+    lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
+    spm_models = {
+        "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size),
+        "hr": _train_sentencepiece(hr["pretrain"], settings.spm_vocab_size),
+    }
+    vocab = _marian_vocab(spm_models.values())
+    translators = {}
+    for role, (source_lang, target_lang), offset in (("lr_hr", ("lr", "hr"), 1), ("hr_lr", ("hr", "lr"), 2)):
+        pairs = {"lr": lr_pairs, "hr": hr_pairs}
+        tokenizer = write_marian_tokenizer(
+            staging / role, spm_models[source_lang], spm_models[target_lang], vocab, settings.max_length
+        )
+        model = train_translator(
+            staging / role,
+            tokenizer,
+            pairs[source_lang],
+            pairs[target_lang],
+            architecture=settings.translator_sizes[role],
+            training=settings.translator_training,
+            max_length=settings.max_length,
+            seed=seed + offset,
+        )
+        side = {"lr": splits["test"], "hr": hr["test"]}
+        prefixes = {lang: [" ".join(s.split()[:-1]) for s in side[lang]] for lang in side}
+        translators[role] = {
+            "exact_sentence_rate": exact_rate(model, tokenizer, side[source_lang], side[target_lang]),
+            "exact_prefix_rate": exact_rate(model, tokenizer, prefixes[source_lang], prefixes[target_lang]),
+            "parameters": model.num_parameters(),
+            "vocab_size": model.config.vocab_size,
+            "d_model": model.config.d_model,
+        }
+        logger.warning(f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}")
+
+    logger.warning(f"World: training the {llm} LLM on {len(hr['pretrain'])} HR sentences.")
+    model = train_llm(
+        staging / "llm",
+        llm,
+        hr["pretrain"],
+        size=settings.llm_size,
+        vocab_size=settings.llm_vocab_size,
+        training=settings.llm_training,
+        seed=seed + 3,
+    )
+    ceiling = hr_ceiling({role: str(staging / role) for role in ROLES}, hr["test"], str(staging / ".ceiling"))
+    facts = {
+        "build_version": WORLD_BUILD_VERSION,
+        "lr_text": source,
+        "lr_text_sha256": text_hash,
+        "seed": seed,
+        "letter_map": letter_map.mapping,
+        "sentences": {name: len(split) for name, split in splits.items()},
+        "filtered": dict(cleaned.filtered),
+        "translators": translators,
+        "llm": {
+            "family": llm,
+            "parameters": model.num_parameters(),
+            "vocab_size": model.config.vocab_size,
+            "trained_on": "pretrain.hr.txt",
+        },
+        "ceiling": ceiling,
+        "settings": dataclasses.asdict(settings),
+        "versions": {
+            "tall_hf": __version__,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "torch_threads": torch.get_num_threads(),
+        "build_seconds": round(time.perf_counter() - start, 1),
+    }
+    (staging / WORLD_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
+    logger.warning(f"World built in {facts['build_seconds']} s; LLM ceiling {ceiling['accuracy']:.3f}.")
+
+
+def hr_ceiling(components: dict[str, str], hr_sentences: list[str], scratch: str, confidence: float = 0.95) -> dict:
+    """The world LLM's own last-word accuracy on HR sentences, prompted exactly as the Direct approach prompts it on LR
+    text and scored by the evaluation's metric, with a bootstrap interval."""
+    context = ApproachContext(**components, output_dir=scratch)
+    result = evaluate_approach(DirectApproach.from_context(context), make_examples(hr_sentences), confidence=confidence)
+    estimate = result.estimate
+    return {
+        "accuracy": estimate.accuracy,
+        "ci_lower": estimate.lower,
+        "ci_upper": estimate.upper,
+        "confidence": estimate.confidence,
+        "n": estimate.n,
+        "decoding": "greedy, as the Direct approach",
+    }
+
+
+def _with_prefixes(lr: list[str], hr: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
+    """The parallel sentences, plus a `share` of them cut after a random word (the same cut on both sides)."""
+    rng = random.Random(f"prefixes-{seed}")
+    lr_out, hr_out = list(lr), list(hr)
+    for lr_sentence, hr_sentence in zip(lr, hr, strict=True):
+        if rng.random() < share:
+            cut = rng.randrange(1, len(lr_sentence.split()))
+            lr_out.append(" ".join(lr_sentence.split()[:cut]))
+            hr_out.append(" ".join(hr_sentence.split()[:cut]))
+    return lr_out, hr_out

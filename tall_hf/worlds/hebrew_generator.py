@@ -1,0 +1,214 @@
+"""A seeded generator of simple Hebrew sentences (templates and lexicon written for tall_hf) whose last word is
+predictable from the prefix to a known, moderate degree.
+
+Four kinds of templates, mixed by `KIND_WEIGHTS`:
+- `rule`: the last word follows from an earlier word by a fixed rule of the language (a fruit's colour, the day after
+  a day, the opposite of an adjective, a profession's workplace, an animal's sound);
+- `fact`: the last word is a fact about a person (home town, profession), drawn once per seed and repeated in every
+  sentence about that person: an LLM learns it only by having read many sentences;
+- `choice`: the last word is one of a few words with fixed, unequal probabilities;
+- `free`: the last word is drawn uniformly from a large set.
+Optional openings lengthen the sentences (5-30 words) without changing their last word.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MALE_NAMES = "דני יוסי אבי עומר איתי נועם אורי גיל רון אלון משה דוד יונתן עידו אריאל שחר תומר אסף ניר בועז".split()
+FEMALE_NAMES = "רותי מיכל נועה שירה תמר יעל מאיה הילה ליאת רונית דנה אורית גלית נטע עדי שרון לאה חנה אביגיל ענבל".split()
+SURNAMES = "כהן לוי מזרחי פרץ ביטון אברהם פרידמן שפירא גולן אזולאי דהן וקנין רוזן כץ ברק".split()
+CITIES = "ירושלים חיפה אילת טבריה נתניה עכו צפת רחובות הרצליה אשדוד אשקלון נהריה דימונה כרמיאל עפולה חדרה".split()
+# profession (masculine, feminine) -> workplace, written with the preposition "ב".
+PROFESSIONS = {
+    ("רופא", "רופאה"): "במרפאה",
+    ("מורה", "מורה"): "בכיתה",
+    ("טבח", "טבחית"): "במטבח",
+    ("טייס", "טייסת"): "במטוס",
+    ("נגר", "נגרית"): "בנגרייה",
+    ("אופה", "אופה"): "במאפייה",
+    ("שוטר", "שוטרת"): "בתחנה",
+    ("דייג", "דייגת"): "בנמל",
+    ("חקלאי", "חקלאית"): "בשדה",
+    ("ספר", "ספרית"): "במספרה",
+    ("נהג", "נהגת"): "באוטובוס",
+    ("גנן", "גננת"): "בגינה",
+    ("ספרן", "ספרנית"): "בספרייה",
+    ("מלצר", "מלצרית"): "במסעדה",
+    ("מהנדס", "מהנדסת"): "במפעל",
+    ("חשמלאי", "חשמלאית"): "בבניין",
+}
+FRUIT_COLOURS = {
+    "התפוז": "כתום",
+    "הבננה": "צהוב",
+    "העגבנייה": "אדום",
+    "המלפפון": "ירוק",
+    "הלימון": "צהוב",
+    "השזיף": "סגול",
+    "החציל": "סגול",
+    "התות": "אדום",
+    "הגזר": "כתום",
+    "הקוקוס": "חום",
+    "האגס": "ירוק",
+    "הדובדבן": "אדום",
+}
+DAYS = "ראשון שני שלישי רביעי חמישי שישי שבת".split()
+OPPOSITES = [
+    ("גדול", "קטן"),
+    ("חם", "קר"),
+    ("ארוך", "קצר"),
+    ("גבוה", "נמוך"),
+    ("חדש", "ישן"),
+    ("מהיר", "איטי"),
+    ("כבד", "קל"),
+    ("רחב", "צר"),
+    ("רטוב", "יבש"),
+    ("חזק", "חלש"),
+    ("יקר", "זול"),
+    ("מלא", "ריק"),
+    ("נקי", "מלוכלך"),
+    ("רועש", "שקט"),
+]
+ANIMAL_SOUNDS = {
+    "הכלב": "נובח",
+    "החתול": "מיילל",
+    "הפרה": "גועה",
+    "האריה": "שואג",
+    "הציפור": "מצייצת",
+    "הסוס": "צוהל",
+    "החמור": "נוער",
+    "הנחש": "לוחש",
+    "הדבורה": "מזמזמת",
+    "התרנגול": "קורא",
+}
+SPREADS = {"חמאה": 0.4, "גבינה": 0.25, "ריבה": 0.15, "דבש": 0.1, "חומוס": 0.1}
+WINTER = {"גשם": 0.6, "שלג": 0.25, "רוח": 0.15}
+DRINKS = {"קפה": 0.5, "תה": 0.3, "מים": 0.2}
+NOUNS = (
+    "כדור ספר עץ בית ילד מכונית אופניים שולחן כיסא חלון דלת פרח ציור שעון מטרייה תיק כובע מכתב עיתון טלפון "
+    "מחשב מנורה שטיח כוס צלחת מפתח בקבוק מעיל נעל ארגז חבל סולם מגבת כרית סל סירה מצלמה גיטרה תוף"
+).split()
+OPENINGS = [
+    "ביום {day} בבוקר",
+    "בשבוע שעבר",
+    "כמו שכולם יודעים",
+    "לפי מה ש{other} {told}",
+    "אחרי הרבה זמן",
+    "בלי שום ספק",
+    "כפי שכתוב בעיתון המקומי",
+    "למרות מה שאמרו השכנים",
+    "בערב שקט אחד",
+    "כבר מהיום הראשון",
+    "בזמן החופשה הגדולה",
+]
+KIND_WEIGHTS = {"rule": 0.25, "fact": 0.3, "choice": 0.2, "free": 0.25}
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    female: bool
+    city: str
+    profession: str
+
+    def verb(self, masculine: str, feminine: str) -> str:
+        return feminine if self.female else masculine
+
+
+def make_people(seed: int) -> list[Person]:
+    """Every first name with every surname, each with a home town and a profession drawn once from `seed`."""
+    rng = random.Random(f"people-{seed}")
+    people = []
+    for female, names in ((False, MALE_NAMES), (True, FEMALE_NAMES)):
+        for first in names:
+            for surname in SURNAMES:
+                profession = rng.choice(list(PROFESSIONS))
+                people.append(Person(f"{first} {surname}", female, rng.choice(CITIES), profession[female]))
+    return people
+
+
+def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+class HebrewSentenceGenerator:
+    """`generate(n)`: `n` sentences, the same for the same seed."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.people = make_people(seed)
+        self.templates: dict[str, list[Callable[[random.Random, Person], str]]] = {
+            "rule": [self._colour, self._next_day, self._opposite, self._workplace, self._sound],
+            "fact": [self._home_town, self._profession],
+            "choice": [self._breakfast, self._winter, self._drink],
+            "free": [self._saw, self._travel],
+        }
+
+    def generate(self, n: int) -> list[str]:
+        rng = random.Random(f"sentences-{self.seed}")
+        kinds, weights = list(KIND_WEIGHTS), list(KIND_WEIGHTS.values())
+        sentences = []
+        for _ in range(n):
+            person = rng.choice(self.people)
+            body = rng.choice(self.templates[rng.choices(kinds, weights=weights)[0]])(rng, person)
+            openings = [self._opening(rng) for _ in range(rng.choice((0, 0, 1, 1, 2, 3)))]
+            sentences.append(" ".join([*openings, body]))
+        return sentences
+
+    def _opening(self, rng: random.Random) -> str:
+        other = rng.choice(self.people)
+        return rng.choice(OPENINGS).format(
+            day=rng.choice(DAYS), other=other.name, told=other.verb("סיפר", "סיפרה")
+        )
+
+    # rule: the last word follows from an earlier word
+    def _colour(self, rng: random.Random, p: Person) -> str:
+        fruit = rng.choice(list(FRUIT_COLOURS))
+        return f"צבע {fruit} ש{p.name} {p.verb('קנה', 'קנתה')} בשוק היה {FRUIT_COLOURS[fruit]}"
+
+    def _next_day(self, rng: random.Random, p: Person) -> str:
+        day = rng.randrange(len(DAYS))
+        return f"{p.name} {p.verb('אמר', 'אמרה')} שאם היום יום {DAYS[day]} אז מחר יהיה יום {DAYS[(day + 1) % 7]}"
+
+    def _opposite(self, rng: random.Random, p: Person) -> str:
+        pair = rng.choice(OPPOSITES)
+        word, opposite = pair if rng.random() < 0.5 else pair[::-1]
+        return f"{p.name} {p.verb('חושב', 'חושבת')} שהחדר החדש לא {word} אלא {opposite}"
+
+    def _workplace(self, rng: random.Random, p: Person) -> str:
+        professions, workplace = rng.choice(list(PROFESSIONS.items()))
+        pronoun = p.verb("הוא", "היא")
+        return (
+            f"{p.name} {pronoun} {professions[p.female]} ולכן {pronoun} {p.verb('עובד', 'עובדת')} כל יום {workplace}"
+        )
+
+    def _sound(self, rng: random.Random, p: Person) -> str:
+        animal = rng.choice(list(ANIMAL_SOUNDS))
+        return f"{animal} של {p.name} תמיד {ANIMAL_SOUNDS[animal]}"
+
+    # fact: the last word is a fact about the person
+    def _home_town(self, rng: random.Random, p: Person) -> str:
+        return f"{p.name} {p.verb('גר', 'גרה')} כבר הרבה שנים בעיר {p.city}"
+
+    def _profession(self, rng: random.Random, p: Person) -> str:
+        return f"כל השכנים יודעים שהמקצוע של {p.name} הוא {p.profession}"
+
+    # choice: one of a few words with fixed probabilities
+    def _breakfast(self, rng: random.Random, p: Person) -> str:
+        return f"בבוקר {p.name} {p.verb('אכל', 'אכלה')} לחם טרי עם {_weighted(rng, SPREADS)}"
+
+    def _winter(self, rng: random.Random, p: Person) -> str:
+        return f"{p.name} {p.verb('אמר', 'אמרה')} שבחורף יש בעיר {p.city} הרבה {_weighted(rng, WINTER)}"
+
+    def _drink(self, rng: random.Random, p: Person) -> str:
+        return f"אחרי העבודה {p.name} {p.verb('שותה', 'שותה')} כוס {_weighted(rng, DRINKS)}"
+
+    # free: the last word is drawn uniformly
+    def _saw(self, rng: random.Random, p: Person) -> str:
+        return f"{p.name} {p.verb('ראה', 'ראתה')} אתמול בפארק {rng.choice(NOUNS)}"
+
+    def _travel(self, rng: random.Random, p: Person) -> str:
+        destination = rng.choice([city for city in CITIES if city != p.city])
+        return f"{p.name} {p.verb('נסע', 'נסעה')} מהעיר {p.city} אל העיר {destination}"

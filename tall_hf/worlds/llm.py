@@ -1,0 +1,54 @@
+"""The world's LLM: a small causal LM of any tiny family, with its own BPE tokenizer, trained with `Trainer` on the HR
+text only (it never sees the LR script)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
+
+from ..evaluation.training_recipes import train_causal_lm
+from ..testing.tiny_components import TINY_LLM_CONFIGS, _write_llm, check_tiny_llm
+
+# A family's own names for the width, depth, heads and feed-forward size of `TINY_LLM_CONFIGS`.
+_SIZE_FIELDS = {
+    "hidden_size": "width",
+    "n_embd": "width",
+    "intermediate_size": "ffn",
+    "num_hidden_layers": "layers",
+    "n_layer": "layers",
+    "num_attention_heads": "heads",
+    "n_head": "heads",
+}
+
+
+def llm_config_overrides(family: str, size: dict[str, int]) -> dict:
+    """The tiny config of `family` resized to `size` (`width`, `ffn`, `layers`, `heads`)."""
+    check_tiny_llm(family)
+    return {name: size[_SIZE_FIELDS[name]] if name in _SIZE_FIELDS else value
+            for name, value in TINY_LLM_CONFIGS[family].items()}
+
+
+def train_llm(
+    folder: Path, family: str, texts: list[str], *, size: dict, vocab_size: int, training: dict, seed: int
+) -> PreTrainedModel:
+    """Write a `family` LLM with a BPE tokenizer trained on `texts` to `folder`, train it on `texts` and save it."""
+    _write_llm(folder, family, texts, seed, vocab_size=vocab_size, **llm_config_overrides(family, size))
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="right")
+    scratch = folder.parent / f".{folder.name}-trainer"
+    args = TrainingArguments(
+        output_dir=str(scratch),
+        seed=seed,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=50,
+        **training,
+    )
+    model = train_causal_lm(model, tokenizer, texts, args)
+    shutil.rmtree(scratch, ignore_errors=True)
+    model.save_pretrained(folder)
+    return model

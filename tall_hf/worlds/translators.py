@@ -1,0 +1,116 @@
+"""The world's two translators: real Marian checkpoints (sentencepiece models trained on the world's text) trained on
+its parallel sentences with `Seq2SeqTrainer`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import (
+    DataCollatorForSeq2Seq,
+    GenerationConfig,
+    MarianConfig,
+    MarianMTModel,
+    MarianTokenizer,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    set_seed,
+)
+
+from ..data import translate
+
+TRANSLATOR_ARCHITECTURE = {
+    "activation_function": "swish",
+    "scale_embedding": True,
+    "share_encoder_decoder_embeddings": True,
+    "eos_token_id": 0,
+}
+
+
+def write_marian_tokenizer(
+    folder: Path, source_spm: bytes, target_spm: bytes, vocab: dict[str, int], max_length: int
+) -> MarianTokenizer:
+    """A `MarianTokenizer` folder from two sentencepiece models and the shared vocabulary, truncating at
+    `max_length` tokens (the model's position table)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "source.spm").write_bytes(source_spm)
+    (folder / "target.spm").write_bytes(target_spm)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = MarianTokenizer(
+        source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"), vocab=str(folder / "vocab.json"),
+        model_max_length=max_length,
+    )
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def train_translator(
+    folder: Path,
+    tokenizer: MarianTokenizer,
+    sources: list[str],
+    targets: list[str],
+    *,
+    architecture: dict,
+    training: dict,
+    max_length: int,
+    seed: int,
+) -> MarianMTModel:
+    """Train a Marian model of `architecture` on the `sources` -> `targets` pairs and save it (with a greedy
+    `generation_config`) beside `tokenizer` in `folder`."""
+    pad = tokenizer.pad_token_id
+    config = MarianConfig(
+        vocab_size=len(tokenizer.encoder),
+        pad_token_id=pad,
+        decoder_start_token_id=pad,
+        max_position_embeddings=max_length,
+        **TRANSLATOR_ARCHITECTURE,
+        **architecture,
+    )
+    set_seed(seed)
+    model = MarianMTModel(config)
+
+    def tokenize(batch: dict[str, list[str]]) -> dict:
+        return tokenizer(batch["source"], text_target=batch["target"], truncation=True, max_length=max_length)
+
+    dataset = Dataset.from_dict({"source": sources, "target": targets}).map(
+        tokenize, batched=True, remove_columns=["source", "target"]
+    )
+    scratch = folder.parent / f".{folder.name}-trainer"
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(scratch),
+        seed=seed,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=50,
+        **training,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    shutil.rmtree(scratch, ignore_errors=True)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=pad,
+        pad_token_id=pad,
+        eos_token_id=0,
+        bad_words_ids=[[pad]],
+        max_length=max_length,
+        num_beams=1,
+    )
+    model.eval()
+    model.save_pretrained(folder)
+    return model
+
+
+def exact_rate(model: MarianMTModel, tokenizer: MarianTokenizer, sources: list[str], targets: list[str]) -> float:
+    """Share of `sources` whose translation (as the model's `generation_config` says) equals the target exactly."""
+    outputs = translate(sources, model, tokenizer, batch_size=64)
+    return sum(output == target for output, target in zip(outputs, targets, strict=True)) / len(targets)
