@@ -22,7 +22,7 @@ The paper's XNLI recipe (English XNLI rows in jsonl: premise, hypothesis, label 
     python examples/train_bridge.py --encoder_model google/mt5-large --llm_model meta-llama/Llama-3.2-1B-Instruct \
         --objective supervised --train_file xnli_en.jsonl --test_file xnli_15_languages.jsonl \
         --template "{premise} Question: {hypothesis} True, False or Neither? Answer:" --label_words True,Neither,False \
-        --fusion token_softmax --learning_rate 3e-5 --lr_scheduler_type cosine --warmup_ratio 0.05 \
+        --fusion token_softmax --learning_rate 3e-5 --lr_scheduler_type cosine --warmup_steps 0.05 \
         --num_train_epochs 3 --per_device_train_batch_size 8 --bf16 --output_dir bridge-xnli
 
 Offline, with tiny random components built on the spot and the English text the package ships:

@@ -119,6 +119,8 @@ def evaluate(argv: list[str]) -> int:
 
 def demo(argv: list[str]) -> int:
     """Run the main job offline on the built-in tiny setup: train, evaluate all six approaches, report."""
+    if "--bridge" in argv:
+        return bridge_demo([arg for arg in argv if arg != "--bridge"])
     from .demo import DISCLAIMER, DemoArguments, run_demo
 
     (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
@@ -127,6 +129,18 @@ def demo(argv: list[str]) -> int:
     print(f"\nReport, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
     print(f'Try: tall-hf predict --model {args.output_dir}/tall "<a Hebrew sentence>"\n')
     print(DISCLAIMER)
+    return 0
+
+
+def bridge_demo(argv: list[str]) -> int:
+    """`tall-hf demo --bridge`: the bridge world, a bridge per fusion trained on HR only, HR and zero-shot LR tables."""
+    from .demo_bridge import BridgeDemoArguments, run_bridge_demo
+
+    (args,) = _parse(BridgeDemoArguments, argv, "tall-hf demo --bridge", bridge_demo.__doc__)
+    reports = run_bridge_demo(args)
+    for report in reports.values():
+        print(report.to_markdown())
+    print(f"Tables: {args.output_dir}/evaluation   Bridges and layer-weight plots: {args.output_dir}/bridge/<fusion>")
     return 0
 
 

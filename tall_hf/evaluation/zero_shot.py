@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
@@ -42,6 +43,8 @@ class ZeroShotResult:
     method: str = "log_likelihood"
     estimates: dict[str, AccuracyEstimate] = field(default_factory=dict, repr=False)
     generations: list[str] | None = field(default=None, repr=False)
+    correct: dict[str, list[bool]] = field(default_factory=dict, repr=False)
+    """Per language, whether each of its rows (in data set order) was classified right."""
 
 
 def _encode_chunks(prompts: Sequence[str], batch_size: int, description: str):
@@ -167,7 +170,30 @@ def evaluate_zero_shot(
         method=method,
         estimates=estimates,
         generations=generations,
+        correct=dict(correct),
     )
+
+
+def bootstrap_difference(
+    correct: Sequence[bool],
+    baseline: Sequence[bool],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy of `correct` minus that of `baseline` on the same rows, with a paired percentile bootstrap interval
+    (the same resampled rows for both): `{"difference", "ci_lower", "ci_upper"}` as fractions."""
+    first, second = np.asarray(correct, dtype=float), np.asarray(baseline, dtype=float)
+    if first.shape != second.shape or first.size == 0:
+        raise ValueError(
+            f"A paired difference needs two equally long, non-empty outcomes: {first.size}, {second.size}."
+        )
+    rows = np.random.default_rng(seed).integers(0, first.size, size=(n_resamples, first.size))
+    differences = first[rows].mean(axis=1) - second[rows].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    lower, upper = np.percentile(differences, [tail, 100 - tail])
+    return {"difference": float(first.mean() - second.mean()), "ci_lower": float(lower), "ci_upper": float(upper)}
 
 
 def chance_accuracy(labels: Sequence[int]) -> float:
@@ -207,8 +233,41 @@ class ZeroShotReport:
             for language, estimate in result.estimates.items()
         ]
 
+    def comparisons(self, baseline: str = "last") -> list[dict]:
+        """Each other fusion against `baseline`, per scoring method and language: the accuracy difference in points
+        with a paired bootstrap interval, and the verdict (`better` / `worse` when the interval excludes zero)."""
+        rows = []
+        for (fusion, method), result in self.results.items():
+            reference = self.results.get((baseline, method))
+            if fusion == baseline or reference is None:
+                continue
+            for language, hits in result.correct.items():
+                if language not in reference.correct:
+                    continue
+                estimate = result.estimates[language]
+                difference = bootstrap_difference(hits, reference.correct[language], confidence=estimate.confidence)
+                verdict = (
+                    "better"
+                    if difference["ci_lower"] > 0
+                    else "worse"
+                    if difference["ci_upper"] < 0
+                    else "no clear difference"
+                )
+                rows.append(
+                    {
+                        "fusion": fusion,
+                        "baseline": baseline,
+                        "scoring": method,
+                        "language": language,
+                        **{key: round(100 * value, 4) for key, value in difference.items()},
+                        "verdict": verdict,
+                    }
+                )
+        return rows
+
     def to_markdown(self) -> str:
-        """A row per fusion method and scoring, a column per language: accuracy % [95% CI]."""
+        """A row per fusion method and scoring, a column per language: accuracy % [95% CI]; then each fusion against
+        `last` (difference in points, paired bootstrap interval)."""
         languages = list(dict.fromkeys(language for r in self.results.values() for language in r.estimates))
         confidence = next(iter(next(iter(self.results.values())).estimates.values())).confidence
         header = ["fusion", "scoring", *(self.languages.get(language, language) for language in languages)]
@@ -222,6 +281,14 @@ class ZeroShotReport:
         for (fusion, method), result in self.results.items():
             cells = [result.estimates[lang].as_percent() if lang in result.estimates else "" for lang in languages]
             lines.append("| " + " | ".join([fusion, method, *cells]) + " |")
+        comparisons = self.comparisons()
+        if comparisons:
+            lines += ["", "| fusion vs last | scoring | language | difference (points) [CI] | verdict |"]
+            lines.append("| --- | --- | --- | --- | --- |")
+            for row in comparisons:
+                language = self.languages.get(row["language"], row["language"])
+                interval = f"{row['difference']:+.2f} [{row['ci_lower']:+.2f}, {row['ci_upper']:+.2f}]"
+                lines.append(f"| {row['fusion']} | {row['scoring']} | {language} | {interval} | {row['verdict']} |")
         lines.extend(["", *self.notes] if self.notes else [])
         return "\n".join(lines) + "\n"
 
@@ -233,6 +300,7 @@ class ZeroShotReport:
             "chance_note": "accuracy of always answering the test set's most frequent label",
             "languages": self.languages,
             "results": self.rows(),
+            "comparisons": self.comparisons(),
             "metadata": self.metadata,
             "notes": self.notes,
         }
@@ -255,6 +323,7 @@ __all__ = [
     "XNLI_TEMPLATE",
     "ZeroShotReport",
     "ZeroShotResult",
+    "bootstrap_difference",
     "chance_accuracy",
     "evaluate_zero_shot",
     "generate_labels",

@@ -98,7 +98,7 @@ def mean_layer_weights_by_language(
     counts: dict[str, int] = defaultdict(int)
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
-        batch = processor.encoder_tokenizer(chunk, padding=True, return_tensors="pt").to(model.device)
+        batch = processor(chunk).to(model.device)
         weights = model.layer_weights(batch["input_ids"], batch["attention_mask"]).float().cpu()
         real = batch["attention_mask"].bool().cpu()
         for row, language in enumerate(languages[start : start + batch_size]):
@@ -136,7 +136,7 @@ def save_layer_weight_plots(
                 title=f"Per-token layer weights averaged per language ({method})",
             )
         )
-    batch = processor.encoder_tokenizer([sentence], return_tensors="pt").to(model.device)
+    batch = processor([sentence]).to(model.device)
     weights = model.layer_weights(batch["input_ids"], batch["attention_mask"])[0]
     paths.append(
         plot_global_layer_weights(
