@@ -127,9 +127,10 @@ def test_supervised_pairs_from_jsonl_and_csv_files(tmp_path):
 
 
 def test_supervised_pairs_skip_rows_without_input_or_label():
-    data = Dataset.from_dict({"text": ["rain fell", "  ", "sun"], "label": ["wet", "dry", " "]})
+    data = Dataset.from_dict({"text": ["rain fell", "  ", "sun", "snow"], "label": ["wet", "dry", " ", " cold "]})
     pairs = supervised_pairs(data)
-    assert pairs["prefix"] == ["rain fell"] and pairs["continuation"] == ["wet"]
+    assert pairs["prefix"] == ["rain fell", "snow"]
+    assert pairs["continuation"] == ["wet", " cold"]  # a leading space stays: the word as it stands inside text
 
 
 def test_prefix_lm_reads_a_jsonl_text_column(tmp_path):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tall_hf.cli import main
-from tall_hf.worlds.bridge import TOPIC_WORDS, BridgeWorld, build_bridge_world, sentence_topic
+from tall_hf.worlds.bridge import LABEL_WORDS, TOPIC_WORDS, BridgeWorld, build_bridge_world, sentence_topic
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def test_world_facts_and_task(world):
     assert pretrain and not pretrain & {row["text"] for row in lr}  # test sentences are held out of all training
     llm_text = (world.path / "data" / "pretrain.hr.txt").read_text(encoding="utf-8")
     assert not set(llm_text) & set("".join(row["text"] for row in lr)) - set(" 0123456789.,")  # no LR letter
-    assert world.label_words == [world.letter_map.to_hr(word) for word in TOPIC_WORDS]
+    assert world.label_words == [" " + world.letter_map.to_hr(word) for word in LABEL_WORDS]
+    assert facts["labels"] == list(TOPIC_WORDS)
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
 
 

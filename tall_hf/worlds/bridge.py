@@ -7,7 +7,7 @@ with `Trainer` on HR text only, and
 - a **bilingual encoder**: the encoder of a Marian model trained on LR->HR translation and HR->HR copying, with one
   sentencepiece model over both scripts on its source side, so that it reads both languages;
 - a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
-  city or a profession is spoken of), named by a word of the HR language. Sentences of no topic or of two are left
+  city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
   out. The test sentences are held out of every training text and come in both forms, balanced over the labels
   (chance is stated in `bridge_world.json`).
 """
@@ -33,15 +33,19 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-BRIDGE_WORLD_BUILD_VERSION = 1
+BRIDGE_WORLD_BUILD_VERSION = 2
 BRIDGE_WORLD_FILE = "bridge_world.json"
-# label (an LR word, written in the HR script as the label word) -> the words that make a sentence of that topic.
+# topic -> the words that make a sentence of that topic.
 TOPIC_WORDS: dict[str, frozenset[str]] = {
     "חיה": frozenset(ANIMAL_SOUNDS),
     "פרי": frozenset(FRUIT_COLOURS),
     "עיר": frozenset(CITIES),
     "מקצוע": frozenset(word for pair in PROFESSIONS for word in pair) - frozenset(NOUNS),  # "ספר": barber, book
 }
+LABEL_WORDS = ("הכלב", "צבע", "העיר", "רופא")
+"""A word of each topic that the LLM meets inside its HR text, in the HR script and after a space (as it stands in
+running text) the label the bridge is trained to write: a frozen LM emits such a word far more readily than a word
+it never saw there."""
 LANGUAGES = ("hr", "lr")
 
 
@@ -144,7 +148,7 @@ class BridgeWorld:
 
     @property
     def label_words(self) -> list[str]:
-        """The HR words naming labels 0, 1, ... (what the LLM is trained to write)."""
+        """The HR words naming labels 0, 1, ..., each after a space (what the LLM is trained to write)."""
         return self.facts["label_words"]
 
     def task(self, split: str) -> Dataset:
@@ -202,7 +206,7 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     letter_map = LetterMap.for_texts(sentences)
     letter_map.save(staging / "letter_map.json")
     hr_rest = [letter_map.to_hr(sentence) for sentence in rest]
-    label_words = [letter_map.to_hr(word) for word in TOPIC_WORDS]
+    label_words = [" " + letter_map.to_hr(word) for word in LABEL_WORDS]
 
     data = staging / "data"
     data.mkdir()
@@ -288,6 +292,7 @@ __all__ = [
     "BRIDGE_PRESETS",
     "BridgeWorld",
     "BridgeWorldSettings",
+    "LABEL_WORDS",
     "TOPIC_WORDS",
     "build_bridge_world",
     "sentence_topic",

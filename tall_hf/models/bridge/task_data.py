@@ -72,7 +72,8 @@ def supervised_pairs(
     except KeyError as err:
         raise ValueError(f"The template needs the column {err}, which the task data lacks.") from err
     labels = label_strings(data[label_column], label_words)
-    kept = [(p.strip(), c.strip()) for p, c in zip(prompts, labels, strict=True) if p and p.strip() and c.strip()]
+    # A label keeps its leading space: " True" is the word as the LLM meets it inside text (one token, like "ĠTrue").
+    kept = [(p.strip(), c.rstrip()) for p, c in zip(prompts, labels, strict=True) if p and p.strip() and c.strip()]
     if len(kept) < len(prompts):
         logger.info(f"Skipped {len(prompts) - len(kept)} task examples with an empty input or label.")
     if not kept:
