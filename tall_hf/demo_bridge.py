@@ -24,7 +24,7 @@ from .evaluation.zero_shot import SCORING_METHODS, ZeroShotReport, ZeroShotResul
 from .models.bridge import BridgeForCausalLM, BridgeProcessor, create_bridge_trainer, supervised_pairs
 from .modules.fusion import FUSION_METHODS
 from .visualization.layer_weights import save_layer_weight_plots
-from .worlds.bridge import BRIDGE_PRESETS, build_bridge_world
+from .worlds.bridge import BRIDGE_PRESETS, BridgeWorld, build_bridge_world
 
 logger = logging.get_logger(__name__)
 
@@ -42,6 +42,9 @@ class BridgeDemoArguments:
         default="last,global_softmax,token_softmax", metadata={"help": "Comma-separated fusion methods to train."}
     )
     preset: str = field(default="default", metadata={"help": f"World size: {sorted(BRIDGE_PRESETS)}."})
+    world: str | None = field(
+        default=None, metadata={"help": "A bridge world already built (its folder) instead of building one."}
+    )
     steps: int = field(default=300, metadata={"help": "Training steps of each bridge."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size."})
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate (cosine, 5% warm-up)."})
@@ -57,9 +60,12 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
         raise ValueError(f"Unknown fusion method(s) {unknown}; choose from {sorted(FUSION_METHODS)}.")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    world = build_bridge_world(
-        os.path.join(args.output_dir, "components"), preset=args.preset, llm=args.llm, seed=args.seed
-    )
+    if args.world:
+        world = BridgeWorld.load(args.world)
+    else:
+        world = build_bridge_world(
+            os.path.join(args.output_dir, "components"), preset=args.preset, llm=args.llm, seed=args.seed
+        )
     facts = world.facts
     logger.warning(f"Bridge world ready at {world.path} ({time.perf_counter() - start:.0f} s).")
     processor = BridgeProcessor.from_components(**world.components)

@@ -133,6 +133,14 @@ class BridgeWorld:
 
     path: Path
 
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BridgeWorld:
+        """The bridge world at `path`; an error naming it when it is not a complete build."""
+        path = Path(path)
+        if not (path / BRIDGE_WORLD_FILE).is_file():
+            raise FileNotFoundError(f"No complete bridge world at {path} (build one with `build_bridge_world`).")
+        return cls(path)
+
     @property
     def facts(self) -> dict:
         return json.loads((self.path / BRIDGE_WORLD_FILE).read_text(encoding="utf-8"))
