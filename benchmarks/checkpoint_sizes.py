@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel
 
-import tall_hf  # noqa: F401  (registers TALL with the Auto classes)
+import tall_hf.models  # noqa: F401  (registers TALL with the Auto classes)
 from tall_hf import TallForCausalLM, TallProcessor
 from tall_hf.adapters import ADAPTER_WEIGHTS_NAME
 from tall_hf.testing import build_tiny_components
@@ -61,7 +61,7 @@ def paper(components: Path) -> None:
             model = TallForCausalLM.from_components(
                 config("opus-mt-tc-big-he-en"), config(llm), config("opus-mt-en-he")
             )
-        adapters = sum(t.numel() * t.element_size() for t in model.adapter_state_dict().values())
+        adapters = sum(t.numel() * t.element_size() for t in model.peft_adapter_state_dict().values())
         full = sum(t.numel() * t.element_size() for name, t in model.state_dict().items() if name != "lm_head.weight")
         print(
             f"paper components, {llm}: adapters-only {adapters / 2**20:,.1f} MiB, full {full / 2**20:,.1f} MiB (fp32), "

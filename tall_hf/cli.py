@@ -1,4 +1,8 @@
-"""`tall-hf`: the package's command line. Each subcommand parses its own dataclasses with `HfArgumentParser`."""
+"""`tall-hf`: the package's command line. Each subcommand parses its own dataclasses with `HfArgumentParser`.
+
+Imports are lazy: `tall-hf --help` and `tall-hf --version` load neither torch nor transformers, and each command
+imports only what it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-from transformers.utils import logging
-
+from . import __version__
 from .utils.logging import set_verbosity
 
-logger = logging.get_logger(__name__)
+# Errors a user can fix (a bad option value, a missing file or model): one line on stderr instead of a traceback.
+EXIT_CODES: dict[type[BaseException], int] = {ValueError: 2, FileNotFoundError: 1, OSError: 1}
+# What `transformers.utils.logging.get_logger` returns, without importing transformers for `--help`.
+logger = pylogging.getLogger(__name__)
 
 
 @dataclass
@@ -32,28 +37,42 @@ class PredictArguments:
 
 def predict(argv: list[str]) -> int:
     """Print the predicted next word(s) of every sentence, one per line."""
+    from transformers import HfArgumentParser
+
     parser = HfArgumentParser(PredictArguments, prog="tall-hf predict", description=predict.__doc__)
     args, sentences = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     unknown = [text for text in sentences if text.startswith("--")]
     if unknown:
         parser.error(f"unknown options: {' '.join(unknown)}")
     if args.file:
-        with open(args.file, encoding="utf-8") as handle:
-            sentences += [line.strip() for line in handle if line.strip()]
-    if not sentences and not sys.stdin.isatty():
-        sentences = [line.strip() for line in sys.stdin if line.strip()]
-    if not sentences:
+        from .data.text_files import read_text_lines
+
+        lines = read_text_lines(args.file)  # a missing or unreadable file: main's one-line error naming it
+        if not lines:
+            parser.error(f"{args.file!r} is empty: no sentences to predict.")
+        sentences += lines
+    elif not sentences and not sys.stdin.isatty():
+        sentences = sys.stdin.read().splitlines()
+    if not any(sentence.strip() for sentence in sentences):
         parser.error("no sentences: pass them as arguments, with --file, or on standard input.")
     from .generation import TallPredictor
 
     predictor = TallPredictor.from_pretrained(args.model, translator=args.translator)
     options = {"batch_size": args.batch_size, "do_sample": args.do_sample, "seed": args.seed}
+    # One output line per input line: a blank line (nothing to read) gets a blank answer.
+    readable = [index for index, sentence in enumerate(sentences) if sentence.strip()]
+    if len(readable) < len(sentences):
+        logger.warning(f"{len(sentences) - len(readable)} blank lines get blank answers.")
+    texts = [sentences[index] for index in readable]
     if args.num_words == 1:
-        words = predictor.predict_next_word(sentences, **options)
+        words = predictor.predict_next_word(texts, **options)
     else:
-        words = predictor.continue_text(sentences, num_words=args.num_words, **options)
-    for word in words:
-        print(word)
+        words = predictor.continue_text(texts, num_words=args.num_words, **options)
+    answers = [""] * len(sentences)
+    for index, word in zip(readable, words, strict=True):
+        answers[index] = word
+    for answer in answers:
+        print(answer)
     return 0
 
 
@@ -74,6 +93,8 @@ class PushArguments:
 
 
 def _parse(dataclasses, argv: list[str], prog: str, description: str | None, defaults: dict | None = None):
+    from transformers import HfArgumentParser
+
     parser = HfArgumentParser(dataclasses, prog=prog, description=description)
     if defaults:
         parser.set_defaults(**defaults)
@@ -174,10 +195,17 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch `tall-hf <command> [options]`."""
+    """Dispatch `tall-hf <command> [options]`; `--verbose` shows DEBUG messages and tracebacks."""
     argv = sys.argv[1:] if argv is None else argv
     usage = "usage: tall-hf {" + ",".join(COMMANDS) + "} [options]   (tall-hf <command> --help for its options)"
+    if argv and argv[0] == "--version":
+        print(f"tall-hf {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         for name, command in COMMANDS.items():
@@ -188,9 +216,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tall-hf: unknown command {argv[0]!r}.\n{usage}", file=sys.stderr)
         return 2
     verbose = "--verbose" in argv
-    logging.set_verbosity_info() if verbose else logging.set_verbosity_warning()
     set_verbosity(pylogging.DEBUG if verbose else pylogging.INFO)
-    return command([arg for arg in argv[1:] if arg != "--verbose"])
+    if "-h" not in argv and "--help" not in argv:
+        from transformers.utils import logging
+
+        logging.set_verbosity_info() if verbose else logging.set_verbosity_warning()
+    try:
+        return command([arg for arg in argv[1:] if arg != "--verbose"])
+    except tuple(EXIT_CODES) as error:
+        if verbose:
+            raise
+        code = next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
+        print(f"tall-hf {argv[0]}: error: {_one_line(error)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from tall_hf import TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf.resources import read_corpus  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
 
 # Tiny models gain nothing from intra-op threads and lose a lot to contention on a busy 2-core machine.
@@ -63,7 +64,6 @@ def tiny_model(tiny_paths) -> TallForCausalLM:
 
 @pytest.fixture(scope="session")
 def hebrew_sentences() -> list[str]:
-    """Real Hebrew sentences from the shared Wikipedia corpus (first 256 lines)."""
-    path = _shared_path("data", "hebrew", "svlm_wiki_50k.txt")
-    with path.open(encoding="utf-8") as handle:
-        return [next(handle).strip() for _ in range(256)]
+    """256 Hebrew sentences from the package's own corpus (a clean clone has them; no test here needs the shared
+    Wikipedia text, which the examples and benchmarks read through `shared_path`)."""
+    return read_corpus("hebrew")[:256]

@@ -1,4 +1,5 @@
-"""Adapters-only and full checkpoints of TALL: exact round trips, the size bound, LoRA, shape and pickle refusals."""
+"""Adapters-only and full checkpoints of TALL: exact round trips, PEFT's own loaders, any PEFT tuner on the LLM, the
+size bound, shape and pickle refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import pytest
 import torch
-from peft import LoraConfig
+from peft import IA3Config, LoraConfig, PeftConfig, PeftModel
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
 
@@ -16,10 +17,10 @@ from tall_hf.adapters import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
     PickledCheckpointError,
-    TallAdapterConfig,
     checkpoint_kind,
     get_tall_model,
 )
+from tall_hf.models.tall.modeling_tall import TRAINABLE_STAGES
 
 
 @pytest.fixture
@@ -42,11 +43,8 @@ def logits_of(model, batch) -> torch.Tensor:
 
 def lora_model(tiny_paths) -> TallForCausalLM:
     torch.manual_seed(0)
-    adapter_config = TallAdapterConfig(
-        model_config={"loss_mode": "last_word"},
-        lora=LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]),
-    )
-    return get_tall_model(**tiny_paths, adapter_config=adapter_config)
+    tuner = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"])
+    return get_tall_model(**tiny_paths, peft_config=tuner, loss_mode="last_word")
 
 
 def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch, tmp_path):
@@ -77,26 +75,33 @@ def test_adapters_only_folder_holds_only_the_trainable_weights(tiny_model, tmp_p
     assert not names & {"model.safetensors", "pytorch_model.bin"}
 
     saved = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
-    trainable = {name: p for name, p in tiny_model.named_parameters() if p.requires_grad}
-    assert set(saved) == set(trainable)  # every trainable tensor, no frozen one, no fixed position table
-    assert not any("embed_positions" in name for name in saved)
-    trainable_bytes = sum(p.numel() * p.element_size() for p in trainable.values())
+    # PEFT's names (under PeftModel's prefix) for every weight of the trainable stages, their fixed position tables
+    # included (PEFT saves a `modules_to_save` module whole), and no frozen weight.
+    stages = {name for name, _ in tiny_model.named_parameters() if name.partition(".")[0] in TRAINABLE_STAGES}
+    assert set(saved) == {"base_model.model." + name for name in stages}
+    trainable = {name for name, p in tiny_model.named_parameters() if p.requires_grad}
+    assert trainable and trainable <= stages
+    stage_bytes = sum(p.numel() * p.element_size() for n, p in tiny_model.named_parameters() if n in stages)
     size = os.path.getsize(tmp_path / ADAPTER_WEIGHTS_NAME)
-    assert trainable_bytes <= size <= 1.10 * trainable_bytes
+    assert stage_bytes <= size <= 1.10 * stage_bytes
 
 
-def test_adapter_config_records_provenance_and_non_derived_settings(tiny_paths, tmp_path):
+def test_adapter_config_is_peft_and_config_json_records_provenance(tiny_paths, tmp_path):
     model = lora_model(tiny_paths)
     model.save_pretrained(tmp_path, adapters_only=True)
-    record = json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())
-    assert record["model_type"] == "tall"
-    assert {role: c["name_or_path"] for role, c in record["components"].items()} == {
+    assert json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())["peft_type"] == "LORA"
+    peft_config = PeftConfig.from_pretrained(tmp_path)  # PEFT reads it as its own
+    assert isinstance(peft_config, LoraConfig) and peft_config.r == 2
+    assert sorted(peft_config.modules_to_save) == sorted(
+        stage for stage in TRAINABLE_STAGES if any(True for _ in getattr(model, stage).parameters())
+    )
+    # The tuner's targets, named inside the LLM, are rooted at it: the translators' own q_proj/v_proj are not hit.
+    assert peft_config.target_modules == r"llm\.(?:.*\.)?(?:q_proj|v_proj)"
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert {role: c["name_or_path"] for role, c in config["components"].items()} == {
         role: os.path.abspath(path) for role, path in tiny_paths.items()
     }
-    assert record["model_config"] == {"loss_mode": "last_word"}  # derived shapes are not recorded
-    assert record["lora"]["r"] == 2 and sorted(record["lora"]["target_modules"]) == ["q_proj", "v_proj"]
-    assert record["library_name"] == "tall_hf" and record["library_version"]
-    assert TallAdapterConfig.from_pretrained(tmp_path).components == record["components"]
+    assert config["loss_mode"] == "last_word" and config["lora"]["r"] == 2
 
 
 def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_processor, batch, tmp_path):
@@ -117,18 +122,17 @@ def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_proces
     expected = logits_of(model, batch)
     model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
     model.save_pretrained(tmp_path / "full")
-    assert set(lora) <= set(load_file(tmp_path / "adapters" / ADAPTER_WEIGHTS_NAME))
+    saved = set(load_file(tmp_path / "adapters" / ADAPTER_WEIGHTS_NAME))
+    assert {"base_model.model." + name.replace(".default", "") for name in lora} <= saved  # PEFT's key names
     for kind in ("adapters", "full"):
         loaded = AutoModel.from_pretrained(tmp_path / kind)
         assert loaded.config.loss_mode == "last_word"
         assert trainable_names(loaded) == trainable_names(model), kind
-        assert loaded.get_adapter_config().model_config == {"loss_mode": "last_word"}, kind
         assert torch.equal(logits_of(loaded, batch), expected), kind
 
 
 def test_lora_dropout_follows_train_mode_inside_the_frozen_llm(tiny_paths):
-    adapter_config = TallAdapterConfig(lora=LoraConfig(r=2, lora_dropout=0.5, target_modules=["q_proj"]))
-    model = get_tall_model(**tiny_paths, adapter_config=adapter_config)
+    model = get_tall_model(**tiny_paths, peft_config=LoraConfig(r=2, lora_dropout=0.5, target_modules=["q_proj"]))
     dropouts = [m for name, m in model.named_modules() if name.endswith("lora_dropout.default")]
     assert dropouts
     model.train()
@@ -143,8 +147,15 @@ def test_adapters_on_components_of_another_shape_are_refused_by_name(tiny_model,
     wider.hidden_size, wider.intermediate_size = 64, 128
     AutoModelForCausalLM.from_config(wider).save_pretrained(tmp_path / "wider-llm")
 
-    with pytest.raises(ValueError) as caught:
+    # The saved architecture (config.json) does not fit the wider LLM: refused before any weight is read.
+    with pytest.raises(ValueError, match="Custom transformer 1 must have the LLM's width"):
         TallForCausalLM.from_pretrained(tmp_path / "adapters", component_paths={"llm": str(tmp_path / "wider-llm")})
+    # Adapter weights of other shapes are refused tensor by tensor.
+    wider_model = TallForCausalLM.from_components(
+        tiny_paths["lr_hr"], str(tmp_path / "wider-llm"), tiny_paths["hr_lr"]
+    )
+    with pytest.raises(ValueError) as caught:
+        wider_model.load_adapters(tmp_path / "adapters")
     message = str(caught.value)
     saved_shape = tuple(tiny_model.source_alignment.up.weight.shape)
     new_shape = (2 * 64, saved_shape[1])
@@ -214,3 +225,33 @@ def test_missing_checkpoints_are_named(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(OSError, match="holds no weights"):
         TallForCausalLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "tuner",
+    [None, IA3Config(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"])],
+    ids=["stages-only", "ia3"],
+)
+def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner):
+    """`PeftModel.from_pretrained(TallForCausalLM.from_components(...), folder)` and transformers' `load_adapter` give
+    the saved model, whatever the PEFT tuner on the LLM (none, IA3): the trained stages come as `modules_to_save`."""
+    torch.manual_seed(0)
+    model = get_tall_model(**tiny_paths, peft_config=tuner).eval()
+    with torch.no_grad():  # move every trainable weight (IA3 starts as the identity) so that loading shows
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    expected = logits_of(model, batch)
+    model.save_pretrained(tmp_path, adapters_only=True)
+    torch.manual_seed(1234)
+    base = TallForCausalLM.from_components(**tiny_paths).eval()
+    assert not torch.allclose(logits_of(base, batch), expected)
+    peft_model = PeftModel.from_pretrained(base, tmp_path).eval()
+    torch.testing.assert_close(logits_of(peft_model, batch), expected, rtol=0, atol=1e-6)
+    other = TallForCausalLM.from_components(**tiny_paths).eval()
+    other.load_adapter(str(tmp_path))  # transformers' PEFT integration
+    torch.testing.assert_close(logits_of(other, batch), expected, rtol=0, atol=1e-6)
+    torch.manual_seed(99)
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=0, atol=1e-6)
+    assert trainable_names(reloaded) == trainable_names(model)

@@ -245,7 +245,10 @@ def test_save_and_load(bridge_paths, bridge_processor, tmp_path, adapters_only):
         from safetensors.torch import load_file
 
         keys = load_file(tmp_path / "adapter_model.safetensors").keys()
-        assert keys and {key.split(".")[0] for key in keys} == {"fusion", "projection"}
+        assert keys and {key.removeprefix("base_model.model.").split(".")[0] for key in keys} == {
+            "fusion",
+            "projection",
+        }
         assert not (tmp_path / "model.safetensors").exists()
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
     processor = AutoProcessor.from_pretrained(tmp_path)

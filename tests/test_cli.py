@@ -33,3 +33,44 @@ def test_bad_commands_name_the_problem(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--model", "x", "--no_such_flag", "sentence"])
     assert "unknown options: --no_such_flag" in capsys.readouterr().err
+
+
+def test_help_and_version_import_neither_torch_nor_transformers():
+    import subprocess
+    import sys
+
+    import tall_hf
+
+    probe = (
+        "import sys; from tall_hf.cli import main; main(['--help']); main(['--version']); "
+        "print(sorted(name for name in ('torch', 'transformers') if name in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "usage: tall-hf" in out and f"tall-hf {tall_hf.__version__}" in out
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_expected_errors_are_one_line_messages(tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tall-hf predict: error:") and "none.txt" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_process_count_mismatch_warns(monkeypatch, tmp_path):
+    from transformers import TrainingArguments
+
+    from tall_hf.utils.launch import warn_on_process_mismatch
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    for name in ("WORLD_SIZE", "MASTER_ADDR", "ACCELERATE_USE_CPU"):
+        monkeypatch.delenv(name, raising=False)
+    assert warn_on_process_mismatch(args) is None
+    # `accelerate launch --cpu --num_processes 2`: one process, MASTER_ADDR set, no WORLD_SIZE.
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    assert "started this script once" in warn_on_process_mismatch(args)
+    # Two processes launched that do not form a group.
+    monkeypatch.delenv("ACCELERATE_USE_CPU")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert "each trains alone" in warn_on_process_mismatch(args)

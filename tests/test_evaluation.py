@@ -325,12 +325,17 @@ def test_runner_writes_table_predictions_and_plot(tiny_cache, tall_dir, hebrew_s
     assert report.result("tall", "news").estimate.n == 3
 
 
-def test_runner_rejects_one_word_lines_naming_the_file(tiny_cache, tmp_path):
+def test_runner_skips_one_word_lines_and_counts_them(tiny_cache, tmp_path, caplog):
     path = tmp_path / "bad.txt"
     path.write_text("הילדים הלכו הביתה\nשלום\n", encoding="utf-8")
     args = LastWordEvaluationArguments(test_files=[str(path)], tiny_components=str(tiny_cache), approaches=["direct"])
-    with pytest.raises(ValueError, match=r"bad\.txt.*Sentence 1.*one word"):
-        run_last_word_evaluation(args, TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none"))
+    with caplog.at_level("WARNING", logger="tall_hf"):
+        report = run_last_word_evaluation(args, TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none"))
+    assert report.result("direct", "bad").estimate.n == 1
+    assert "skipped 1 of 2 sentences with fewer than two words" in caplog.text and "bad.txt" in caplog.text
+    path.write_text("שלום\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.txt' has no sentence of two words"):
+        run_last_word_evaluation(args, TrainingArguments(output_dir=str(tmp_path / "p"), report_to="none"))
 
 
 def test_arguments_are_validated():

@@ -23,6 +23,7 @@ def batch(tiny_processor):
 
 
 def test_each_stage_has_the_width_of_its_neighbours(tiny_model, batch):
+    tiny_model.eval()  # in training mode the LM head runs only where the loss reads (tests/test_performance.py)
     config = tiny_model.config
     widths = {}
     hooks = [
@@ -220,5 +221,5 @@ def test_processor_rejects_bad_batches(tiny_processor, tiny_paths):
         last_word(["שלום"], ["hello"], ["שלום"])
     config = TallForCausalLM.from_components(**tiny_paths).config
     config.llm_config.vocab_size = 10
-    with pytest.raises(ValueError, match="Mismatched tokenizer: llm_tokenizer"):
+    with pytest.raises(ValueError, match="Mismatched tokenizer: the llm_tokenizer"):
         TallProcessor.from_components(**tiny_paths).check_compatible(config)

@@ -1,17 +1,16 @@
-"""PEFT-style adapters: the trainable part of a composite model as a small checkpoint on top of its components."""
+"""Adapters on PEFT's primitives: the trainable part of a composite model as a PEFT adapter on its frozen components."""
 
 from .checkpoint import PickledCheckpointError, checkpoint_kind
-from .config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, AdapterConfig, TallAdapterConfig
+from .config import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, build_peft_config
 from .mixin import AdapterMixin
 from .tall import get_tall_model
 
 __all__ = [
     "ADAPTER_CONFIG_NAME",
     "ADAPTER_WEIGHTS_NAME",
-    "AdapterConfig",
     "AdapterMixin",
     "PickledCheckpointError",
-    "TallAdapterConfig",
+    "build_peft_config",
     "checkpoint_kind",
     "get_tall_model",
 ]

@@ -1,31 +1,32 @@
-"""PEFT-style adapters for composite models whose frozen components live on the hub.
+"""Adapters on PEFT's primitives for composite models whose frozen components live on the hub.
 
 [`AdapterMixin`] gives a `PreTrainedModel` built from frozen components two checkpoint kinds, both loadable with
-`AutoModel.from_pretrained` (after `import tall_hf`):
+`AutoModel.from_pretrained` (after importing the package's models):
 
 - full: `model.save_pretrained(dir)`, every weight in `model.safetensors`, for offline use;
-- adapters-only: `model.save_pretrained(dir, adapters_only=True)`, only the trainable modules (and LoRA, if any) in
-  `adapter_model.safetensors` and their record in `adapter_config.json`; the components are fetched by id or folder
-  and revision at load time.
+- adapters-only: `model.save_pretrained(dir, adapters_only=True)`, a PEFT adapter folder (`adapter_config.json`, a
+  real `peft.PeftConfig` whose `modules_to_save` are the trainable stages and whose tuner, if any, is the one on the
+  LLM; `adapter_model.safetensors`, written with `get_peft_model_state_dict`) beside the model's `config.json`, which
+  records where the components come from. Loading rebuilds the model from its components and applies the adapter
+  with `set_peft_model_state_dict`; PEFT itself loads the folder too:
+  `PeftModel.from_pretrained(Model.from_components(...), dir)`.
 
 Both hold `config.json` (so the Auto classes route to the model class), a `README.md` model card and, when given,
-the processor. `push_to_hub` uploads either kind. Weights are read from safetensors only.
+the processor. `push_to_hub` uploads either kind in one commit. Weights are read from safetensors only.
 
 A model class opts in with class attributes and three conventions:
 
-- `adapter_modules`: names of its trainable modules; `adapter_config_class`: its [`AdapterConfig`] subclass;
-  `lora_target`: the attribute holding the frozen LLM that LoRA may adapt; `model_card_template`: a template file
-  name in `tall_hf/model_cards/`.
-- its config has `components` (`{role: {"name_or_path", "revision"}}`), one sub-config `f"{role}_config"` per role,
-  a `lora` field (dict or `None`) and a `from_component_configs(**{f"{role}_config": ...})` class method;
-- the model has `from_components(**{role: spec, f"{role}_revision": rev}, dtype=..., **config_overrides)`, calls
-  `self.init_lora()` at the end of `__init__` (after freezing its components) and `self.lora_train(mode)` at the
-  end of `train()` if it keeps frozen components in eval mode.
+- `adapter_modules`: names of its trainable modules; `frozen_modules`: its components; `lora_target`: the
+  attribute holding the frozen LLM that a PEFT tuner may adapt; `model_card_template`: a template file name in
+  `tall_hf/model_cards/`.
+- its config has `components` (`{role: {"name_or_path", "revision"}}`), one sub-config `f"{role}_config"` per role
+  and a `lora` field (a PEFT tuner config as a dict, or `None`);
+- the model has `from_components(**{role: spec, f"{role}_revision": rev}, dtype=..., **config_fields)` and calls
+  `self.init_lora()` at the end of `__init__` (after freezing its components).
 
 ```python
 >>> class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
 ...     adapter_modules = ("fusion", "projection")
-...     adapter_config_class = BridgeAdapterConfig  # an AdapterConfig with model_type = "bridge"
 ...     model_card_template = "bridge_model_card.md.j2"
 >>> model.save_pretrained("bridge-adapters", adapters_only=True, processor=processor)
 >>> model = AutoModel.from_pretrained("bridge-adapters")
@@ -34,6 +35,7 @@ A model class opts in with class attributes and three conventions:
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from collections.abc import Iterable
@@ -42,16 +44,17 @@ from typing import Any
 import torch
 from huggingface_hub import is_offline_mode
 from safetensors.torch import load_file, save_file
-from transformers.utils import logging
+from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, logging
 
 from ..hub.model_card import ModelCardInfo, render_model_card
 from ..hub.push import create_hub_repo, upload_checkpoint
+from ..utils.hub import check_finite, load_naming_file
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
-from .config import ADAPTER_WEIGHTS_NAME, AdapterConfig, lora_from_dict
+from .config import ADAPTER_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX, build_peft_config, tuner_from_dict
 
 logger = logging.get_logger(__name__)
 
-# Config entries that are bookkeeping, not architecture: never recorded as overrides of an adapter config.
+# Config entries that are bookkeeping, not architecture (ignored when comparing what two configs build).
 _BOOKKEEPING_FIELDS = {
     "_name_or_path",
     "name_or_path",
@@ -82,7 +85,6 @@ class AdapterMixin:
 
     adapter_modules: tuple[str, ...] = ()
     frozen_modules: tuple[str, ...] = ()
-    adapter_config_class: type[AdapterConfig] = AdapterConfig
     lora_target: str | None = "llm"
     model_card_template: str | None = None
     # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
@@ -143,7 +145,8 @@ class AdapterMixin:
 
     # ------------------------------------------------------------------ LoRA on the frozen LLM
     def init_lora(self) -> None:
-        """Inject the LoRA of `config.lora` into the frozen LLM (`lora_target`); only its LoRA weights train."""
+        """Inject the PEFT tuner of `config.lora` (LoRA or any other) into the frozen LLM (`lora_target`); only its
+        weights train."""
         lora = getattr(self.config, "lora", None)
         if lora is None:
             return
@@ -151,7 +154,7 @@ class AdapterMixin:
             raise ValueError(f"{type(self).__name__} has no LLM to put LoRA on, but its config sets `lora`.")
         from peft import inject_adapter_in_model
 
-        inject_adapter_in_model(lora_from_dict(lora), getattr(self, self.lora_target))
+        inject_adapter_in_model(tuner_from_dict(lora), getattr(self, self.lora_target), adapter_name=ADAPTER_NAME)
 
     def lora_train(self, mode: bool = True) -> None:
         """LoRA dropout follows `mode` even inside a frozen LLM that always runs in eval mode."""
@@ -161,12 +164,6 @@ class AdapterMixin:
                 dropout.train(mode)
 
     # ------------------------------------------------------------------ what the adapters are
-    def _is_adapter_key(self, key: str) -> bool:
-        module, _, rest = key.partition(".")
-        if module in self.adapter_modules:
-            return True
-        return module == self.lora_target and any(part.startswith("lora_") for part in rest.split("."))
-
     def _fixed_adapter_keys(self) -> set[str]:
         return {
             f"{module}.{name}"
@@ -176,46 +173,49 @@ class AdapterMixin:
         }
 
     def mark_adapters_trainable(self) -> None:
-        """Exactly the adapter weights train: the trainable modules (fixed tables excepted) and LoRA. Loading weights
-        with transformers makes every floating-point parameter trainable; this restores the model's split."""
+        """Exactly the adapter weights train: the trainable modules (fixed tables excepted) and the PEFT tuner's
+        (found by the tuner type's own parameter prefix, as PEFT marks them). Loading weights with transformers makes
+        every floating-point parameter trainable; this restores the split."""
+        tuner_prefix = None
+        if getattr(self.config, "lora", None) is not None:
+            from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
+
+            tuner_prefix = PEFT_TYPE_TO_PREFIX_MAPPING[tuner_from_dict(self.config.lora).peft_type]
         fixed = self._fixed_adapter_keys()
         for name, parameter in self.named_parameters():
-            parameter.requires_grad_(name not in fixed and self._is_adapter_key(name))
+            module = name.partition(".")[0]
+            in_tuner = tuner_prefix is not None and module == self.lora_target and tuner_prefix in name
+            parameter.requires_grad_((module in self.adapter_modules and name not in fixed) or in_tuner)
 
-    def adapter_state_dict(self, state_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """The weights an adapters-only checkpoint holds: the trainable modules' (fixed sinusoids excepted) and LoRA's."""
-        state_dict = self.state_dict() if state_dict is None else state_dict
-        fixed = self._fixed_adapter_keys()
-        return {key: tensor for key, tensor in state_dict.items() if key not in fixed and self._is_adapter_key(key)}
+    def adapter_peft_config(self, base_model_name_or_path: str | None = None):
+        """This model's adapters as one `peft.PeftConfig`: the tuner on the LLM (`config.lora`) or PEFT's
+        target-less LoRA, with the trainable stages (those with weights) as `modules_to_save`."""
+        stages = [name for name in self.adapter_modules if any(True for _ in getattr(self, name).parameters())]
+        return build_peft_config(getattr(self.config, "lora", None), self.lora_target, stages, base_model_name_or_path)
 
-    def get_adapter_config(self, base_model_name_or_path: str | None = None) -> AdapterConfig:
-        """The adapter config of this model: its components' provenance, its non-derived config fields and LoRA."""
-        config = self.config
-        roles = list(config.components)
-        component_configs = {f"{role}_config": getattr(config, f"{role}_config") for role in roles}
-        derived = type(config).from_component_configs(**component_configs).to_dict()
-        own = config.to_dict()
-        model_config = {
-            key: value
-            for key, value in own.items()
-            if key not in _BOOKKEEPING_FIELDS
-            and key not in component_configs
-            and _architecture(value) != _architecture(derived.get(key))
-        }
-        components = {}
-        for role in roles:
-            provenance = dict(config.components[role])
-            location = provenance.get("name_or_path")
-            if location and os.path.isdir(location):
-                provenance["name_or_path"] = os.path.abspath(location)
-            components[role] = provenance
-        return self.adapter_config_class(
-            components=components,
-            model_config=model_config,
-            lora=getattr(config, "lora", None),
-            adapter_modules=list(self.adapter_modules),
-            base_model_name_or_path=base_model_name_or_path,
-        )
+    def _peft_view(self, peft_config):
+        """A view of this model as PEFT sees an adapted model: the same submodules, but each trainable stage in a
+        `ModulesToSaveWrapper` (a copy of the stage, so this model's own modules stay untouched)."""
+        from peft.utils import ModulesToSaveWrapper
+
+        trains = {name: p.requires_grad for name, p in self.named_parameters()}
+        view = copy.copy(self)
+        view._modules = dict(self._modules)
+        for name in peft_config.modules_to_save:
+            view._modules[name] = ModulesToSaveWrapper(self._modules[name], ADAPTER_NAME)
+        view.peft_config = {ADAPTER_NAME: peft_config}
+        for name, parameter in self.named_parameters():  # the wrappers froze the originals
+            parameter.requires_grad_(trains[name])
+        return view
+
+    def peft_adapter_state_dict(self, prefixed: bool = True) -> dict[str, torch.Tensor]:
+        """The weights of the adapters-only checkpoint, as `get_peft_model_state_dict` names them (under PEFT's
+        `base_model.model.` prefix unless `prefixed=False`): the trainable stages' whole state (their fixed
+        sinusoidal tables included, as PEFT saves `modules_to_save`) and the tuner's weights."""
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(self._peft_view(self.adapter_peft_config()), adapter_name=ADAPTER_NAME)
+        return {(PEFT_PREFIX if prefixed else "") + key: value for key, value in state.items()}
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(
@@ -270,17 +270,19 @@ class AdapterMixin:
             )
 
     def _save_adapters(self, save_directory: str | os.PathLike, *, state_dict=None, repo_id: str | None) -> None:
+        if state_dict is not None:
+            raise ValueError("`state_dict` applies to full checkpoints; adapters-only ones take the model's own.")
         missing = [role for role, provenance in self.config.components.items() if not provenance.get("name_or_path")]
         if missing:
             raise ValueError(
                 f"An adapters-only checkpoint fetches its components at load time, but {missing} were built from a "
                 f"config, not loaded from a hub id or folder; save a full checkpoint instead."
             )
-        weights = {
-            key: tensor.detach().contiguous().cpu() for key, tensor in self.adapter_state_dict(state_dict).items()
-        }
+        weights = {key: tensor.detach().contiguous().cpu() for key, tensor in self.peft_adapter_state_dict().items()}
         save_file(weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
-        self.get_adapter_config(base_model_name_or_path=repo_id).save_pretrained(save_directory)
+        peft_config = self.adapter_peft_config(base_model_name_or_path=repo_id)
+        peft_config.inference_mode = True
+        peft_config.save_pretrained(save_directory)
         config = self.config
         config.architectures = [type(self).__name__]
         config.save_pretrained(save_directory)
@@ -354,8 +356,16 @@ class AdapterMixin:
                 )
             kwargs.pop("adapter_kwargs", None)
             kwargs["use_safetensors"] = True
-            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            if kwargs.get("config") is None and not find_file(
+                pretrained_model_name_or_path, CONFIG_NAME, **download_kwargs
+            ):
+                raise OSError(
+                    f"{pretrained_model_name_or_path} has model weights but no {CONFIG_NAME}: a saved model needs the "
+                    "config it was saved with (save_pretrained writes both)."
+                )
+            loaded = load_naming_file(super().from_pretrained, pretrained_model_name_or_path, *model_args, **kwargs)
             model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) on request
+            check_finite(model.state_dict(), f"{pretrained_model_name_or_path} ({SAFE_WEIGHTS_NAME})")
             model.mark_adapters_trainable()
             return loaded
         if model_args:
@@ -373,18 +383,16 @@ class AdapterMixin:
                 f"device_map={device!r}: an adapters-only checkpoint loads onto one device (e.g. 'cuda:0'); "
                 "spreading it over several is not supported."
             )
-        adapter_config = cls.adapter_config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
+        saved_config = kwargs.get("config")
+        if not isinstance(saved_config, cls.config_class):
+            saved_config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
         model = cls.from_components(
-            **adapter_config.component_specs(component_paths),
+            **_component_specs(saved_config.components, component_paths),
             **({"dtype": dtype} if dtype not in (None, "auto") else {}),
-            **adapter_config.model_config,
-            lora=adapter_config.lora,
+            **_own_fields(saved_config),
         )
         model.load_adapters(pretrained_model_name_or_path, **download_kwargs)
         model.mark_adapters_trainable()
-        saved_config = kwargs.get("config")
-        if not isinstance(saved_config, type(model.config)):
-            saved_config = cls.config_class.from_pretrained(pretrained_model_name_or_path, **download_kwargs)
         drift = _component_drift(saved_config, model.config)
         if drift:
             logger.warning(
@@ -395,8 +403,8 @@ class AdapterMixin:
         return (model if device is None else model.to(device)).eval()
 
     def load_adapters(self, name_or_path: str | os.PathLike, **download_kwargs) -> None:
-        """Load the `adapter_model.safetensors` of a folder or hub repository onto this model (PEFT's
-        `PeftModel.from_pretrained(model, path)`): keys and shapes must match exactly."""
+        """Load the PEFT adapter weights (`adapter_model.safetensors`) of a folder or hub repository onto this model,
+        as `PeftModel.from_pretrained(model, path)` would: keys and shapes must match exactly."""
         path = find_file(name_or_path, ADAPTER_WEIGHTS_NAME, **download_kwargs)
         if path is None:
             checkpoint_kind(name_or_path, **download_kwargs)  # raises the pickled/missing error
@@ -404,13 +412,17 @@ class AdapterMixin:
         self.load_adapter_state_dict(load_file(path), source=str(name_or_path))
 
     def load_adapter_state_dict(self, state_dict: dict[str, torch.Tensor], source: str = "the state dict") -> None:
-        """Copy adapter weights into the model; raise a `ValueError` naming every missing, unexpected or
-        differently shaped tensor (e.g. adapters trained against components of another size)."""
-        expected = self.adapter_state_dict()
+        """Apply PEFT adapter weights (named as `peft_adapter_state_dict` names them) with
+        `set_peft_model_state_dict`; raise a `ValueError` naming every missing, unexpected or differently shaped
+        tensor (e.g. adapters trained against components of another size)."""
+        from peft import set_peft_model_state_dict
+
+        expected = self.peft_adapter_state_dict()
         missing = sorted(set(expected) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(expected))
         mismatched = [
-            f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
+            f"{key.removeprefix(PEFT_PREFIX)}: checkpoint {tuple(state_dict[key].shape)} vs model "
+            f"{tuple(expected[key].shape)}"
             for key in sorted(set(expected) & set(state_dict))
             if state_dict[key].shape != expected[key].shape
         ]
@@ -426,7 +438,43 @@ class AdapterMixin:
                 f"The adapter weights in {source} do not fit this {type(self).__name__} (were they trained against "
                 f"other components?):\n" + "\n".join(problems)
             )
-        self.load_state_dict(state_dict, strict=False)
+        peft_config = self.adapter_peft_config()
+        view = self._peft_view(peft_config)
+        set_peft_model_state_dict(
+            view, {key.removeprefix(PEFT_PREFIX): value for key, value in state_dict.items()}, ADAPTER_NAME
+        )
+        for name in peft_config.modules_to_save:  # the trained stages replace this model's own
+            setattr(self, name, view._modules[name].modules_to_save[ADAPTER_NAME])
+        self.mark_adapters_trainable()
+
+
+def _component_specs(components: dict, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`{role: spec, f"{role}_revision": revision}` for `from_components` from a config's recorded provenance;
+    `overrides` replace a role's location (e.g. a local copy of a hub component), in which case no revision is
+    passed."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(components))
+    if unknown:
+        raise ValueError(f"Unknown component roles {unknown}; this checkpoint has {sorted(components)}.")
+    specs: dict[str, Any] = {}
+    for role, provenance in components.items():
+        if role in overrides:
+            specs[role], specs[f"{role}_revision"] = overrides[role], None
+            continue
+        if not provenance.get("name_or_path"):
+            raise ValueError(
+                f"The checkpoint does not record where its {role!r} component comes from; pass it with "
+                f"`component_paths={{{role!r}: <hub id or folder>}}`."
+            )
+        specs[role], specs[f"{role}_revision"] = provenance["name_or_path"], provenance.get("revision")
+    return specs
+
+
+def _own_fields(config: Any) -> dict[str, Any]:
+    """The fields a config class declares itself (not its components' configs nor their provenance): what
+    `from_components` needs, beside the components, to rebuild the saved architecture."""
+    components = {f"{role}_config" for role in config.components} | {"components"}
+    return {name: getattr(config, name) for name in type(config).__annotations__ if name not in components}
 
 
 def _architecture(value: Any) -> Any:

@@ -1,39 +1,40 @@
-"""PEFT's `get_peft_model` for TALL: fresh trainable modules (and optional LoRA) on three loaded components."""
+"""PEFT's `get_peft_model` for TALL: fresh trainable stages (and any PEFT tuner on the LLM) on three components."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 
-from .config import TallAdapterConfig
+from ..utils.hub import ComponentSpec
+from .config import tuner_to_dict
 
 
 def get_tall_model(
-    lr_hr: str | os.PathLike | Any,
-    llm: str | os.PathLike | Any,
-    hr_lr: str | os.PathLike | Any,
-    adapter_config: TallAdapterConfig | None = None,
+    lr_hr: ComponentSpec,
+    llm: ComponentSpec,
+    hr_lr: ComponentSpec,
+    peft_config: Any = None,
     *,
     lr_hr_revision: str | None = None,
     llm_revision: str | None = None,
     hr_lr_revision: str | None = None,
     dtype: torch.dtype | None = None,
+    **config_overrides,
 ):
     """A trainable [`TallForCausalLM`] on the LR->HR translator, LLM and HR->LR translator (hub ids, folders or loaded
-    models): the components frozen, the alignment adapters and custom transformers fresh, and LoRA on the LLM when
-    `adapter_config.lora` is set (its `target_modules` name modules of the LLM, e.g. `["q_proj", "v_proj"]`).
+    models): the components frozen, the alignment adapters and custom transformers fresh, and `peft_config` (any PEFT
+    tuner config, e.g. `LoraConfig`, its `target_modules` named inside the LLM) injected into the LLM.
+    `config_overrides` are `TallConfig` fields (`loss_mode`, ...).
 
     ```python
-    >>> model = get_tall_model(lr_hr, llm, hr_lr, TallAdapterConfig(lora=LoraConfig(r=8, target_modules=["q_proj"])))
+    >>> model = get_tall_model(lr_hr, llm, hr_lr, LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))
     >>> model.print_trainable_parameters()
-    >>> model.save_pretrained("tall-adapters", adapters_only=True)  # adapter_config.json + adapter_model.safetensors
+    >>> model.save_pretrained("tall-adapters", adapters_only=True)  # a PEFT adapter folder (+ config.json)
     ```
     """
     from ..models.tall.modeling_tall import TallForCausalLM
 
-    adapter_config = adapter_config or TallAdapterConfig()
     return TallForCausalLM.from_components(
         lr_hr,
         llm,
@@ -42,8 +43,8 @@ def get_tall_model(
         llm_revision=llm_revision,
         hr_lr_revision=hr_lr_revision,
         dtype=dtype,
-        **adapter_config.model_config,
-        lora=adapter_config.lora,
+        lora=tuner_to_dict(peft_config),
+        **config_overrides,
     )
 
 

@@ -9,6 +9,7 @@ file, so preparing the same data again, or resuming a killed preparation, never 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,15 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import pyarrow
 from accelerate import PartialState
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
 from transformers import AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
-from ..models.tall.processing_tall import TallProcessor
+from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
 from ..utils.hub import load_pretrained
 from ..utils.text import normalize_text
+from .fingerprint import component_fingerprint
+from .text_files import read_text_lines
 from .translation import translate
 
 logger = logging.get_logger(__name__)
@@ -32,7 +36,7 @@ logger = logging.get_logger(__name__)
 DataSource = str | os.PathLike | Iterable[str] | Dataset
 TranslatorSpec = str | os.PathLike | PreTrainedModel
 FILTER_REASONS = ("empty", "too_short", "too_long", "duplicate")
-_PREPARATION_VERSION = 1
+_PREPARATION_VERSION = 2
 
 
 @dataclass
@@ -46,7 +50,16 @@ class PreparationArguments:
     max_tokens: int | None = field(
         default=None, metadata={"help": "Drop sentences whose source, bridge or target stream is longer than this."}
     )
-    translation_batch_size: int = field(default=32, metadata={"help": "Sentences per `generate` call."})
+    translation_batch_size: int = field(default=64, metadata={"help": "Most sentences per `generate` call."})
+    translation_max_tokens: int = field(
+        default=8192,
+        metadata={
+            "help": "Token budget of a `generate` call: padded source tokens x beams (batches of similar length)."
+        },
+    )
+    translation_window: int = field(
+        default=2048, metadata={"help": "Sentences sorted by length together before batching (one `map` batch)."}
+    )
     num_beams: int | None = field(
         default=None, metadata={"help": "Beam size of the translation (default: the translator's generation config)."}
     )
@@ -64,8 +77,10 @@ class PreparationArguments:
             raise ValueError(f"min_words must be at least 2 (a prefix and a last word), got {self.min_words}.")
         if self.max_words < self.min_words:
             raise ValueError(f"max_words ({self.max_words}) is smaller than min_words ({self.min_words}).")
-        if self.num_shards < 1 or self.translation_batch_size < 1:
-            raise ValueError("num_shards and translation_batch_size must be positive.")
+        if min(self.num_shards, self.translation_batch_size, self.translation_max_tokens, self.translation_window) < 1:
+            raise ValueError(
+                "num_shards, translation_batch_size, translation_max_tokens and translation_window must be positive."
+            )
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(datasets.config.HF_DATASETS_CACHE) / "tall_hf"
@@ -117,10 +132,7 @@ def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
             raise ValueError(f"The dataset has no column {text_column!r}; its columns are {data.column_names}.")
         return data[text_column]
     if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise FileNotFoundError(f"No text file at {path} (pass a file path, a list of strings or a Dataset).")
-        return path.read_text(encoding="utf-8").splitlines()
+        return read_text_lines(data)
     texts = list(data)
     if any(not isinstance(text, str) and text is not None for text in texts):
         raise TypeError("A list input must hold strings, one sentence per item.")
@@ -128,7 +140,8 @@ def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
 
 
 def translator_fingerprint(translator: TranslatorSpec, revision: str | None, args: PreparationArguments) -> str | None:
-    """Identity of a translation run: the translator's name/revision and the generation settings (None if unnamed)."""
+    """Identity of a translation run: the translator's weights (`component_fingerprint`) and the generation settings
+    (None if the translator is an unnamed model)."""
     if isinstance(translator, PreTrainedModel):
         name = translator.name_or_path
         revision = revision or getattr(translator.config, "_commit_hash", None)
@@ -137,8 +150,9 @@ def translator_fingerprint(translator: TranslatorSpec, revision: str | None, arg
         name, generation = str(translator), ""
     if not name:
         return None
+    identity = component_fingerprint(name, revision)  # the weights' content, not the path: updates invalidate
     return Hasher.hash(
-        [_PREPARATION_VERSION, name, revision, generation, args.num_beams, args.max_new_tokens, args.num_shards]
+        [_PREPARATION_VERSION, identity, revision, generation, args.num_beams, args.max_new_tokens, args.num_shards]
     )
 
 
@@ -155,6 +169,7 @@ class _LazyTranslator:
             self._model = load_pretrained(
                 AutoModelForSeq2SeqLM, self.spec, role="LR->HR translator", revision=self.revision
             )
+            check_tokenizer_fits(self.tokenizer, self._model.config, f"tokenizer of the translator {self.spec}")
         return self._model
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[str]]:
@@ -163,6 +178,7 @@ class _LazyTranslator:
             self.model,
             self.tokenizer,
             batch_size=self.args.translation_batch_size,
+            max_batch_tokens=self.args.translation_max_tokens,
             num_beams=self.args.num_beams,
             max_new_tokens=self.args.max_new_tokens,
         )
@@ -195,15 +211,25 @@ def translate_shards(
                 "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
             }
             cached += os.path.exists(kwargs["cache_file_name"])
-        shards.append(
-            shard.map(
-                translator,
-                batched=True,
-                batch_size=args.translation_batch_size,
-                desc=f"Translating shard {index + 1}/{args.num_shards}",
-                **kwargs,
-            )
+        translate_shard = functools.partial(
+            shard.map,
+            translator,
+            batched=True,
+            batch_size=args.translation_window,
+            desc=f"Translating shard {index + 1}/{args.num_shards}",
+            **kwargs,
         )
+        try:
+            shards.append(translate_shard())
+        except (OSError, pyarrow.ArrowException) as error:
+            if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
+                raise
+            logger.warning(
+                f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+            )
+            os.remove(kwargs["cache_file_name"])
+            cached -= 1
+            shards.append(translate_shard())
     logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 
@@ -240,6 +266,7 @@ def prepare_tall_dataset(
         raise ValueError("No sentence left after filtering; see the counts logged above.")
     if args.num_shards > len(cleaned.sentences):
         raise ValueError(f"num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
+    processor.check_reads(cleaned.sentences[:1000])  # before translating: a wrong tokenizer fails in seconds
     dataset = cleaned.to_dataset()
     fingerprint = translator_fingerprint(translator, translator_revision, args)
     if fingerprint is None:

@@ -30,6 +30,7 @@ from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
 from ..data import PreparationArguments, prepare_tall_dataset, translate
+from ..data.translation import position_limit, tokenize_keeping_ends
 from ..generation import TallPredictor
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..training import tall_training_arguments, train_tall
@@ -133,6 +134,9 @@ class LastWordApproach(ABC):
     display_name: ClassVar[str]
     # Approaches that read the HR translation of the prefix get it precomputed (once per data set) in `predict`.
     uses_translation: ClassVar[bool] = False
+    # Set by the last `predict`: prefixes cut to what the model reads, and prefixes its tokenizer could not read.
+    truncated: int = 0
+    unreadable: int = 0
 
     @classmethod
     @abstractmethod
@@ -194,14 +198,31 @@ class CausalLMApproach(LastWordApproach):
         if seed is not None:
             set_seed(seed)
         device = next(self.model.parameters()).device
-        outputs: list[str] = []
-        starts = range(0, len(texts), batch_size)
+        limit = position_limit(self.model.config, self.tokenizer)
+        limit = None if limit is None else limit - self.max_new_tokens
+        outputs: list[str] = [""] * len(texts)
+        # A text the tokenizer turns into no tokens (e.g. a script it drops) has nothing to continue: unanswered.
+        readable = [i for i, ids in enumerate(self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if ids]
+        self.unreadable = len(texts) - len(readable)
+        self.truncated = 0
+        starts = range(0, len(readable), batch_size)
         for start in tqdm(starts, desc=f"{self.display_name}: generating", disable=len(starts) < 2, leave=False):
-            inputs = self.tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True).to(device)
+            rows = readable[start : start + batch_size]
+            inputs, cut = tokenize_keeping_ends(self.tokenizer, [texts[i] for i in rows], limit)
+            self.truncated += cut
             new_tokens = self.generate_new_tokens(
-                inputs, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+                inputs.to(device),
+                max_new_tokens=self.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
             )
-            outputs.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+            for row, text in zip(rows, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
+                outputs[row] = text
+        if self.unreadable or self.truncated:
+            logger.warning(
+                f"{self.display_name}: of {len(texts)} texts, {self.unreadable} have no tokens for the LLM's tokenizer "
+                f"(left unanswered) and {self.truncated} were cut to their last {limit} tokens."
+            )
         return outputs
 
     def generate_new_tokens(self, inputs: BatchEncoding, **generate_kwargs) -> torch.LongTensor:
@@ -266,6 +287,7 @@ class NaiveApproach(LastWordApproach):
         if translations is None:
             translations = self.context.translate_to_hr(prefixes, batch_size)
         hr_words = self.llm.predict(translations, batch_size=batch_size, **generation)
+        self.truncated, self.unreadable = self.llm.truncated, self.llm.unreadable
         completed = [f"{translation} {word}" for translation, word in zip(translations, hr_words, strict=True) if word]
         model, tokenizer = self.context.hr_lr_translator
         back = iter(translate(completed, model, tokenizer, batch_size=batch_size) if completed else [])
@@ -335,6 +357,7 @@ class TallApproach(LastWordApproach):
         processor = TallProcessor.from_components(**components)
         set_seed(args.seed)
         model = TallForCausalLM.from_components(**components)
+        processor.check_compatible(model.config)
         preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens)
         dataset = prepare_tall_dataset(texts, processor, context.lr_hr, preparation)
         trainable, total = model.get_nb_trainable_parameters()
@@ -343,4 +366,6 @@ class TallApproach(LastWordApproach):
         return output_dir
 
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
-        return self.predictor.predict_next_word(prefixes, translations=translations, **generation)
+        words = self.predictor.predict_next_word(prefixes, translations=translations, **generation)
+        self.truncated, self.unreadable = self.predictor.truncated, self.predictor.unreadable
+        return words

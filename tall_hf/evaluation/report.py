@@ -34,10 +34,26 @@ class ApproachResult:
     dataset: str
     records: list[PredictionRecord]
     estimate: AccuracyEstimate
+    truncated: int = 0  # prefixes cut to what the approach's model reads
+    unreadable: int = 0  # prefixes its tokenizer turned into no tokens (unanswered)
 
     @property
     def correct(self) -> list[bool]:
         return [record.correct for record in self.records]
+
+    @property
+    def unanswered(self) -> int:
+        """Sentences with no predicted word (scored wrong)."""
+        return sum(not record.prediction for record in self.records)
+
+    def note(self) -> str | None:
+        """A line on what this result could not read as it is, or `None` when it read everything."""
+        if not (self.truncated or self.unanswered):
+            return None
+        return (
+            f"{self.display_name} on {self.dataset}: {self.truncated} of {len(self.records)} prefixes cut to fit the "
+            f"model, {self.unanswered} unanswered ({self.unreadable} of them unreadable by its tokenizer)."
+        )
 
 
 @dataclass
@@ -90,6 +106,8 @@ class LastWordReport:
                 "ci_upper": round(100 * result.estimate.upper, 4),
                 "correct": sum(result.correct),
                 "n": result.estimate.n,
+                "truncated": result.truncated,
+                "unanswered": result.unanswered,
             }
             for result in self.results
         ]
@@ -115,13 +133,8 @@ class LastWordReport:
             summary = {"title": self.title, "results": rows, "metadata": self.metadata, "notes": self.notes}
             json.dump(summary, handle, indent=2, ensure_ascii=False)
         for name, _ in self.approaches:
-            path = os.path.join(output_dir, "predictions", f"{name}.jsonl")
-            with open(path, "w", encoding="utf-8") as handle:
-                for result in self.results:
-                    if result.approach == name:
-                        for record in result.records:
-                            handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
-            paths[f"predictions/{name}"] = path
+            results = [result for result in self.results if result.approach == name]
+            paths[f"predictions/{name}"] = save_predictions(results, output_dir)
         curves = {
             dataset: {display: self.result(name, dataset).correct for name, display in self.approaches}
             for dataset in self.datasets
@@ -131,3 +144,32 @@ class LastWordReport:
 
     def _size(self, dataset: str) -> int:
         return next(result.estimate.n for result in self.results if result.dataset == dataset)
+
+
+def predictions_path(output_dir: str | os.PathLike, approach: str) -> str:
+    return os.path.join(output_dir, "predictions", f"{approach}.jsonl")
+
+
+def save_predictions(results: list[ApproachResult], output_dir: str | os.PathLike) -> str:
+    """Write one approach's records on every data set to `predictions/<approach>.jsonl`; returns the path."""
+    path = predictions_path(output_dir, results[0].approach)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for result in results:
+            for record in result.records:
+                handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+    return path
+
+
+def load_predictions(output_dir: str | os.PathLike, approach: str) -> dict[str, list[PredictionRecord]]:
+    """`{dataset: records}` of `predictions/<approach>.jsonl`; a `ValueError` naming the file if it is damaged."""
+    path = predictions_path(output_dir, approach)
+    records: dict[str, list[PredictionRecord]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                record = PredictionRecord(**json.loads(line))
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"{path}, line {number}: not a prediction record ({error}).") from None
+            records.setdefault(record.dataset, []).append(record)
+    return records

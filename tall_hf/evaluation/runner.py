@@ -4,18 +4,29 @@ test file, and write the report (shared by `examples/evaluate_last_word.py` and 
 from __future__ import annotations
 
 import gc
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import evaluate
 import torch
+from datasets.fingerprint import Hasher
 from transformers import TrainingArguments
 from transformers.utils import logging
 
+from ..data.fingerprint import component_fingerprint
 from ..testing import build_tiny_components
+from ..training.checkpointing import write_json_atomically
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
-from .report import ApproachResult, LastWordReport, PredictionRecord
+from .report import (
+    ApproachResult,
+    LastWordReport,
+    PredictionRecord,
+    load_predictions,
+    predictions_path,
+    save_predictions,
+)
 from .scoring import bootstrap_accuracy, last_word_accuracy_path, words_match
 from .task import LastWordExample, make_examples, read_sentences
 
@@ -111,34 +122,51 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
         tall_model=args.tall_model,
         device=training_args.device,
     )
-    translations: dict[str, list[str]] = {}
-    if any(APPROACHES[name].uses_translation for name in args.approaches):
-        for dataset, examples in test_sets.items():
-            logger.info(f"Translating the {len(examples)} prefixes of {dataset} to HR.")
-            translations[dataset] = context.translate_to_hr([e.prefix for e in examples], args.eval_batch_size)
+    translations: dict[str, list[str]] = {}  # of the test prefixes, made once, when an approach first needs them
     metric = evaluate.load(last_word_accuracy_path())
-    results = []
+    scoring = {"metric": metric, "confidence": args.confidence, "n_resamples": args.bootstrap_resamples}
+    scoring["bootstrap_seed"] = args.bootstrap_seed
+    results, failed = [], {}
     for name in args.approaches:
-        logger.info(f"Preparing the {name} approach.")
-        approach = APPROACHES[name].from_context(context)
-        for dataset, examples in test_sets.items():
-            logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
-            result = evaluate_approach(
-                approach,
-                examples,
-                dataset=dataset,
-                translations=translations.get(dataset),
-                metric=metric,
-                confidence=args.confidence,
-                n_resamples=args.bootstrap_resamples,
-                bootstrap_seed=args.bootstrap_seed,
-                **args.generation_kwargs(),
+        key = _approach_fingerprint(name, args, components, test_sets, train_texts, training_args)
+        finished = _finished_results(name, key, test_sets, training_args.output_dir, **scoring)
+        if finished is not None:
+            logger.warning(
+                f"Reusing the finished {name} approach: {predictions_path(training_args.output_dir, name)}."
             )
-            results.append(result)
-        del approach
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            results.extend(finished)
+            continue
+        logger.info(f"Preparing the {name} approach.")
+        try:
+            approach = APPROACHES[name].from_context(context)
+            approach_results = []
+            for dataset, examples in test_sets.items():
+                if approach.uses_translation and dataset not in translations:
+                    logger.info(f"Translating the {len(examples)} prefixes of {dataset} to HR.")
+                    prefixes = [example.prefix for example in examples]
+                    translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
+                logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
+                approach_results.append(
+                    evaluate_approach(
+                        approach,
+                        examples,
+                        dataset=dataset,
+                        translations=translations.get(dataset),
+                        **scoring,
+                        **args.generation_kwargs(),
+                    )
+                )
+        except Exception as error:  # one approach failing never loses the others' results
+            logger.exception(f"The {name} approach failed; going on with the others.")
+            failed[name] = f"{type(error).__name__}: {error}"
+            continue
+        finally:
+            approach = None
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        _save_finished(approach_results, key, training_args.output_dir)
+        results.extend(approach_results)
     tiny = args.tiny_components is not None
     llm = f"tiny {args.tiny_llm}, random weights" if tiny else components["llm"]
     report = LastWordReport(
@@ -146,8 +174,17 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     )
     if tiny:
         report.notes.append(TINY_NOTE)
+    report.notes.extend(note for result in results if (note := result.note()))
+    report.notes.extend(f"{name} failed: {message}" for name, message in failed.items())
+    if not results:
+        raise RuntimeError(f"Every approach failed: {failed}")
     paths = report.save(training_args.output_dir)
     logger.info(f"Report written: {paths}")
+    if failed:
+        raise RuntimeError(
+            f"The approaches {list(failed)} failed (see the log); the others' results are in {paths['markdown']}, "
+            "and rerunning the same command reuses them."
+        )
     return report
 
 
@@ -183,7 +220,73 @@ def evaluate_approach(
         PredictionRecord(dataset, e.sentence, e.prefix, used[i] if used else None, predictions[i], e.gold, correct[i])
         for i, e in enumerate(examples)
     ]
-    return ApproachResult(approach.name, approach.display_name, dataset, records, estimate)
+    counts = {"truncated": approach.truncated, "unreadable": approach.unreadable}
+    return ApproachResult(approach.name, approach.display_name, dataset, records, estimate, **counts)
+
+
+def _approach_fingerprint(
+    name: str,
+    args: LastWordEvaluationArguments,
+    components: dict[str, str],
+    test_sets: dict[str, list[LastWordExample]],
+    train_texts: list[str] | None,
+    training_args: TrainingArguments,
+) -> str:
+    """What an approach's predictions depend on: its name, the components' contents, the test sentences, decoding,
+    and for a trained approach its training text and arguments (a TALL model given by folder: its contents)."""
+    trained = name in args.trained_approaches()
+    parts = [
+        name,
+        {role: component_fingerprint(path) for role, path in components.items()},
+        {dataset: [example.sentence for example in examples] for dataset, examples in test_sets.items()},
+        args.generation_kwargs(),
+        [train_texts, training_args.to_dict()] if trained else None,
+        component_fingerprint(args.tall_model) if name == "tall" and args.tall_model else None,
+    ]
+    return Hasher.hash(parts)
+
+
+def _finished_results(
+    name: str, key: str, test_sets: dict[str, list[LastWordExample]], output_dir: str, **scoring
+) -> list[ApproachResult] | None:
+    """The results of `name` from an earlier run of this very evaluation, or `None` if it has none."""
+    record_path = predictions_path(output_dir, name) + ".done.json"
+    try:
+        with open(record_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != key:
+        logger.info(f"{record_path} is from a different evaluation; the {name} approach runs again.")
+        return None
+    try:
+        records = load_predictions(output_dir, name)
+    except (OSError, ValueError) as error:
+        logger.warning(f"Cannot reuse the finished {name} approach ({error}); it runs again.")
+        return None
+    results = []
+    for dataset in test_sets:
+        correct = [r.correct for r in records.get(dataset, [])]
+        if len(correct) != len(test_sets[dataset]):
+            return None
+        estimate = bootstrap_accuracy(
+            correct,
+            confidence=scoring["confidence"],
+            n_resamples=scoring["n_resamples"],
+            seed=scoring["bootstrap_seed"],
+        )
+        counts = record["counts"][dataset]
+        results.append(
+            ApproachResult(name, APPROACHES[name].display_name, dataset, records[dataset], estimate, **counts)
+        )
+    return results
+
+
+def _save_finished(results: list[ApproachResult], key: str, output_dir: str) -> None:
+    """Write an approach's predictions at once, then the record that marks them finished (atomically)."""
+    path = save_predictions(results, output_dir)
+    counts = {r.dataset: {"truncated": r.truncated, "unreadable": r.unreadable} for r in results}
+    write_json_atomically(path + ".done.json", {"fingerprint": key, "counts": counts})
 
 
 def _components(args: LastWordEvaluationArguments) -> dict[str, str]:
@@ -194,12 +297,15 @@ def _components(args: LastWordEvaluationArguments) -> dict[str, str]:
 
 def _examples(path: str, max_samples: int | None) -> list[LastWordExample]:
     sentences = read_sentences(path, max_samples)
-    if not sentences:
-        raise ValueError(f"The test file {path!r} has no sentences.")
-    try:
-        return make_examples(sentences)
-    except ValueError as error:
-        raise ValueError(f"In {path!r}: {error}") from None
+    usable = [sentence for sentence in sentences if len(sentence.split()) >= 2]
+    if not usable:
+        raise ValueError(f"The test file {path!r} has no sentence of two words or more.")
+    if len(usable) < len(sentences):
+        logger.warning(
+            f"{path}: skipped {len(sentences) - len(usable)} of {len(sentences)} sentences with fewer than two words "
+            "(no prefix to read and word to predict)."
+        )
+    return make_examples(usable)
 
 
 def _metadata(args: LastWordEvaluationArguments, components: dict, training_args: TrainingArguments) -> dict:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from itertools import islice
 
+from ..data.text_files import read_text_lines
 from ..utils.text import split_last_word
 
 
@@ -39,8 +40,5 @@ def read_sentences(path: str | os.PathLike, max_samples: int | None = None) -> l
     """The non-blank lines of a UTF-8 text file (one sentence per line), the first `max_samples` of them if given."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be positive, got {max_samples}.")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No text file at {str(path)!r} (expected one sentence per line).")
-    with open(path, encoding="utf-8") as handle:
-        sentences = [line.strip() for line in handle if line.strip()]
+    sentences = [line.strip() for line in read_text_lines(path) if line.strip()]
     return list(islice(sentences, max_samples))

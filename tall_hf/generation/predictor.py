@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+from transformers.utils import logging
 
 from ..data.translation import translate
 from ..models.tall import TallForCausalLM, TallProcessor
@@ -32,6 +34,28 @@ from ..utils.padding import pad_rows
 from ..utils.text import normalize_text
 
 WORD_START_MARKERS = ("\u2581", "\u0120")  # sentencepiece's "▁" and byte-level BPE's "Ġ"
+
+logger = logging.get_logger(__name__)
+
+
+def keep_end(text: str, fits: Callable[[str], bool]) -> str:
+    """`text` itself if it `fits`, else its shortest cut that does: the fewest leading words dropped (binary search),
+    or for a single word too long, its last characters."""
+    if fits(text):
+        return text
+    words = text.split()
+    low, high = 1, len(words) - 1  # dropping `high` words leaves one
+    if high < 1 or not fits(words[-1]):
+        word = words[-1] if words else text
+        low, high = 0, len(word) - 1  # characters kept
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(word[-middle:]) else (low, middle - 1)
+        return word[-low:] if low else ""
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(" ".join(words[-middle:])) else (low, middle - 1)
+    return " ".join(words[-low:])
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,8 @@ class TallPredictor:
         self.processor = processor
         self.translator = translator.eval()
         self.translator_tokenizer = translator_tokenizer
+        # Counts of the last prediction call: prefixes cut to fit the position tables, and rows left unanswered.
+        self.truncated = self.unreadable = 0
         target_tokenizer = processor.target_tokenizer
         self.eos_token_id = target_tokenizer.eos_token_id
         vocab_size = model.get_output_embeddings().out_features
@@ -238,9 +264,43 @@ class TallPredictor:
         if translations is not None and len(translations) != len(prefixes):
             raise ValueError(f"Got {len(translations)} translations for {len(prefixes)} prefixes.")
         sampler = self._sampler(options)
+        self.unreadable, self._cut_rows = 0, set()
+        prefixes = self._fit_prefixes(prefixes, options.max_word_tokens)
         if use_cache:
-            return self._next_words_cached(prefixes, options, sampler, batch_size, generators, translations)
-        return self._next_words_reference(prefixes, options, sampler, batch_size, generators, translations)
+            words = self._next_words_cached(prefixes, options, sampler, batch_size, generators, translations)
+        else:
+            words = self._next_words_reference(prefixes, options, sampler, batch_size, generators, translations)
+        self.truncated = len(self._cut_rows)
+        if self.truncated or self.unreadable:
+            logger.warning(
+                f"TALL: of {len(prefixes)} prefixes, {self.truncated} were cut to their last words to fit the model's "
+                f"{self.model.config.max_stream_tokens}-token position tables, and {self.unreadable} have a translation "
+                "the LLM's tokenizer turns into no tokens (left unanswered)."
+            )
+        return words
+
+    def _fit_prefixes(self, prefixes: list[str], max_word_tokens: int) -> list[str]:
+        """Each prefix cut to its last words where its source or target stream (with room for the predicted word)
+        would exceed the model's position tables."""
+        limit = self.model.config.max_stream_tokens
+
+        def fits(text: str) -> bool:
+            source = len(self.processor.source_tokenizer(text)["input_ids"])
+            target = 1 + len(self.processor.target_token_ids([text])[0]) + max_word_tokens
+            return source <= limit and target <= limit
+
+        fitted = [keep_end(prefix, fits) for prefix in prefixes]
+        self._cut_rows.update(i for i, (new, old) in enumerate(zip(fitted, prefixes, strict=True)) if new != old)
+        return fitted
+
+    def _fit_translations(self, translations: list[str], rows: list[int]) -> list[str]:
+        """Each translation (of prefix `rows[i]`) cut to its last words where its bridge stream would exceed the
+        position tables."""
+        limit = self.model.config.max_stream_tokens
+        tokenizer = self.processor.llm_tokenizer
+        fitted = [keep_end(text, lambda text: len(tokenizer(text)["input_ids"]) <= limit) for text in translations]
+        self._cut_rows.update(row for row, new, old in zip(rows, fitted, translations, strict=True) if new != old)
+        return fitted
 
     def _sampler(self, options: DecodingOptions) -> LogitsProcessorList | None:
         if not options.do_sample:
@@ -301,7 +361,11 @@ class TallPredictor:
             translations = [None] * len(prefixes)
             for index, translation in zip(order, ordered, strict=True):
                 translations[index] = translation
+        translations = self._fit_translations(translations, list(range(len(translations))))
         word_ids: list[list[int]] = [[] for _ in prefixes]
+        readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]
+        self.unreadable += readable.count(False)
+        order = [index for index in order if readable[index]]
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = self.processor([prefixes[i] for i in chunk], [translations[i] for i in chunk])
@@ -376,6 +440,7 @@ class TallPredictor:
                     chunk_translations = self._translate(chunk_prefixes, batch_size)
                 else:
                     chunk_translations = [translations[i] for i in chunk]
+                chunk_translations = self._fit_translations(chunk_translations, chunk)
                 batch = self.processor(chunk_prefixes, chunk_translations)
                 rows = [[start_id] + prefix_ids[i] + word_ids[i] for i in chunk]
                 batch["decoder_input_ids"], batch["decoder_attention_mask"] = pad_rows(rows, pad_id)

@@ -83,7 +83,6 @@ def render_model_card(
 
     info = info or ModelCardInfo()
     config = model.config
-    adapter_config = model.get_adapter_config(base_model_name_or_path=repo_id)
     components = [
         {
             "role": role,
@@ -92,7 +91,7 @@ def render_model_card(
             "model_type": getattr(config, f"{role}_config").model_type,
             "on_hub": is_hub_id(provenance.get("name_or_path")),
         }
-        for role, provenance in adapter_config.components.items()
+        for role, provenance in config.components.items()
     ]
     base_models = [component["name_or_path"] for component in components if component["on_hub"]]
     card_data = ModelCardData(
@@ -123,8 +122,8 @@ def render_model_card(
         "adapter_modules": [
             module for module in model.adapter_modules if any(True for _ in getattr(model, module).parameters())
         ],
-        "model_config": adapter_config.model_config,
-        "lora": adapter_config.lora,
+        "config": config,
+        "lora": getattr(config, "lora", None),
         "parameter_table": model.parameter_table() if hasattr(model, "parameter_table") else None,
         "info": info,
         "version": __version__,

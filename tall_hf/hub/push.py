@@ -1,4 +1,7 @@
-"""Uploading a saved checkpoint folder to the hub in one commit."""
+"""Uploading a saved checkpoint folder to the hub in exactly one commit (`HfApi.create_commit`).
+
+`HfApi.upload_folder` is not used: with `hf_xet` installed it streams large folders in several commits, and a
+checkpoint must never be visible half-replaced."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import re
 import tempfile
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
@@ -68,3 +69,13 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
             return folder
         logger.warning(f"Ignoring {folder}: it was not completely written (no commit record).")
     return None
+
+
+def finished_run(output_dir: str | os.PathLike) -> int | None:
+    """The final step of a training run that completed in `output_dir` (its final model saved, then its
+    `trainer_state.json`), or `None` if none did."""
+    try:
+        with open(os.path.join(output_dir, TRAINER_STATE_NAME), encoding="utf-8") as handle:
+            return int(json.load(handle)["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from ..data import PreparationArguments, prepare_tall_dataset
+from ..data.text_files import read_text_lines
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES
 from ..modules.fusion import FUSION_METHODS
 from ..testing import build_tiny_components
-from .checkpointing import last_complete_checkpoint
+from ..utils.launch import warn_on_process_mismatch
+from .checkpointing import finished_run, last_complete_checkpoint
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
@@ -96,9 +97,8 @@ class TallDataArguments:
 
 
 def read_lines(path: str | os.PathLike, limit: int | None = None) -> list[str]:
-    """The first `limit` lines of a text file (all of them by default)."""
-    with Path(path).open(encoding="utf-8") as handle:
-        return [line for _, line in zip(range(limit), handle, strict=False)] if limit else handle.readlines()
+    """The first `limit` lines of a text file (all of them by default); errors name the file."""
+    return read_text_lines(path, limit)
 
 
 def run_training(
@@ -106,12 +106,24 @@ def run_training(
     data_args: TallDataArguments,
     prep_args: PreparationArguments,
     training_args: TrainingArguments,
-) -> Trainer:
+) -> Trainer | None:
     """Build TALL, prepare the data (cached), train with `Trainer` and save model + processor to `output_dir`.
 
-    A run whose `output_dir` holds a complete checkpoint resumes from the newest one, exactly where it stopped.
+    A run whose `output_dir` holds a complete checkpoint resumes from the newest one, exactly where it stopped; a run
+    that already finished there is left as it is (nothing is trained or written; returns `None`).
     """
+    final_step = finished_run(training_args.output_dir)
+    if final_step is not None and training_args.resume_from_checkpoint is None:
+        logger.warning(
+            f"Training in {training_args.output_dir} already finished (step {final_step}); leaving it as it is. "
+            "Pass a new --output_dir to train again."
+        )
+        return None
+    # The text first: a missing or non-UTF-8 file fails, naming itself, before any component loads.
+    train_lines = read_lines(data_args.train_file, data_args.max_train_samples)
+    validation_lines = read_lines(data_args.validation_file) if data_args.validation_file else None
     set_seed(training_args.seed)
+    warn_on_process_mismatch(training_args)
     paths = model_args.components()
     processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=model_args.loss_mode)
     model = TallForCausalLM.from_components(
@@ -122,6 +134,7 @@ def run_training(
         adapter_dropout=model_args.adapter_dropout,
         transformer_dropout=model_args.transformer_dropout,
     )
+    processor.check_compatible(model.config)  # every component's tokenizer, before any data is prepared
     logger.info("\n" + model.parameter_table())
 
     if prep_args.max_tokens is None:
@@ -130,14 +143,10 @@ def run_training(
     # The translator is the model's own LR->HR translator (its encoder is TALL's stage 1). Under `accelerate launch`
     # the processes share the translation shards and then read each other's from the cache.
     translator = {"translator": paths["lr_hr"], "translator_revision": model_args.lr_hr_revision}
-    train = prepare_tall_dataset(
-        read_lines(data_args.train_file, data_args.max_train_samples), processor, args=prep_args, **translator
-    )
+    train = prepare_tall_dataset(train_lines, processor, args=prep_args, **translator)
     validation = None
-    if data_args.validation_file:
-        validation = prepare_tall_dataset(
-            read_lines(data_args.validation_file), processor, args=prep_args, **translator
-        )
+    if validation_lines is not None:
+        validation = prepare_tall_dataset(validation_lines, processor, args=prep_args, **translator)
     elif data_args.validation_split_percentage > 0:
         split = train.train_test_split(
             test_size=data_args.validation_split_percentage / 100, seed=training_args.seed, shuffle=True

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+import torch
 from huggingface_hub import constants, try_to_load_from_cache
+from safetensors import SafetensorError
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging
 
@@ -25,6 +28,12 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     except OSError:
         return False
     return True
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether `name` can only be a file-system path: absolute, relative to `.`/`..`/`~`, or more than the one slash
+    of a hub id `owner/name`."""
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
 
 
 def load_pretrained(
@@ -52,6 +61,14 @@ def load_pretrained(
     except (OSError, ValueError) as err:
         if is_folder:
             hint = f"the folder exists but does not hold a loadable {role}"
+        elif looks_like_path(name_or_path):
+            hint = f"there is no folder at {os.path.abspath(name_or_path)}"
+        elif constants.HF_HUB_OFFLINE:
+            hint = (
+                "it is not a local folder and is not in your hub cache (HF_HUB_OFFLINE=1 is set, so nothing is "
+                f"downloaded); download it where you have network (`hf download {name_or_path} --local-dir DIR`) "
+                "and pass the local folder DIR instead"
+            )
         else:
             hint = (
                 "it is not a local folder, and the hub is unreachable or does not have it in your cache; "
@@ -74,5 +91,29 @@ def resolve_component(
         return None, spec, None
     if isinstance(spec, (str, os.PathLike)):
         model = load_pretrained(auto_class, spec, role=role, revision=revision, **load_kwargs)
-        return model, model.config, str(spec)
+        location = os.path.abspath(spec) if os.path.isdir(spec) else str(spec)  # valid from any working directory
+        return model, model.config, location
     raise TypeError(f"The {role} must be a hub id, a local folder, a config or a model, got {type(spec).__name__}.")
+
+
+def load_naming_file(load: Callable[..., Any], name_or_path: str | os.PathLike, *args, **kwargs) -> Any:
+    """`load(name_or_path, ...)`, a damaged safetensors file raising an `OSError` that names the checkpoint."""
+    try:
+        return load(name_or_path, *args, **kwargs)
+    except SafetensorError as error:
+        raise OSError(
+            f"The safetensors weights of {name_or_path} are damaged ({error}): the file is truncated or was not "
+            "written completely; save or download it again."
+        ) from error
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a `ValueError` naming `source` and the tensors that hold NaN or infinite values."""
+    broken = [
+        name
+        for name, tensor in state_dict.items()
+        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())
+    ]
+    if broken:
+        shown = ", ".join(broken[:5]) + (f" and {len(broken) - 5} more" if len(broken) > 5 else "")
+        raise ValueError(f"{source} holds non-finite weights (NaN or infinity) in {shown}: the file is corrupted.")

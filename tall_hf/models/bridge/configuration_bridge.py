@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ...adapters.config import AdapterConfig
 from ...modules.fusion import FUSION_METHODS
 
 COMPONENT_ROLES = ("encoder", "llm")
@@ -28,7 +25,7 @@ class BridgeConfig(PretrainedConfig):
         fusion_options: the fusion method's own settings, e.g. `{"num_heads": 4, "width": 256}` for
             `token_softmax`.
         components: provenance of the frozen parts, `{"encoder": {"name_or_path": ..., "revision": ...}, "llm": ...}`.
-        lora: an optional `peft.LoraConfig` (as a dict) put on the frozen LLM (see `tall_hf.adapters`).
+        lora: an optional PEFT tuner config (as a dict, e.g. of a `peft.LoraConfig`) put on the frozen LLM.
 
     Example:
 
@@ -86,12 +83,4 @@ class BridgeConfig(PretrainedConfig):
         return cls(encoder_config=encoder_config.to_dict(), llm_config=llm_config.to_dict(), **kwargs)
 
 
-@dataclass
-class BridgeAdapterConfig(AdapterConfig):
-    """The `adapter_config.json` of an adapters-only bridge checkpoint: the encoder's and the LLM's provenance, the
-    non-derived config fields (`fusion`, `fusion_options`, ...) and the trained modules (`fusion`, `projection`)."""
-
-    model_type: str = BridgeConfig.model_type
-
-
-__all__ = ["BridgeAdapterConfig", "BridgeConfig"]
+__all__ = ["BridgeConfig"]

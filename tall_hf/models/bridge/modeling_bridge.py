@@ -37,7 +37,7 @@ from ...adapters.mixin import AdapterMixin
 from ...modules.fusion import build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
 from ...utils.hub import ComponentSpec, load_pretrained, resolve_component
-from .configuration_bridge import BridgeAdapterConfig, BridgeConfig
+from .configuration_bridge import BridgeConfig
 
 logger = logging.get_logger(__name__)
 
@@ -147,7 +147,6 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
-    adapter_config_class = BridgeAdapterConfig
     model_card_template = "bridge_model_card.md.j2"
 
     def __init__(

@@ -43,8 +43,9 @@ class TallConfig(PretrainedConfig):
             not its embedding output.
         encoder_fusion_options: the fusion method's own settings (e.g. `{"num_heads": 4}` for `token_softmax`).
         components: provenance of the frozen parts, `{"lr_hr": {"name_or_path": ..., "revision": ...}, ...}`.
-        lora: a `peft.LoraConfig` as a dict (see `tall_hf.adapters.get_tall_model`): LoRA injected into the frozen
-            LLM, its `target_modules` named inside the LLM (e.g. `["q_proj", "v_proj"]`). `None`: no LoRA.
+        lora: a PEFT tuner config as a dict (`LoraConfig`, `IA3Config`, ...; see `tall_hf.adapters.get_tall_model`)
+            injected into the frozen LLM, its `target_modules` named inside the LLM (e.g. `["q_proj", "v_proj"]`).
+            `None`: no tuner.
 
     Example:
 
@@ -85,6 +86,13 @@ class TallConfig(PretrainedConfig):
     tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
+        missing = [role for role in ("lr_hr_config", "llm_config", "hr_lr_config") if getattr(self, role) is None]
+        if missing:  # the sub-configs' defaults would describe a 14B-parameter model nobody asked for
+            raise ValueError(
+                f"A TallConfig needs its three components' configs; {', '.join(missing)} missing. Build one with "
+                "TallConfig.from_component_configs or TallForCausalLM.from_components, or load a saved model's "
+                "config.json."
+            )
         super().__post_init__(**kwargs)
         for role in ("lr_hr_config", "hr_lr_config"):
             if not getattr(getattr(self, role), "is_encoder_decoder", False):

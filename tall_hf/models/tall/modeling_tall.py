@@ -27,11 +27,11 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 
-from ...adapters.config import TallAdapterConfig
 from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
-from ...modules.losses import last_token_cross_entropy, token_cross_entropy
+from ...modules.logits import REDUCED_LOGITS_MODES, kept_cross_entropy, loss_positions
+from ...modules.losses import check_label_shape, last_token_cross_entropy, token_cross_entropy
 from ...utils.hub import ComponentSpec, resolve_component
 from .configuration_tall import TallConfig
 
@@ -61,7 +61,9 @@ class TallCausalLMOutput(ModelOutput):
 
     Args:
         loss: the configured target-stream loss, when `labels` are given.
-        logits: LR vocabulary scores at every target position, `(batch, target_length, vocab)`.
+        logits: LR vocabulary scores at every target position, `(batch, target_length, vocab)`; in training mode
+            with `labels` and loss mode `last_token` or `last_word`, only at the positions the loss reads,
+            `(kept positions, vocab)` in the order of `labels[keep]` (`tall_hf.modules.logits.loss_positions`).
         past_key_values: the LR decoder's cache, when `use_cache=True`.
         encoder_last_hidden_state: stage 6's output, reusable for every token of the next word.
         encoder_attention_mask: its mask.
@@ -103,7 +105,6 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
-    adapter_config_class = TallAdapterConfig
     model_card_template = "tall_model_card.md.j2"
 
     def __init__(
@@ -220,6 +221,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     ) -> TallEncoderOutput:
         """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
         check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
+        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
         source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
             self.lr_encoder(
                 input_ids=input_ids,
@@ -251,8 +253,10 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         decoder_attention_mask: torch.LongTensor | None = None,
         past_key_values: Cache | None = None,
         use_cache: bool | None = None,
+        keep: torch.BoolTensor | None = None,
     ) -> tuple[torch.FloatTensor, Cache | None]:
-        """Stage 7: the LR decoder reads the target stream; returns LR logits and its cache."""
+        """Stage 7: the LR decoder reads the target stream; returns LR logits and its cache. With `keep` (a
+        `(batch, length)` mask), the LM head runs only at those positions: logits `(kept positions, vocab)`."""
         past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
         limit = self.config.hr_lr_config.max_position_embeddings - past_length
         check_lengths(limit, decoder_input_ids=decoder_input_ids)
@@ -264,7 +268,8 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             past_key_values=past_key_values,
             use_cache=use_cache,
         )
-        logits = self.lm_head(decoded.last_hidden_state) + self.final_logits_bias.to(decoded.last_hidden_state.dtype)
+        hidden = decoded.last_hidden_state if keep is None else decoded.last_hidden_state[keep]
+        logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.dtype)
         return logits, decoded.past_key_values
 
     def forward(
@@ -296,12 +301,18 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         if encoder_outputs is None:
             check_streams(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, decoder_input_ids)
             encoder_outputs = self.encode(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+        keep = None
+        if labels is not None and self.training and self.config.loss_mode in REDUCED_LOGITS_MODES:
+            check_label_shape(decoder_input_ids, labels)
+            keep = loss_positions(labels, self.config.loss_mode)  # the LM head runs only where the loss reads
         logits, past_key_values = self.decode(
-            decoder_input_ids, encoder_outputs, decoder_attention_mask, past_key_values, use_cache
+            decoder_input_ids, encoder_outputs, decoder_attention_mask, past_key_values, use_cache, keep
         )
         loss = None
         if labels is not None:
-            if self.config.loss_mode == "last_token":
+            if keep is not None:
+                loss = kept_cross_entropy(logits, labels, keep)
+            elif self.config.loss_mode == "last_token":
                 loss = last_token_cross_entropy(logits, labels)
             else:
                 loss = token_cross_entropy(logits, labels)
@@ -372,6 +383,17 @@ def check_lengths(limit: int, **streams: torch.Tensor) -> None:
             raise ValueError(
                 f"{name} has {stream.shape[-1]} tokens but this TALL reads at most {limit} (its smallest position "
                 "table): shorten the input, or drop long sentences with PreparationArguments.max_tokens."
+            )
+
+
+def check_right_padded(**masks: torch.Tensor) -> None:
+    """Padding only after each row's tokens (the Marian stages number positions from the first column, so a
+    left-padded row would be read at shifted positions); a `ValueError` names the mask otherwise."""
+    for name, mask in masks.items():
+        if mask.shape[-1] > 1 and bool((mask[:, 1:] > mask[:, :-1]).any()):
+            raise ValueError(
+                f"{name} is padded on the left; TALL's streams must be padded on the right (as TallProcessor and "
+                "TallDataCollator do), or the Marian stages read them at shifted positions."
             )
 
 

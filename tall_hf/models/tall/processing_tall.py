@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoTokenizer, BatchEncoding, PretrainedConfig
+from transformers import AutoTokenizer, BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
@@ -69,18 +69,34 @@ class TallProcessor(ProcessorMixin):
         )
 
     def check_compatible(self, config: PretrainedConfig) -> None:
-        """Raise a `ValueError` naming any tokenizer whose ids do not fit its component's vocabulary."""
+        """Raise a `ValueError` naming any tokenizer that does not fit its component (`check_tokenizer_fits`)."""
         pairs = (
             ("source_tokenizer", self.source_tokenizer, config.lr_hr_config, "LR->HR translator"),
             ("llm_tokenizer", self.llm_tokenizer, config.llm_config, "LLM"),
             ("target_tokenizer", self.target_tokenizer, config.hr_lr_config, "HR->LR translator"),
         )
         for name, tokenizer, component, role in pairs:
-            vocab_size = getattr(component, "decoder_vocab_size", None) or component.vocab_size
-            if len(tokenizer) > vocab_size:
+            check_tokenizer_fits(tokenizer, component, f"{name} of the {role}")
+
+    def check_reads(self, texts: list[str], max_unknown: float = 0.1) -> None:
+        """Raise a `ValueError` when the LR-side tokenizers (the source one, the target one's target side) read more
+        than `max_unknown` of the LR `texts`' tokens as unknown: a tokenizer of another language, or a translator
+        whose source and target tokenizers are swapped."""
+        sides = (
+            ("source_tokenizer (LR->HR translator, source side)", self.source_tokenizer, {}),
+            ("target_tokenizer (HR->LR translator, target side)", self.target_tokenizer, {"target": True}),
+        )
+        for name, tokenizer, side in sides:
+            if tokenizer.unk_token_id is None or not texts:
+                continue
+            key = "text_target" if side else "text"
+            ids = [i for row in tokenizer(**{key: texts}, add_special_tokens=False)["input_ids"] for i in row]
+            share = ids.count(tokenizer.unk_token_id) / max(len(ids), 1)
+            if share > max_unknown:
                 raise ValueError(
-                    f"Mismatched tokenizer: {name} has {len(tokenizer)} tokens but the {role} "
-                    f"({component.model_type}) has a vocabulary of {vocab_size}."
+                    f"The {name} reads {100 * share:.0f}% of the LR text as unknown tokens ({tokenizer.unk_token!r}): "
+                    "it is not a tokenizer of this language (a translator with its source and target tokenizers "
+                    "swapped, or another model's tokenizer copied into its folder?)."
                 )
 
     def __call__(
@@ -162,3 +178,23 @@ def target_labels(target_ids: list[int], last_word_length: int, loss_mode: str) 
         keep = max(1, min(last_word_length, len(target_ids)))
         return [IGNORE_INDEX] * (len(target_ids) - keep) + list(target_ids[-keep:])
     return list(target_ids)
+
+
+def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, name: str) -> None:
+    """Raise a `ValueError` naming `name` when the tokenizer's ids do not fit the model's vocabulary, or (for a
+    translator) its pad / end-of-sentence ids differ from the model's: another model's tokenizer."""
+    vocab_size = getattr(config, "decoder_vocab_size", None) or config.vocab_size
+    if len(tokenizer) > vocab_size:
+        raise ValueError(
+            f"Mismatched tokenizer: the {name} has {len(tokenizer)} tokens but the model ({config.model_type}) has a "
+            f"vocabulary of {vocab_size}."
+        )
+    if not config.is_encoder_decoder:
+        return
+    for special in ("pad_token_id", "eos_token_id"):
+        expected, actual = getattr(config, special, None), getattr(tokenizer, special, None)
+        if isinstance(expected, int) and actual is not None and actual != expected:
+            raise ValueError(
+                f"Mismatched tokenizer: the {name} has {special}={actual} but the model ({config.model_type}) has "
+                f"{expected}; it is another model's tokenizer."
+            )
