@@ -139,17 +139,19 @@ def evaluate(argv: list[str]) -> int:
 
 
 def demo(argv: list[str]) -> int:
-    """Run the main job offline on the built-in tiny setup: train, evaluate all six approaches, report."""
+    """Run the main job offline on a known-answer world: build it, train TALL and the baselines, evaluate, report."""
     if "--bridge" in argv:
         return bridge_demo([arg for arg in argv if arg != "--bridge"])
-    from .demo import DISCLAIMER, DemoArguments, run_demo
+    from .demo import REAL_MODELS_HINT, DemoArguments, run_demo
 
     (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
     report = run_demo(args)
     print(report.to_markdown())
-    print(f"\nReport, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
-    print(f'Try: tall-hf predict --model {args.output_dir}/tall "<a Hebrew sentence>"\n')
-    print(DISCLAIMER)
+    print(f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
+    print(
+        f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
+    )
+    print(REAL_MODELS_HINT)
     return 0
 
 

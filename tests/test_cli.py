@@ -9,11 +9,14 @@ import pytest
 from tall_hf.cli import main
 
 
-def test_demo_then_predict(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("setup", "expected"), [(["--world_preset", "test"], "| HR ceiling |"), (["--tiny"], "random weights")]
+)
+def test_demo_then_predict(tmp_path, capsys, monkeypatch, setup, expected):
     output = tmp_path / "demo"
-    assert main(["demo", "--output-dir", str(output), "--tall_steps", "6", "--baseline_steps", "2"]) == 0
+    assert main(["demo", "--output-dir", str(output), *setup, "--tall_steps", "6", "--baseline_steps", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "| TALL |" in printed and "| Naive |" in printed and "random weights" in printed
+    assert "| TALL |" in printed and "| Naive |" in printed and expected in printed
     for artefact in ("results.md", "results.csv", "results.json", "accuracy_curves.png", "predictions/tall.jsonl"):
         assert (output / "evaluation" / artefact).is_file(), artefact
     assert (output / "tall" / "model.safetensors").is_file()

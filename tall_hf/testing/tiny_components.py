@@ -144,13 +144,13 @@ def build_once(
     return target
 
 
-def _train_sentencepiece(sentences: list[str], vocab_size: int = SPM_VOCAB_SIZE) -> bytes:
+def _train_sentencepiece(sentences: list[str], vocab_size: int = SPM_VOCAB_SIZE, model_type: str = "unigram") -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
         vocab_size=vocab_size,
-        model_type="unigram",
+        model_type=model_type,
         character_coverage=1.0,
         hard_vocab_limit=False,
         num_threads=1,

@@ -248,6 +248,7 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
         architecture=settings.encoder_size,
         training=settings.encoder_training,
         max_length=settings.max_length,
+        positions=settings.max_length,
         seed=seed + 1,
     )
     test_lr = [sentence for sentence, _ in test]

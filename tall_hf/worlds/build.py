@@ -55,43 +55,87 @@ class WorldSettings:
     spm_vocab_size: int = 1000
     llm_vocab_size: int = 1200
     max_length: int = 64
+    # Longer than any translation, so TALL keeps every sentence whose translation is at most `max_length` tokens.
+    position_embeddings: int = 128
     translator_sizes: dict = field(
         default_factory=lambda: {
-            "lr_hr": {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 128,
-                      "decoder_ffn_dim": 128, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
-            "hr_lr": {"d_model": 80, "encoder_layers": 2, "decoder_layers": 2, "encoder_ffn_dim": 160,
-                      "decoder_ffn_dim": 160, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+            "lr_hr": {
+                "d_model": 128,
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "encoder_ffn_dim": 256,
+                "decoder_ffn_dim": 256,
+                "encoder_attention_heads": 4,
+                "decoder_attention_heads": 4,
+                "dropout": 0.0,
+            },
+            "hr_lr": {
+                "d_model": 112,
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "encoder_ffn_dim": 224,
+                "decoder_ffn_dim": 224,
+                "encoder_attention_heads": 4,
+                "decoder_attention_heads": 4,
+                "dropout": 0.0,
+            },
         }
     )
     translator_training: dict = field(
-        default_factory=lambda: {"max_steps": 600, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
-                                 "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+        default_factory=lambda: {
+            "max_steps": 500,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 3e-3,
+            "warmup_steps": 50,
+            "lr_scheduler_type": "cosine",
+            "weight_decay": 0.01,
+        }
     )
     translator_prefix_share: float = 0.5
     llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
     llm_training: dict = field(
-        default_factory=lambda: {"num_train_epochs": 2, "per_device_train_batch_size": 32, "learning_rate": 2e-3,
-                                 "warmup_steps": 50, "lr_scheduler_type": "cosine", "weight_decay": 0.01}
+        default_factory=lambda: {
+            "num_train_epochs": 3,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 2e-3,
+            "warmup_steps": 50,
+            "lr_scheduler_type": "cosine",
+            "weight_decay": 0.01,
+        }
     )
 
 
 PRESETS: dict[str, WorldSettings] = {
     "default": WorldSettings(),
     "test": WorldSettings(
-        generated_sentences=1200,
-        test_sentences=60,
-        validation_sentences=30,
-        train_sentences=120,
+        generated_sentences=700,
+        test_sentences=50,
+        validation_sentences=20,
+        train_sentences=80,
         spm_vocab_size=300,
         llm_vocab_size=400,
         max_length=48,
         translator_sizes={
-            "lr_hr": {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
-                      "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
-            "hr_lr": {"d_model": 24, "encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 32,
-                      "decoder_ffn_dim": 32, "encoder_attention_heads": 2, "decoder_attention_heads": 2},
+            "lr_hr": {
+                "d_model": 16,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "encoder_ffn_dim": 32,
+                "decoder_ffn_dim": 32,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+            },
+            "hr_lr": {
+                "d_model": 24,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "encoder_ffn_dim": 32,
+                "decoder_ffn_dim": 32,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+            },
         },
-        translator_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+        translator_training={"max_steps": 30, "per_device_train_batch_size": 16, "learning_rate": 3e-3},
         llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
         llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
     ),
@@ -198,13 +242,13 @@ def _write_world(
         (data / f"{name}.txt").write_text("\n".join(splits[name]) + "\n", encoding="utf-8")
         (data / f"{name}.hr.txt").write_text("\n".join(hr[name]) + "\n", encoding="utf-8")
 
-    # Translators: trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
+    # Translators: BPE sentencepiece models (the two sides then split alike, the letter map being one to one), trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
     # Naive translate prefixes), measured on the held-out test sentences.
     logger.warning(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
     lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
     spm_models = {
-        "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size),
-        "hr": _train_sentencepiece(hr["pretrain"], settings.spm_vocab_size),
+        "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, "bpe"),
+        "hr": _train_sentencepiece(hr["pretrain"], settings.spm_vocab_size, "bpe"),
     }
     vocab = _marian_vocab(spm_models.values())
     translators = {}
@@ -221,6 +265,7 @@ def _write_world(
             architecture=settings.translator_sizes[role],
             training=settings.translator_training,
             max_length=settings.max_length,
+            positions=settings.position_embeddings,
             seed=seed + offset,
         )
         side = {"lr": splits["test"], "hr": hr["test"]}
@@ -232,7 +277,9 @@ def _write_world(
             "vocab_size": model.config.vocab_size,
             "d_model": model.config.d_model,
         }
-        logger.warning(f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}")
+        logger.warning(
+            f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}"
+        )
 
     logger.warning(f"World: training the {llm} LLM on {len(hr['pretrain'])} HR sentences.")
     model = train_llm(
@@ -279,7 +326,9 @@ def hr_ceiling(components: dict[str, str], hr_sentences: list[str], scratch: str
     """The world LLM's own last-word accuracy on HR sentences, prompted exactly as the Direct approach prompts it on LR
     text and scored by the evaluation's metric, with a bootstrap interval."""
     context = ApproachContext(**components, output_dir=scratch)
-    result = evaluate_approach(DirectApproach.from_context(context), make_examples(hr_sentences), confidence=confidence)
+    result = evaluate_approach(
+        DirectApproach.from_context(context), make_examples(hr_sentences), confidence=confidence
+    )
     estimate = result.estimate
     return {
         "accuracy": estimate.accuracy,

@@ -26,8 +26,10 @@ _SIZE_FIELDS = {
 def llm_config_overrides(family: str, size: dict[str, int]) -> dict:
     """The tiny config of `family` resized to `size` (`width`, `ffn`, `layers`, `heads`)."""
     check_tiny_llm(family)
-    return {name: size[_SIZE_FIELDS[name]] if name in _SIZE_FIELDS else value
-            for name, value in TINY_LLM_CONFIGS[family].items()}
+    return {
+        name: size[_SIZE_FIELDS[name]] if name in _SIZE_FIELDS else value
+        for name, value in TINY_LLM_CONFIGS[family].items()
+    }
 
 
 def train_llm(

@@ -39,7 +39,9 @@ def write_marian_tokenizer(
     (folder / "target.spm").write_bytes(target_spm)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     tokenizer = MarianTokenizer(
-        source_spm=str(folder / "source.spm"), target_spm=str(folder / "target.spm"), vocab=str(folder / "vocab.json"),
+        source_spm=str(folder / "source.spm"),
+        target_spm=str(folder / "target.spm"),
+        vocab=str(folder / "vocab.json"),
         model_max_length=max_length,
     )
     tokenizer.save_pretrained(folder)
@@ -55,16 +57,17 @@ def train_translator(
     architecture: dict,
     training: dict,
     max_length: int,
+    positions: int,
     seed: int,
 ) -> MarianMTModel:
-    """Train a Marian model of `architecture` on the `sources` -> `targets` pairs and save it (with a greedy
-    `generation_config`) beside `tokenizer` in `folder`."""
+    """Train a Marian model of `architecture` (position tables of `positions`) on the `sources` -> `targets` pairs and
+    save it (with a greedy `generation_config` of at most `max_length` tokens) beside `tokenizer` in `folder`."""
     pad = tokenizer.pad_token_id
     config = MarianConfig(
         vocab_size=len(tokenizer.encoder),
         pad_token_id=pad,
         decoder_start_token_id=pad,
-        max_position_embeddings=max_length,
+        max_position_embeddings=positions,
         **TRANSLATOR_ARCHITECTURE,
         **architecture,
     )

@@ -1,0 +1,149 @@
+"""The known-answer world: its facts are computed and true, it is deterministic, cached, and built atomically."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+from tall_hf.cli import main
+from tall_hf.utils.text import normalize_text
+from tall_hf.worlds import SPLITS, HebrewSentenceGenerator, LetterMap, World, build_world
+from tall_hf.worlds import build as world_build
+from tall_hf.worlds.hebrew_generator import DAYS
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory) -> World:
+    return build_world(tmp_path_factory.mktemp("worlds"), preset="test")
+
+
+def _letters(texts) -> set[str]:
+    return {char for text in texts for char in text if unicodedata.category(char).startswith("L")}
+
+
+def test_generator_is_seeded_and_follows_its_rules():
+    sentences = HebrewSentenceGenerator(3).generate(400)
+    assert sentences == HebrewSentenceGenerator(3).generate(400)
+    assert sentences != HebrewSentenceGenerator(4).generate(400)
+    assert all(5 <= len(sentence.split()) <= 30 for sentence in sentences)
+    next_day = [s.split() for s in sentences if "אז מחר יהיה יום" in s]
+    assert next_day, "the next-day template never came up"
+    for words in next_day:
+        assert DAYS.index(words[-1]) == (DAYS.index(words[-6]) + 1) % 7
+
+
+def test_letter_map_is_a_bijection_onto_an_absent_script():
+    texts = ["שלום עולם, 42 פעמים!", "ךםןףץ"]
+    letter_map = LetterMap.for_texts(texts)
+    assert set(letter_map.mapping) == _letters(texts)
+    assert not _letters(texts) & set(letter_map.mapping.values())
+    for text in texts:
+        hr = letter_map.to_hr(text)
+        assert letter_map.to_lr(hr) == text and not _letters([hr]) & _letters(texts)
+    assert letter_map.to_hr("שלום עולם, 42")[-4:] == ", 42"  # spaces, digits, punctuation kept
+    with pytest.raises(ValueError, match="one to one"):
+        LetterMap({"א": "a", "ב": "a"})
+
+
+def test_world_splits_are_disjoint_and_the_hr_side_is_the_letter_map(small_world):
+    facts = small_world.facts
+    letter_map = small_world.letter_map
+    seen: set[str] = set()
+    for split in SPLITS:
+        lr, hr = small_world.sentences(split), small_world.sentences(split, hr=True)
+        assert len(lr) == len(hr) == facts["sentences"][split] > 0
+        assert not seen & set(lr), f"{split} overlaps an earlier split"
+        seen |= set(lr)
+        assert [letter_map.to_hr(sentence) for sentence in lr] == hr
+        assert [letter_map.to_lr(sentence) for sentence in hr] == lr
+        assert all(5 <= len(sentence.split()) <= 30 for sentence in lr)
+    assert facts["letter_map"] == letter_map.mapping
+    assert len(small_world.sentences("test")) == facts["ceiling"]["n"]
+
+
+def test_world_facts_match_the_components(small_world):
+    facts = small_world.facts
+    for role in ("lr_hr", "hr_lr"):
+        model = AutoModelForSeq2SeqLM.from_pretrained(small_world.components[role])
+        AutoTokenizer.from_pretrained(small_world.components[role])
+        recorded = facts["translators"][role]
+        assert recorded["parameters"] == model.num_parameters()
+        assert recorded["vocab_size"] == model.config.vocab_size
+        assert 0 <= recorded["exact_sentence_rate"] <= 1 and 0 <= recorded["exact_prefix_rate"] <= 1
+        assert model.generation_config.num_beams == 1
+    llm = AutoModelForCausalLM.from_pretrained(small_world.components["llm"])
+    tokenizer = AutoTokenizer.from_pretrained(small_world.components["llm"])
+    assert facts["llm"]["parameters"] == llm.num_parameters() and facts["llm"]["vocab_size"] == len(tokenizer)
+    # The LLM's tokenizer was trained on HR text only: none of its tokens holds an LR letter.
+    lr_letters = set(small_world.letter_map.mapping)
+    assert not any(set(tokenizer.decode([index])) & lr_letters for index in range(len(tokenizer)))
+    ceiling = facts["ceiling"]
+    assert 0 <= ceiling["ci_lower"] <= ceiling["accuracy"] <= ceiling["ci_upper"] <= 1
+    assert facts["build_seconds"] > 0 and facts["versions"]["transformers"] and facts["seed"] == 0
+
+
+def test_world_is_cached_and_deterministic(small_world, tmp_path):
+    again = build_world(small_world.path.parent, preset="test")
+    assert again.path == small_world.path
+    other = build_world(tmp_path, preset="test")
+    assert other.path.name == small_world.path.name
+    for name in ["letter_map.json", *(f"data/{split}.txt" for split in SPLITS), "llm/model.safetensors"]:
+        assert (other.path / name).read_bytes() == (small_world.path / name).read_bytes(), name
+    keep = ("build_seconds", "torch_threads")
+    strip = lambda facts: {key: value for key, value in facts.items() if key not in keep}  # noqa: E731
+    assert strip(other.facts) == strip(small_world.facts)
+
+
+def test_an_interrupted_build_leaves_nothing_that_loads(tmp_path, monkeypatch):
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(world_build, "train_llm", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_world(tmp_path, preset="test")
+    assert list(tmp_path.iterdir()) == []
+    # A folder a SIGKILL left behind (no completion stamp) is refused, and a new build does not take it.
+    stale = tmp_path / "world-qwen2-stale"
+    (stale / "data").mkdir(parents=True)
+    (stale / "world.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="No complete world"):
+        World.load(stale)
+
+
+def test_world_from_a_users_text(shared_path, tmp_path):
+    wiki = shared_path("data", "hebrew", "svlm_wiki_50k.txt")
+    with wiki.open(encoding="utf-8") as handle:
+        lines = [next(handle) for _ in range(600)]
+    text = tmp_path / "wiki.txt"
+    text.write_text("".join(lines + lines[:50] + ["קצר מדי\n"]), encoding="utf-8")  # duplicates and a short line
+    world = build_world(tmp_path / "worlds", lr_text=text, preset="test")
+    facts = world.facts
+    assert facts["lr_text"] == str(text) and facts["filtered"].get("duplicate", 0) >= 50
+    assert facts["filtered"].get("too_short", 0) >= 1
+    kept = {normalize_text(line) for line in lines if 5 <= len(normalize_text(line).split()) <= 30}
+    assert sum(facts["sentences"].values()) == len(kept)
+    assert set(world.sentences("test")) <= kept
+
+
+@pytest.mark.slow
+def test_demo_on_the_default_world(tmp_path, capsys):
+    output = tmp_path / "demo"
+    assert main(["demo", "--output-dir", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "| HR ceiling |" in printed and "| TALL |" in printed
+    results = json.loads((output / "evaluation" / "results.json").read_text())["results"]
+    names = [row["approach"] for row in results]
+    assert {"Direct", "Fine-tuned", "Naive", "Soft prompt", "From scratch", "TALL"} <= set(names)
+    ceiling = [row for row in results if "ceiling" in row["approach"]]
+    assert len(ceiling) == 1 and all(row["n"] >= 500 for row in results)
+    for row in results:
+        assert 0 <= row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] <= 100
+    world = World.load(next((output / "worlds").glob("world-*")))
+    assert ceiling[0]["accuracy"] == pytest.approx(100 * world.facts["ceiling"]["accuracy"], abs=1e-6)
+    prefix = world.sentences("test")[0].rsplit(" ", 1)[0]
+    assert main(["predict", "--model", str(output / "tall"), prefix]) == 0
+    (word,) = capsys.readouterr().out.split()
+    assert word and _letters([word]) <= set(world.letter_map.mapping)
