@@ -4,7 +4,7 @@ On the tiny components (random weights, real tokenizers), for next-word predicti
 real Hebrew sentences, it measures sentences/s of three paths in one run:
 
 - reference: as the paper's code runs it, one sentence at a time; for every new token the prefix is translated again
-  and all seven stages run on the whole target stream without a cache (`use_cache=False, batch_size=1`);
+  and all seven stages run on the whole target stream without a cache (`tall_hf.testing.reference`, batch 1);
 - per-word, batch 1: stages 1-6 once per word, the stage-7 decoder with its KV cache, still one sentence at a time;
 - default: per word and cached, batched (`batch_size=16`).
 
@@ -37,11 +37,12 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, HfArgumentParser  # noqa: E402
+from transformers import AutoModelForSeq2SeqLM, HfArgumentParser  # noqa: E402
 
 from tall_hf import TallForCausalLM, TallPredictor, TallProcessor  # noqa: E402
 from tall_hf.resources import corpus_path  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
+from tall_hf.testing.reference import reference_continue_text, reference_next_words  # noqa: E402
 from tall_hf.utils.text import split_last_word  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hebrew" / "svlm_wiki_50k.txt"
@@ -164,7 +165,7 @@ def main() -> None:
     model = TallForCausalLM.from_components(**paths)
     processor = TallProcessor.from_components(**paths)
     translator = AutoModelForSeq2SeqLM.from_pretrained(paths["lr_hr"])
-    predictor = TallPredictor(model, processor, translator, AutoTokenizer.from_pretrained(paths["lr_hr"]))
+    predictor = TallPredictor(model, processor, translator)
     sentences, source = read_sentences(args.data, args.num_sentences)
     prefixes = [split_last_word(sentence)[0] for sentence in sentences]
 
@@ -174,13 +175,19 @@ def main() -> None:
     print(f"- {args.threads} torch thread(s); fastest of {args.repeats} interleaved run(s) per path")
 
     predictor.predict_next_word(prefixes[:4], batch_size=2)  # warm-up
-    predictor.predict_next_word(prefixes[:2], batch_size=1, use_cache=False)
+    reference_next_words(model, processor, prefixes[:2])
 
     def next_word(batch_size: int, use_cache: bool) -> Callable[[], list[str]]:
-        return lambda: predictor.predict_next_word(prefixes, batch_size=batch_size, use_cache=use_cache)
+        if not use_cache:
+            return lambda: reference_next_words(model, processor, prefixes, batch_size=batch_size)
+        return lambda: processor.clear_translations() or predictor.predict_next_word(prefixes, batch_size=batch_size)
 
     def continuation(batch_size: int, use_cache: bool) -> Callable[[], list[str]]:
-        return lambda: predictor.continue_text(prefixes, args.num_words, batch_size=batch_size, use_cache=use_cache)
+        if not use_cache:
+            return lambda: reference_continue_text(model, processor, prefixes, args.num_words, batch_size=batch_size)
+        return lambda: (
+            processor.clear_translations() or predictor.continue_text(prefixes, args.num_words, batch_size=batch_size)
+        )
 
     summaries = {}
     checks = {}

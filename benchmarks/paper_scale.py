@@ -36,6 +36,7 @@ import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import random  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -64,6 +65,7 @@ from tall_hf.data import clean_sentences  # noqa: E402
 from tall_hf.data.translation import translate  # noqa: E402
 from tall_hf.modules.losses import last_token_cross_entropy  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
+from tall_hf.testing.reference import reference_continue_text, reference_next_words  # noqa: E402
 from tall_hf.utils.text import split_last_word  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -84,7 +86,7 @@ class PaperScaleArguments:
     llm: str = field(default="bloomz-560m", metadata={"help": "The paper's LLM.", "choices": list(LLMS)})
     batch_size: int = field(default=8, metadata={"help": "Training batch size."})
     stream_length: int = field(default=128, metadata={"help": "Tokens per stream (the paper's max length: 128)."})
-    num_sentences: int = field(default=8, metadata={"help": "Sentences of the inference comparison."})
+    num_sentences: int = field(default=4, metadata={"help": "Sentences of the inference comparison."})
     num_words: int = field(default=5, metadata={"help": "Words of the continuation."})
     inference_batch_size: int = field(default=8, metadata={"help": "Batch size of the default inference path."})
     num_translations: int = field(default=64, metadata={"help": "Sentences of the translation comparison."})
@@ -95,7 +97,12 @@ class PaperScaleArguments:
     parts: str = field(default="train,inference,translation", metadata={"help": "Comma-separated parts to run."})
     threads: int = field(default=1, metadata={"help": "torch threads (1: ratios of CPU time, stable under load)."})
     components: str = field(default=str(SHARED / "design" / "paper_components"))
-    data: str = field(default=str(SHARED / "data" / "hebrew" / "ynet_news_999.txt"))
+    data: str = field(
+        default=f"{SHARED / 'data' / 'hebrew' / 'svlm_wiki_50k.txt'},{SHARED / 'data' / 'hebrew' / 'ynet_news_999.txt'}",
+        metadata={
+            "help": "Hebrew corpora (comma-separated): translation draws equal shares of each, inference reads the first."
+        },
+    )
     cache_dir: str = field(default=os.path.join(tempfile.gettempdir(), "tall_hf_tiny"))
     worker: str = field(default="", metadata={"help": "Internal: run one training variant in this process."})
 
@@ -186,6 +193,7 @@ def training_worker(args: PaperScaleArguments) -> dict:
     counter; for the package variant, then the interleaved timed steps of both variants."""
     start = time.perf_counter()
     llm = paper_config(args, args.llm)
+    torch.manual_seed(0)  # the same weights and dropout masks in both variants' processes
     with torch.device(args.device):
         model = TallForCausalLM.from_components(
             paper_config(args, LR_HR), llm, paper_config(args, HR_LR), dtype=dtype_of(args)
@@ -283,17 +291,24 @@ def inference(args: PaperScaleArguments) -> dict[str, float]:
             paper_config(args, HR_LR, tiny["hr_lr"]),
             dtype=dtype_of(args),
         )
-    predictor = TallPredictor(
-        model, TallProcessor.from_components(**paths), translator, AutoTokenizer.from_pretrained(paths["lr_hr"])
-    )
-    sentences, source = read_sentences(args.data, args.num_sentences)
+    processor = TallProcessor.from_components(**paths)
+    predictor = TallPredictor(model, processor, translator)
+    sentences, source = read_sentences(args.data.split(",")[0], args.num_sentences)
     prefixes = [split_last_word(sentence)[0] for sentence in sentences]
     print(f"\n## Inference ({len(prefixes)} sentences of {source}; paper widths, tiny vocabularies)\n")
     predictor.predict_next_word(prefixes[:2], batch_size=2)  # warm-up
+    # The paper's algorithm (uncached, per token) is tall_hf.testing.reference; the default path TallPredictor over
+    # generate, its translation cache cleared so that every run translates.
     tasks = {
-        "next_word": lambda size, cache: predictor.predict_next_word(prefixes, batch_size=size, use_cache=cache),
-        "continuation": lambda size, cache: predictor.continue_text(
-            prefixes, args.num_words, batch_size=size, use_cache=cache
+        "next_word": lambda size, cache: (
+            processor.clear_translations() or predictor.predict_next_word(prefixes, batch_size=size)
+            if cache
+            else reference_next_words(model, processor, prefixes, batch_size=size)
+        ),
+        "continuation": lambda size, cache: (
+            processor.clear_translations() or predictor.continue_text(prefixes, args.num_words, batch_size=size)
+            if cache
+            else reference_continue_text(model, processor, prefixes, args.num_words, batch_size=size)
         ),
     }
     key = "cpu" if args.threads == 1 and args.device == "cpu" else "wall"
@@ -354,8 +369,16 @@ def translation(args: PaperScaleArguments) -> dict[str, float]:
         num_beams=4,
         max_length=512,
     )
-    cleaned = clean_sentences(Path(args.data).read_text(encoding="utf-8").splitlines())
-    prefixes = cleaned.prefixes[: args.num_translations]
+    files = args.data.split(",")
+    prefixes = [  # equal shares of each corpus, drawn at random: their sentence lengths, in random order
+        prefix
+        for path in files
+        for prefix in random.Random(0).sample(
+            clean_sentences(Path(path).read_text(encoding="utf-8").splitlines()).prefixes,
+            args.num_translations // len(files),
+        )
+    ]
+    random.Random(0).shuffle(prefixes)
     length_of = {  # each sentence's output length, from its own length in words (the same in both batchings)
         tuple(ids): math.ceil(args.tokens_per_word * len(prefix.split())) + 1
         for prefix, ids in zip(prefixes, tokenizer(prefixes, truncation=True)["input_ids"], strict=True)
@@ -393,7 +416,7 @@ def translation(args: PaperScaleArguments) -> dict[str, float]:
     key = "cpu" if args.threads == 1 and args.device == "cpu" else "wall"
     source_lengths = [len(ids) for ids in length_of]
     print(
-        f"\n## Translation ({len(prefixes)} prefixes of {args.data}; {sum(source_lengths) / len(source_lengths):.1f} "
+        f"\n## Translation ({len(prefixes)} prefixes drawn at random, equal shares of {args.data}; {sum(source_lengths) / len(source_lengths):.1f} "
         f"source tokens and {sum(length_of.values()) / len(length_of):.1f} output tokens on average, 4 beams)\n"
     )
     for name, result in results.items():

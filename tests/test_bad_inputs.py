@@ -183,7 +183,7 @@ def test_a_sentence_longer_than_the_translator_reads_is_cut_and_counted(tiny_pat
 
 def test_tall_cuts_a_prefix_too_long_for_its_position_tables(tiny_model, tiny_processor, tiny_paths):
     translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
-    predictor = TallPredictor(tiny_model, tiny_processor, translator, tiny_processor.source_tokenizer)
+    predictor = TallPredictor(tiny_model, tiny_processor, translator)
     long_translation = " ".join(read_corpus("english")[:20])
     words = predictor.predict_next_word(
         [LONG_SENTENCE, "הילדים הלכו אל"], translations=[long_translation, "the children went to"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+from transformers import AutoModelForSeq2SeqLM, pipeline
 
 from tall_hf import TallForCausalLM, TallPredictor
 from tall_hf.data import translate
 from tall_hf.generation import TallNextWordPipeline
+from tall_hf.generation.predictor import DecodingOptions
 from tall_hf.resources import read_corpus
+from tall_hf.testing.reference import reference_next_words
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def predictor(tiny_paths, tiny_processor) -> TallPredictor:
     torch.manual_seed(0)
     model = TallForCausalLM.from_components(**tiny_paths)
     translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
-    return TallPredictor(model, tiny_processor, translator, AutoTokenizer.from_pretrained(tiny_paths["lr_hr"]))
+    return TallPredictor(model, tiny_processor, translator)
 
 
 @pytest.fixture(scope="module")
@@ -27,49 +29,38 @@ def prefixes() -> list[str]:
     return [" ".join(sentence.split()[:-1]) for sentence in sentences[:19]] + [sentences[19].split()[0]]
 
 
-def test_cached_and_reference_greedy_agree_at_batch_size_one(predictor, prefixes):
+def test_generate_and_the_reference_algorithm_agree_greedily(predictor, prefixes):
+    """`generate` (stages 1-6 once, the LR decoder with its cache, batched) gives the words of the paper's uncached
+    per-token algorithm (the package's previous implementation)."""
     subset = prefixes[:6] + prefixes[-1:]
-    cached = predictor.predict_next_word(subset, batch_size=1)
-    reference = predictor.predict_next_word(subset, batch_size=1, use_cache=False)
+    cached = predictor.predict_next_word(subset, batch_size=4)
+    reference = reference_next_words(predictor.model, predictor.processor, subset, batch_size=1)
     assert cached == reference
     assert any(cached), "the tiny model should predict some non-empty words"
 
 
 def test_stages_one_to_six_run_once_per_word_not_per_token(predictor, prefixes, monkeypatch):
-    calls = {"encode": 0, "translate": 0}
+    encoded, translated = [], []
+    encoder = predictor.model.get_encoder()
+    encode, generate = encoder.forward, predictor.translator.generate
+    monkeypatch.setattr(
+        encoder, "forward", lambda *a, **k: encoded.append(len(a[0] if a else k["input_ids"])) or encode(*a, **k)
+    )
+    monkeypatch.setattr(predictor.translator, "generate", lambda **k: translated.append(1) or generate(**k))
+    new_prefixes = [f"{prefix} שוב" for prefix in prefixes[:6]]  # not in the processor's translation cache
+    predictor.predict_next_word(new_prefixes, batch_size=3, max_word_tokens=4)
+    assert sum(encoded) == 6 and len(translated) == 2  # each sentence encoded once; translated in 2 batches of 3
 
-    def counting(name, function):
-        def wrapper(*args, **kwargs):
-            calls[name] += 1
-            return function(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(predictor.model, "encode", counting("encode", predictor.model.encode))
-    monkeypatch.setattr(predictor.translator, "generate", counting("translate", predictor.translator.generate))
-    predictor.predict_next_word(prefixes[:6], batch_size=3, max_word_tokens=4)
-    assert calls == {"encode": 2, "translate": 2}  # one call per batch of 3, whatever the word's length
-
-    calls.update(encode=0, translate=0)
-    token_counts = []
-    monkeypatch.setattr(predictor, "_stops", counting_stops(predictor._stops, token_counts))
-    predictor.predict_next_word(prefixes[:1], batch_size=1, max_word_tokens=4, use_cache=False)
-    assert calls["encode"] == calls["translate"] == len(token_counts) >= 1  # the reference: all stages per token
-
-
-def counting_stops(stops, steps: list):
-    def wrapper(tokens, step):
-        steps.append(step)
-        return stops(tokens, step)
-
-    return wrapper
+    encoded.clear(), translated.clear()
+    reference_next_words(predictor.model, predictor.processor, new_prefixes[:1], DecodingOptions(max_word_tokens=4))
+    assert len(encoded) == len(translated) >= 2  # the reference: translation and all stages for every token
 
 
 def test_batching_does_not_change_greedy_predictions(predictor, prefixes):
     one_by_one = predictor.predict_next_word(prefixes, batch_size=1)
     batched = predictor.predict_next_word(prefixes, batch_size=16)
     assert batched == one_by_one
-    assert predictor.predict_next_word(prefixes[:8], batch_size=4, use_cache=False) == one_by_one[:8]
+    assert predictor.predict_next_word(prefixes[:8], batch_size=4, use_cache=False) == one_by_one[:8]  # no KV cache
 
 
 def test_one_word_per_prefix(predictor, prefixes):
@@ -82,7 +73,7 @@ def test_one_word_per_prefix(predictor, prefixes):
 
 
 def test_given_translations_skip_the_translator(predictor, prefixes):
-    translations = translate(prefixes, predictor.translator, predictor.translator_tokenizer)
+    translations = translate(prefixes, predictor.translator, predictor.processor.source_tokenizer)
     assert predictor.predict_next_word(prefixes, translations=translations) == predictor.predict_next_word(prefixes)
     continued = predictor.continue_text(prefixes[:4], 2, translations=translations[:4])
     assert continued == predictor.continue_text(prefixes[:4], 2)
@@ -96,7 +87,10 @@ def test_sampling_is_reproducible_with_a_seed(predictor, prefixes):
     # one random stream per sentence: neither the batch nor the path changes a sentence's draws
     assert predictor.predict_next_word(prefixes, do_sample=True, seed=3, batch_size=1) == first
     sample = prefixes[:4]
-    assert predictor.predict_next_word(sample, do_sample=True, seed=3, batch_size=1, use_cache=False) == first[:4]
+    options = DecodingOptions(do_sample=True)
+    generators = predictor._generators(3, len(prefixes))[:4]
+    reference = reference_next_words(predictor.model, predictor.processor, sample, options, generators=generators)
+    assert reference == first[:4]
     others = [predictor.predict_next_word(prefixes, do_sample=True, seed=seed) for seed in (4, 5)]
     greedy = predictor.predict_next_word(prefixes)
     assert any(other != first for other in others)
@@ -156,3 +150,32 @@ def test_pipeline_wraps_the_predictor(predictor, prefixes, saved_model):
     )
     with pytest.raises(TypeError, match="Unknown arguments"):
         predict(prefixes[0], beams=2)
+
+
+def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, prefixes, saved_model):
+    """HF-native use: `AutoModelForSeq2SeqLM` + `generate(**processor(prefixes))` with the word-boundary criterion
+    gives the words of the paper's reference algorithm; rows of different target lengths go in one call."""
+    from transformers import AutoModelForSeq2SeqLM, AutoProcessor, StoppingCriteriaList
+
+    from tall_hf.generation.word_boundary import WordBoundaryCriteria, split_words, word_start_mask
+    from tall_hf.utils.text import normalize_text
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(saved_model)
+    processor = AutoProcessor.from_pretrained(saved_model)
+    assert model.can_generate() and model.config.is_encoder_decoder
+    sample = prefixes[:5]
+    batch = processor(sample)
+    word_start = word_start_mask(processor.target_tokenizer, model.config.hr_lr_config.vocab_size)
+    eos, pad = processor.target_tokenizer.eos_token_id, processor.target_tokenizer.pad_token_id
+    criteria = StoppingCriteriaList([WordBoundaryCriteria(word_start, eos)])
+    generated = model.generate(**batch, stopping_criteria=criteria)  # GenerationConfig: max_new_tokens=8
+    lengths = batch["decoder_attention_mask"].sum(dim=1).tolist()
+    assert len(set(lengths)) > 1  # a mixed batch, generated in groups of one target length
+    rows = zip(generated, lengths, strict=True)
+    words = [split_words(row[None, length:], word_start, eos, pad)[0] for row, length in rows]
+    words = [normalize_text(word) for word in processor.batch_decode(words)]
+    assert words == reference_next_words(predictor.model, predictor.processor, sample)
+
+    torch.manual_seed(0)  # sampling through generate's own path: the paper's warpers, global random stream
+    sampled = model.generate(**processor(sample[:1]), do_sample=True, temperature=0.7, top_k=50, top_p=0.95)
+    assert sampled.shape[1] <= batch["decoder_input_ids"].shape[1] + model.generation_config.max_new_tokens

@@ -48,6 +48,7 @@ from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, logging
 
 from ..hub.model_card import ModelCardInfo, render_model_card
 from ..hub.push import create_hub_repo, upload_checkpoint
+from ..hub.remote_code import save_remote_code
 from ..utils.hub import check_finite, load_naming_file
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
 from .config import ADAPTER_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX, build_peft_config, tuner_from_dict
@@ -85,12 +86,43 @@ class AdapterMixin:
 
     adapter_modules: tuple[str, ...] = ()
     frozen_modules: tuple[str, ...] = ()
+    # Component role -> the keyword of `__init__` that takes that component's loaded model.
+    component_arguments: dict[str, str] = {}
+    # The Auto classes a checkpoint's `auto_map` routes to this class (its config and processor come too).
+    auto_classes: tuple[str, ...] = ("AutoModel", "AutoModelForCausalLM")
     lora_target: str | None = "llm"
+    # The card's hub pipeline tag: only one whose transformers pipeline runs the model (none: no such pipeline).
+    card_pipeline_tag: str | None = None
     model_card_template: str | None = None
     # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
     adapter_fixed_weights: tuple[str, ...] = ("embed_positions.weight",)
 
     # ------------------------------------------------------------------ frozen components
+    @classmethod
+    def assemble(
+        cls,
+        components: dict[str, tuple[Any, Any, str | None]],
+        revisions: dict[str, str | None],
+        *,
+        dtype: torch.dtype | None = None,
+        **config_fields,
+    ):
+        """The model from resolved components (`{role: (loaded model or None, config, name_or_path)}`, as
+        `utils.hub.resolve_component` gives them): its config from the components' configs
+        (`config_class.from_component_configs`) with their provenance recorded in `components`, pretrained weights
+        in the frozen stages (the model's `__init__` takes each loaded model by `component_arguments[role]`), fresh
+        ones in the trainable stages."""
+        provenance = {
+            role: {"name_or_path": name, "revision": revisions.get(role)} for role, (_, _, name) in components.items()
+        }
+        config = cls.config_class.from_component_configs(
+            **{f"{role}_config": config for role, (_, config, _) in components.items()},
+            components=provenance,
+            **config_fields,
+        )
+        model = cls(config, **{cls.component_arguments[role]: loaded for role, (loaded, _, _) in components.items()})
+        return model if dtype is None else model.to(dtype)
+
     def freeze_components(self) -> None:
         """Freeze the pretrained components (`frozen_modules`); the adapter modules train."""
         for name in self.frozen_modules:
@@ -252,12 +284,13 @@ class AdapterMixin:
             )
         os.makedirs(save_directory, exist_ok=True)
         _remove_weight_files(save_directory)
+        self.save_remote_code(save_directory, processor)
         if adapters_only:
             self._save_adapters(save_directory, state_dict=state_dict, repo_id=repo_id)
         else:
             super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
         if processor is not None:
-            processor.save_pretrained(save_directory)
+            self.save_processor(processor, save_directory, adapters_only=adapters_only)
         if model_card is not False:
             info = model_card if isinstance(model_card, ModelCardInfo) else ModelCardInfo()
             card = render_model_card(
@@ -268,6 +301,20 @@ class AdapterMixin:
             upload_checkpoint(
                 api, repo_id, save_directory, commit_message=f"Upload {type(self).__name__}", replaces=is_weight_file
             )
+
+    def save_remote_code(self, save_directory: str | os.PathLike, processor: Any = None) -> None:
+        """Copy the package's code of this model, its config and processor into the checkpoint and record it in
+        `config.auto_map`, so that `trust_remote_code=True` loads the checkpoint without tall_hf installed."""
+        classes = {"AutoConfig": type(self.config), **{name: type(self) for name in self.auto_classes}}
+        if processor is not None:
+            classes["AutoProcessor"] = type(processor)
+        self.config.auto_map = save_remote_code(save_directory, classes)
+        if processor is not None:  # `processor_config.json` routes AutoProcessor
+            processor.auto_map = {"AutoProcessor": self.config.auto_map["AutoProcessor"]}
+
+    def save_processor(self, processor: Any, save_directory: str | os.PathLike, adapters_only: bool) -> None:
+        """Save the processor beside the model (a model may save more with a full checkpoint)."""
+        processor.save_pretrained(save_directory)
 
     def _save_adapters(self, save_directory: str | os.PathLike, *, state_dict=None, repo_id: str | None) -> None:
         if state_dict is not None:

@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 from transformers.utils import logging
 
 from ..data.fingerprint import component_fingerprint
-from ..testing import build_tiny_components
+from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (

@@ -104,7 +104,7 @@ def render_model_card(
         datasets=info.datasets or None,
         eval_results=info.eval_results or None,
         model_name=(info.model_name or repo_id or config.model_type) if info.eval_results else None,
-        pipeline_tag="text-generation",
+        pipeline_tag=model.card_pipeline_tag,
         tall_hf={
             "checkpoint": "adapters-only" if adapters_only else "full",
             "components": {

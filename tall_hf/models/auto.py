@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoProcessor
 
 from .bridge import BridgeConfig, BridgeForCausalLM, BridgeProcessor
 from .tall import TallConfig, TallForCausalLM, TallProcessor
@@ -13,6 +13,7 @@ def register_auto_classes() -> None:
     AutoConfig.register(TallConfig.model_type, TallConfig, exist_ok=True)
     AutoModel.register(TallConfig, TallForCausalLM, exist_ok=True)
     AutoModelForCausalLM.register(TallConfig, TallForCausalLM, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(TallConfig, TallForCausalLM, exist_ok=True)  # an encoder-decoder for `generate`
     AutoProcessor.register(TallConfig, TallProcessor, exist_ok=True)
     AutoConfig.register(BridgeConfig.model_type, BridgeConfig, exist_ok=True)
     AutoModel.register(BridgeConfig, BridgeForCausalLM, exist_ok=True)

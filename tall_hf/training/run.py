@@ -13,7 +13,7 @@ from ..data.text_files import read_text_lines
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES
 from ..modules.fusion import FUSION_METHODS
-from ..testing import build_tiny_components
+from ..tiny import build_tiny_components
 from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
 from .trainer import train_tall

@@ -122,7 +122,7 @@ def train_tall(
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     trainer.save_model()
     if trainer.is_world_process_zero():
-        processor.save_pretrained(trainer.args.output_dir)
+        processor.save_pretrained(trainer.args.output_dir, save_translator=True)  # predicts offline from anywhere
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()

@@ -25,7 +25,7 @@ from pathlib import Path
 from datasets import Dataset
 from transformers.utils import logging
 
-from ..testing.tiny_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm

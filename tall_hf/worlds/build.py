@@ -30,7 +30,7 @@ from ..evaluation.approaches import ApproachContext, DirectApproach
 from ..evaluation.runner import evaluate_approach
 from ..evaluation.task import make_examples
 from ..resources import read_corpus
-from ..testing.tiny_components import _STAMP, _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from ..tiny.tall_components import _STAMP, _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
 from .hebrew_generator import HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm

@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
 
 from ..evaluation.training_recipes import train_causal_lm
-from ..testing.tiny_components import TINY_LLM_CONFIGS, _write_llm, check_tiny_llm
+from ..tiny.tall_components import TINY_LLM_CONFIGS, _write_llm, check_tiny_llm
 
 # A family's own names for the width, depth, heads and feed-forward size of `TINY_LLM_CONFIGS`.
 _SIZE_FIELDS = {

@@ -148,6 +148,8 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
     model_card_template = "bridge_model_card.md.j2"
+    card_pipeline_tag = "text-generation"
+    component_arguments = {"encoder": "encoder", "llm": "llm"}
 
     def __init__(
         self, config: BridgeConfig, encoder: nn.Module | None = None, llm: PreTrainedModel | None = None
@@ -192,26 +194,14 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
         ```
         """
         load_kwargs = {"dtype": dtype} if dtype is not None else {}
-        encoder_model, encoder_config, encoder_name = _resolve_encoder(encoder, encoder_revision, **load_kwargs)
-        llm_model, llm_config, llm_name = resolve_component(
-            llm, AutoModelForCausalLM, "LLM", llm_revision, **load_kwargs
-        )
         components = {
-            "encoder": {"name_or_path": encoder_name, "revision": encoder_revision},
-            "llm": {"name_or_path": llm_name, "revision": llm_revision},
+            "encoder": _resolve_encoder(encoder, encoder_revision, **load_kwargs),
+            "llm": resolve_component(llm, AutoModelForCausalLM, "LLM", llm_revision, **load_kwargs),
         }
-        config = BridgeConfig.from_component_configs(
-            encoder_config,
-            llm_config,
-            fusion=fusion,
-            fusion_options=fusion_options,
-            components=components,
-            **overrides,
+        revisions = {"encoder": encoder_revision, "llm": llm_revision}
+        return cls.assemble(
+            components, revisions, dtype=dtype, fusion=fusion, fusion_options=fusion_options, **overrides
         )
-        model = cls(config, encoder=encoder_model, llm=llm_model)
-        if dtype is not None:
-            model = model.to(dtype)
-        return model
 
     def get_input_embeddings(self) -> nn.Module:
         return self.llm.get_input_embeddings()

@@ -84,6 +84,7 @@ class TallConfig(PretrainedConfig):
     lora: dict | None = None
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
+    is_encoder_decoder: bool = True  # stages 1-6 encode, stage 7 decodes (what `generate` follows)
 
     def __post_init__(self, **kwargs):
         missing = [role for role in ("lr_hr_config", "llm_config", "hr_lr_config") if getattr(self, role) is None]
@@ -137,6 +138,13 @@ class TallConfig(PretrainedConfig):
                 f"Custom transformer 2 must have the HR->LR translator's width: target_transformer_config.d_model="
                 f"{target.d_model}, hr_lr_config.d_model={self.hr_lr_config.d_model}."
             )
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PretrainedConfig:
+        """Stage 7's decoder is the HR->LR translator's: its config describes the decoder (and the cache `generate`
+        builds for it)."""
+        if decoder:
+            return self.hr_lr_config
+        return super().get_text_config(decoder=decoder, encoder=encoder)
 
     @property
     def max_stream_tokens(self) -> int:

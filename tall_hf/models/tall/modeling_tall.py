@@ -1,6 +1,8 @@
 """TALL: a frozen LLM between two frozen translators, joined by small trainable modules (Figure 1 of the paper).
 
-Stage by stage, as `TallForCausalLM.forward` runs them:
+In transformers' terms TALL is an encoder-decoder: `get_encoder()` returns the [`TallEncoder`] (stages 1-6, run once
+per input), and stage 7 is the decoder `GenerationMixin.generate` runs token by token with its KV cache. Stage by
+stage, as `TallEncoder.forward` and `TallForCausalLM.forward` run them:
 
 1. `lr_encoder`          frozen   the LR->HR translator's encoder reads the LR prefix (source stream);
    `encoder_fusion`      trains   its layers fused into one state per token (`last`, the paper's: no parameters)
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel
+from transformers import AutoModel, AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
@@ -95,7 +97,53 @@ def _without_token_embeddings(transformer: PreTrainedModel) -> PreTrainedModel:
     return transformer
 
 
-class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
+class TallEncoder(nn.Module):
+    """Stages 1-6 of TALL: the LR prefix (source stream) and its HR translation (bridge stream) become the states the
+    LR decoder cross-attends to. What `TallForCausalLM.get_encoder()` returns, so `generate` runs it once.
+
+    A view over the model's own stage modules (they stay registered, and named, on the model)."""
+
+    def __init__(self, model: TallForCausalLM) -> None:
+        super().__init__()
+        object.__setattr__(self, "model", model)  # not a submodule: the stages belong to the model
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        bridge_input_ids: torch.LongTensor,
+        bridge_attention_mask: torch.LongTensor,
+        **kwargs,
+    ) -> TallEncoderOutput:
+        model = self.model
+        check_lengths(model.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
+        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
+        source_states = model.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
+            model.lr_encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=model.encoder_fusion.uses_all_layers,
+            ),
+            attention_mask,
+        )
+        source_states = model.source_alignment(source_states, attention_mask)  # 2
+        llm_inputs = model.source_transformer(  # 3
+            inputs_embeds=model.llm.get_input_embeddings()(bridge_input_ids),
+            attention_mask=bridge_attention_mask,
+            encoder_hidden_states=source_states,
+            encoder_attention_mask=attention_mask,
+        ).last_hidden_state
+        llm_states = model.llm(  # 4
+            inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
+        ).last_hidden_state
+        target_states = model.target_alignment(llm_states, bridge_attention_mask)  # 5
+        target_states = model.target_transformer(  # 6
+            inputs_embeds=target_states, attention_mask=bridge_attention_mask
+        ).last_hidden_state
+        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
+
+
+class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
     """TALL for last-word prediction in a low-resource language; only the alignment adapters and custom
     transformers train.
 
@@ -105,6 +153,8 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
+    component_arguments = {"lr_hr": "lr_hr_model", "llm": "llm", "hr_lr": "hr_lr_model"}
+    auto_classes = ("AutoModel", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM")
     model_card_template = "tall_model_card.md.j2"
 
     def __init__(
@@ -146,6 +196,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         self.post_init()
         self.freeze_components()
         self.init_lora()
+        self.generation_config = default_generation_config(config)
 
     # ------------------------------------------------------------------ assembly
     @classmethod
@@ -175,29 +226,27 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         ```
         """
         load_kwargs = {"dtype": dtype} if dtype is not None else {}
-        lr_hr_model, lr_hr_config, lr_hr_name = resolve_component(
-            lr_hr, AutoModelForSeq2SeqLM, "LR->HR translator", lr_hr_revision, **load_kwargs
-        )
-        llm_model, llm_config, llm_name = resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs)
-        hr_lr_model, hr_lr_config, hr_lr_name = resolve_component(
-            hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
-        )
+        revisions = {"lr_hr": lr_hr_revision, "llm": llm_revision, "hr_lr": hr_lr_revision}
+        components = {
+            "lr_hr": resolve_component(
+                lr_hr, AutoModelForSeq2SeqLM, "LR->HR translator", lr_hr_revision, **load_kwargs
+            ),
+            "llm": resolve_component(llm, AutoModel, "LLM", llm_revision, **load_kwargs),
+            "hr_lr": resolve_component(
+                hr_lr, AutoModelForSeq2SeqLM, "HR->LR translator", hr_lr_revision, **load_kwargs
+            ),
+        }
+        llm_config = components["llm"][1]
         if llm_config.is_encoder_decoder:
             raise ValueError(
                 f"The LLM must be a decoder-only model, got an encoder-decoder {llm_config.model_type!r}."
             )
-        components = {
-            "lr_hr": {"name_or_path": lr_hr_name, "revision": lr_hr_revision},
-            "llm": {"name_or_path": llm_name, "revision": llm_revision},
-            "hr_lr": {"name_or_path": hr_lr_name, "revision": hr_lr_revision},
-        }
-        config = TallConfig.from_component_configs(
-            lr_hr_config, llm_config, hr_lr_config, components=components, **overrides
-        )
-        model = cls(config, lr_hr_model=lr_hr_model, llm=llm_model, hr_lr_model=hr_lr_model)
-        if dtype is not None:
-            model = model.to(dtype)
-        return model
+        return cls.assemble(components, revisions, dtype=dtype, **overrides)
+
+    def save_processor(self, processor, save_directory, adapters_only: bool) -> None:
+        """A full checkpoint also holds the processor's LR->HR translator (`translator/`): it then predicts offline
+        from any directory. An adapters-only one records where the translator comes from."""
+        processor.save_pretrained(save_directory, save_translator=not adapters_only)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.llm.get_input_embeddings()
@@ -205,8 +254,11 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
-    def get_encoder(self) -> nn.Module:
-        return self.lr_encoder
+    def get_encoder(self) -> TallEncoder:
+        """Stages 1-6 (what `generate` runs once before decoding)."""
+        if "_encoder_view" not in self.__dict__:
+            object.__setattr__(self, "_encoder_view", TallEncoder(self))
+        return self.__dict__["_encoder_view"]
 
     def get_decoder(self) -> nn.Module:
         return self.lr_decoder
@@ -219,32 +271,8 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         bridge_input_ids: torch.LongTensor,
         bridge_attention_mask: torch.LongTensor,
     ) -> TallEncoderOutput:
-        """Stages 1-6: the LR prefix and its HR translation become the states the LR decoder reads."""
-        check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
-        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
-        source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
-            self.lr_encoder(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                output_hidden_states=self.encoder_fusion.uses_all_layers,
-            ),
-            attention_mask,
-        )
-        source_states = self.source_alignment(source_states, attention_mask)  # 2
-        llm_inputs = self.source_transformer(  # 3
-            inputs_embeds=self.llm.get_input_embeddings()(bridge_input_ids),
-            attention_mask=bridge_attention_mask,
-            encoder_hidden_states=source_states,
-            encoder_attention_mask=attention_mask,
-        ).last_hidden_state
-        llm_states = self.llm(  # 4
-            inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
-        ).last_hidden_state
-        target_states = self.target_alignment(llm_states, bridge_attention_mask)  # 5
-        target_states = self.target_transformer(  # 6
-            inputs_embeds=target_states, attention_mask=bridge_attention_mask
-        ).last_hidden_state
-        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
+        """Stages 1-6 ([`TallEncoder`]): the LR prefix and its HR translation become the states the LR decoder reads."""
+        return self.get_encoder()(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
 
     def decode(
         self,
@@ -324,6 +352,47 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
             encoder_attention_mask=encoder_outputs.attention_mask,
         )
 
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        bridge_input_ids: torch.LongTensor | None = None,
+        bridge_attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: TallEncoderOutput | None = None,
+        **kwargs,
+    ):
+        """`GenerationMixin.generate` over the processor's batch: stages 1-6 once, then the LR decoder token by token
+        with its KV cache, continuing each target prefix (`decoder_input_ids`).
+
+        The LR decoder places tokens by their count in its cache, so its stream is never padded: rows whose target
+        prefixes differ in length (right padding in `decoder_attention_mask`) are generated in groups of one
+        length, after one encoder pass for the whole batch, and returned right-padded with `pad_token_id`.
+        """
+        if encoder_outputs is None and input_ids is not None:
+            encoder_outputs = self.get_encoder()(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+        lengths = None if decoder_attention_mask is None else decoder_attention_mask.sum(dim=1)
+        if lengths is None or bool((lengths == decoder_input_ids.shape[1]).all()):
+            return super().generate(decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs, **kwargs)
+        if kwargs.get("return_dict_in_generate") or kwargs.get("num_return_sequences", 1) > 1:
+            raise ValueError("Pass target prefixes of one length to return dicts or several sequences per row.")
+        pad_token_id = kwargs.get("pad_token_id", self.generation_config.pad_token_id)
+        rows_out: list[torch.LongTensor | None] = [None] * len(lengths)
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero().flatten()
+            mask = encoder_outputs.attention_mask[rows]
+            width = int(mask.sum(dim=1).max())
+            group = TallEncoderOutput(
+                last_hidden_state=encoder_outputs.last_hidden_state[rows, :width], attention_mask=mask[:, :width]
+            )
+            generated = super().generate(
+                decoder_input_ids=decoder_input_ids[rows, :length], encoder_outputs=group, **kwargs
+            )
+            for row, sequence in zip(rows.tolist(), generated, strict=True):
+                rows_out[row] = sequence
+        return nn.utils.rnn.pad_sequence(rows_out, batch_first=True, padding_value=pad_token_id)
+
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.LongTensor:
         """Teacher forcing: the labels shifted right behind the HR->LR translator's decoder start token."""
         hr_lr = self.config.hr_lr_config
@@ -376,6 +445,19 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel):
         )
 
 
+def default_generation_config(config: TallConfig) -> GenerationConfig:
+    """Generation with the HR->LR translator's special tokens: start, end and padding; the start (padding) token is
+    never generated; `max_new_tokens` defaults to a word's worth."""
+    hr_lr = config.hr_lr_config
+    return GenerationConfig(
+        decoder_start_token_id=hr_lr.decoder_start_token_id,
+        eos_token_id=hr_lr.eos_token_id,
+        pad_token_id=hr_lr.pad_token_id,
+        suppress_tokens=[hr_lr.decoder_start_token_id],
+        max_new_tokens=8,
+    )
+
+
 def check_lengths(limit: int, **streams: torch.Tensor) -> None:
     """Every stream fits the position tables; a `ValueError` names the one that does not."""
     for name, stream in streams.items():
@@ -413,4 +495,4 @@ def check_streams(*streams: torch.Tensor | None) -> None:
         raise ValueError(f"The streams have different batch sizes: {sizes}.")
 
 
-__all__ = ["TallForCausalLM", "TallPreTrainedModel", "TallCausalLMOutput", "TallEncoderOutput"]
+__all__ = ["TallCausalLMOutput", "TallEncoder", "TallEncoderOutput", "TallForCausalLM", "TallPreTrainedModel"]

@@ -1,9 +1,20 @@
-"""TallProcessor: the three tokenizers of TALL's three input streams, saved and loaded with the model."""
+"""TallProcessor: the three tokenizers of TALL's three input streams and the LR->HR translator that writes the
+bridge stream, saved and loaded with the model."""
 
 from __future__ import annotations
 
+import os
+
 import torch
-from transformers import AutoTokenizer, BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    BatchEncoding,
+    GenerationConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
@@ -12,6 +23,9 @@ from ...utils.hub import load_pretrained
 from ...utils.padding import pad_rows
 from ...utils.text import split_last_word
 from .configuration_tall import LOSS_MODES
+
+# A full checkpoint keeps its LR->HR translator here, so that it translates offline and from any directory.
+TRANSLATOR_SUBFOLDER = "translator"
 
 logger = logging.get_logger(__name__)
 
@@ -26,6 +40,10 @@ class TallProcessor(ProcessorMixin):
       `labels` for `loss_mode`; without them the target stream is the prefix, ready for next-word prediction.
 
     Targets carry no end-of-sentence token, so the last labelled position is the last piece of the last word.
+
+    Without `bridge_texts`, the LR prefixes are translated with the LR->HR translator (`translate`: batched, and
+    cached per text), loaded on first use from `translator_name_or_path` (the model's `lr_hr` component) or from the
+    `translator/` folder a full checkpoint holds. `decode` / `batch_decode` turn LR decoder ids back into text.
     """
 
     def __init__(
@@ -35,6 +53,9 @@ class TallProcessor(ProcessorMixin):
         target_tokenizer=None,
         loss_mode: str = "last_token",
         decoder_start_token_id: int | None = None,
+        translator_name_or_path: str | None = None,
+        translator_revision: str | None = None,
+        translation_batch_size: int = 32,
         **kwargs,
     ) -> None:
         if loss_mode not in LOSS_MODES:
@@ -43,6 +64,12 @@ class TallProcessor(ProcessorMixin):
         if decoder_start_token_id is None and target_tokenizer is not None:
             decoder_start_token_id = target_tokenizer.pad_token_id  # Marian's convention
         self.decoder_start_token_id = decoder_start_token_id
+        self.translator_name_or_path = translator_name_or_path
+        self.translator_revision = translator_revision
+        self.translation_batch_size = translation_batch_size
+        self._translator: PreTrainedModel | None = None
+        self._translator_location: tuple[str, str | None] | None = None  # the folder or repo of `translator/`
+        self._translations: dict[str, str] = {}
         if llm_tokenizer is not None and llm_tokenizer.pad_token is None:
             logger.info("The LLM tokenizer has no pad token; padding the bridge stream with its eos token.")
             llm_tokenizer.pad_token = llm_tokenizer.eos_token
@@ -60,13 +87,91 @@ class TallProcessor(ProcessorMixin):
         hr_lr_revision: str | None = None,
         **kwargs,
     ) -> TallProcessor:
-        """The tokenizers of the three components, each a hub id or a local folder."""
+        """The tokenizers of the three components, each a hub id or a local folder; the LR->HR translator (loaded
+        when first needed) is `lr_hr`."""
+        kwargs.setdefault("translator_name_or_path", os.path.abspath(lr_hr) if os.path.isdir(lr_hr) else lr_hr)
+        kwargs.setdefault("translator_revision", lr_hr_revision)
         return cls(
             load_pretrained(AutoTokenizer, lr_hr, role="LR->HR translator tokenizer", revision=lr_hr_revision),
             load_pretrained(AutoTokenizer, llm, role="LLM tokenizer", revision=llm_revision),
             load_pretrained(AutoTokenizer, hr_lr, role="HR->LR translator tokenizer", revision=hr_lr_revision),
             **kwargs,
         )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> TallProcessor:
+        """Load a saved processor; a `translator/` folder saved with it becomes its translator."""
+        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if processor.translator_name_or_path == TRANSLATOR_SUBFOLDER:
+            processor._translator_location = (str(pretrained_model_name_or_path), kwargs.get("revision"))
+        return processor
+
+    # ------------------------------------------------------------------ the LR->HR translator
+    @property
+    def translator(self) -> PreTrainedModel:
+        """The LR->HR translator (loaded on first use, in eval mode)."""
+        if self._translator is None:
+            if self.translator_name_or_path is None:
+                raise ValueError(
+                    "This processor has no LR->HR translator: pass `bridge_texts` (the HR translations), or set "
+                    "`processor.translator` / `translator_name_or_path` (a hub id or folder)."
+                )
+            location, revision, subfolder = self.translator_name_or_path, self.translator_revision, ""
+            if self.translator_name_or_path == TRANSLATOR_SUBFOLDER:  # inside the checkpoint the processor came from
+                (location, revision), subfolder = self._translator_location, TRANSLATOR_SUBFOLDER
+                if os.path.isdir(location):
+                    location, subfolder = os.path.join(location, TRANSLATOR_SUBFOLDER), ""
+            self._translator = load_pretrained(
+                AutoModelForSeq2SeqLM, location, role="LR->HR translator", revision=revision, subfolder=subfolder
+            ).eval()
+            if subfolder:  # from_pretrained does not read a subfolder's generation settings (beams, banned tokens)
+                self._translator.generation_config = GenerationConfig.from_pretrained(
+                    location, subfolder=subfolder, revision=revision
+                )
+        return self._translator
+
+    @translator.setter
+    def translator(self, model: PreTrainedModel) -> None:
+        self._translator, self._translations = model.eval(), {}
+
+    def translate(self, texts: list[str], batch_size: int | None = None) -> list[str]:
+        """HR translations of LR texts, batched, each text translated once (cached for the processor's life)."""
+        from ...data.translation import translate
+
+        missing = list(dict.fromkeys(text for text in texts if text not in self._translations))
+        if missing:
+            translator = self.translator
+            translations = translate(
+                missing, translator, self.source_tokenizer, batch_size=batch_size or self.translation_batch_size
+            )
+            self._translations.update(zip(missing, translations, strict=True))
+        return [self._translations[text] for text in texts]
+
+    def clear_translations(self) -> None:
+        """Forget the cached translations (e.g. to time translation again)."""
+        self._translations = {}
+
+    def save_pretrained(self, save_directory: str | os.PathLike, save_translator: bool = False, **kwargs):
+        """Save the tokenizers and settings; with `save_translator`, also the LR->HR translator into `translator/`
+        (what a full checkpoint does, so that it predicts offline from any directory)."""
+        if not save_translator:
+            return super().save_pretrained(save_directory, **kwargs)
+        translator = self.translator
+        translator.save_pretrained(os.path.join(save_directory, TRANSLATOR_SUBFOLDER))
+        location = self.translator_name_or_path, self.translator_revision
+        self.translator_name_or_path, self.translator_revision = TRANSLATOR_SUBFOLDER, None
+        try:
+            return super().save_pretrained(save_directory, **kwargs)
+        finally:
+            self.translator_name_or_path, self.translator_revision = location
+
+    def batch_decode(self, sequences, skip_special_tokens: bool = True, **kwargs) -> list[str]:
+        """LR text of LR decoder token ids (the HR->LR translator's target tokenizer)."""
+        return self.target_tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens, **kwargs)
+
+    def decode(self, token_ids, skip_special_tokens: bool = True, **kwargs) -> str:
+        """LR text of one sequence of LR decoder token ids."""
+        return self.target_tokenizer.decode(token_ids, skip_special_tokens=skip_special_tokens, **kwargs)
 
     def check_compatible(self, config: PretrainedConfig) -> None:
         """Raise a `ValueError` naming any tokenizer that does not fit its component (`check_tokenizer_fits`)."""
@@ -102,15 +207,18 @@ class TallProcessor(ProcessorMixin):
     def __call__(
         self,
         source_texts: list[str],
-        bridge_texts: list[str],
+        bridge_texts: list[str] | None = None,
         target_texts: list[str] | None = None,
         return_tensors: str = "pt",
     ) -> BatchEncoding:
-        """Tokenize LR prefixes, their HR translations and (for training) the full LR sentences."""
+        """Tokenize LR prefixes, their HR translations (translated here when not given) and (for training) the full
+        LR sentences."""
         if isinstance(source_texts, str) or isinstance(bridge_texts, str):
             raise TypeError("Pass lists of texts, one per sentence.")
         if not source_texts:
             raise ValueError("Empty batch: no sentences to tokenize.")
+        if bridge_texts is None:
+            bridge_texts = self.translate(source_texts)
         if len(bridge_texts) != len(source_texts) or (
             target_texts is not None and len(target_texts) != len(source_texts)
         ):

@@ -15,7 +15,7 @@ import torch
 from transformers import MT5Config, MT5EncoderModel, T5Tokenizer
 
 from ..resources import read_corpus
-from .tiny_components import TINY_LLM_CONFIGS, _train_sentencepiece, _write_llm, build_once, check_tiny_llm
+from .tall_components import TINY_LLM_CONFIGS, _train_sentencepiece, _write_llm, build_once, check_tiny_llm
 
 # More layers than width would suggest, so that fusing them has something to choose from.
 TINY_ENCODER_CONFIG = {
