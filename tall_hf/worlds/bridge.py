@@ -33,7 +33,7 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-BRIDGE_WORLD_BUILD_VERSION = 2
+BRIDGE_WORLD_BUILD_VERSION = 4
 BRIDGE_WORLD_FILE = "bridge_world.json"
 # topic -> the words that make a sentence of that topic.
 TOPIC_WORDS: dict[str, frozenset[str]] = {
@@ -42,10 +42,11 @@ TOPIC_WORDS: dict[str, frozenset[str]] = {
     "עיר": frozenset(CITIES),
     "מקצוע": frozenset(word for pair in PROFESSIONS for word in pair) - frozenset(NOUNS),  # "ספר": barber, book
 }
-LABEL_WORDS = ("הכלב", "צבע", "העיר", "רופא")
-"""A word of each topic that the LLM meets inside its HR text, in the HR script and after a space (as it stands in
-running text) the label the bridge is trained to write: a frozen LM emits such a word far more readily than a word
-it never saw there."""
+LABEL_WORDS = ("גועה", "אדום", "אילת", "אופה")
+"""A word of each topic (an animal's sound, a fruit's colour, a city, a profession) that ends many of the LLM's HR
+sentences: the label the bridge is trained to write, in the HR script after a space (as it stands in running text).
+A frozen LM writes such a word readily, and then its end-of-sentence token, which greedy generation + exact match
+needs; a word it met only mid-sentence it follows with more words."""
 LANGUAGES = ("hr", "lr")
 
 
@@ -68,21 +69,22 @@ class BridgeWorldSettings:
     max_length: int = 128
     encoder_size: dict = field(
         default_factory=lambda: {
-            "d_model": 64,
+            "d_model": 128,
             "encoder_layers": 4,
-            "decoder_layers": 1,
-            "encoder_ffn_dim": 128,
-            "decoder_ffn_dim": 128,
+            "decoder_layers": 2,
+            "encoder_ffn_dim": 256,
+            "decoder_ffn_dim": 256,
             "encoder_attention_heads": 4,
             "decoder_attention_heads": 4,
+            "dropout": 0.0,
         }
     )
     encoder_training: dict = field(
         default_factory=lambda: {
             "max_steps": 800,
             "per_device_train_batch_size": 32,
-            "learning_rate": 2e-3,
-            "warmup_steps": 40,
+            "learning_rate": 3e-3,
+            "warmup_steps": 50,
             "lr_scheduler_type": "cosine",
             "weight_decay": 0.01,
         }
@@ -117,6 +119,7 @@ BRIDGE_PRESETS: dict[str, BridgeWorldSettings] = {
             "decoder_ffn_dim": 32,
             "encoder_attention_heads": 2,
             "decoder_attention_heads": 2,
+            "dropout": 0.0,
         },
         encoder_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
         llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
@@ -232,11 +235,13 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     (data / "pretrain.txt").write_text("\n".join(rest) + "\n", encoding="utf-8")
     (data / "pretrain.hr.txt").write_text("\n".join(hr_rest) + "\n", encoding="utf-8")
 
-    # The encoder: a Marian model whose source side reads both scripts (one sentencepiece model over both), trained to
-    # write HR from LR (translation) and from HR (copying). The test sentences are in none of its training text.
+    # The encoder: a Marian model whose source side reads both scripts (one BPE sentencepiece model over both: the letter
+    # map being one to one, an LR sentence and its HR form split into pieces alike), dropout-free as the TALL world's
+    # translators, trained to write HR from LR (translation) and from HR (copying), so that the two forms of a sentence
+    # get alike encoder states. The test sentences are in none of its training text.
     logger.warning(f"Bridge world: training the bilingual encoder on {2 * len(rest)} sentence pairs.")
-    source_spm = _train_sentencepiece(rest + hr_rest, settings.spm_vocab_size)
-    target_spm = _train_sentencepiece(hr_rest, settings.spm_vocab_size)
+    source_spm = _train_sentencepiece(rest + hr_rest, settings.spm_vocab_size, "bpe")
+    target_spm = _train_sentencepiece(hr_rest, settings.spm_vocab_size, "bpe")
     tokenizer = write_marian_tokenizer(
         staging / "encoder", source_spm, target_spm, _marian_vocab([source_spm, target_spm]), settings.max_length
     )
