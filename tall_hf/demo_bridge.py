@@ -112,7 +112,12 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
             )
         save_layer_weight_plots(model, processor, folder, texts_by_language["lr"][0], texts_by_language)
         seconds[fusion] = round(time.perf_counter() - fusion_start, 1)
-        logger.warning(f"Bridge demo: {fusion} trained and evaluated in {seconds[fusion]} s.")
+        accuracies = ", ".join(
+            f"{method} {language} {100 * accuracy:.1f}%"
+            for method in SCORING_METHODS
+            for language, accuracy in results[(fusion, method)].per_language.items()
+        )
+        logger.warning(f"Bridge demo: {fusion} trained and evaluated in {seconds[fusion]} s ({accuracies}).")
 
     metadata = {
         "world": str(world.path),
