@@ -21,17 +21,19 @@ checkpoint resumes from it. The output folder loads with `AutoModel.from_pretrai
 
 from __future__ import annotations
 
+import sys
+
 import transformers
 from transformers import HfArgumentParser, TrainingArguments
 
 from tall_hf.data import PreparationArguments
-from tall_hf.training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
+from tall_hf.training.run import TallDataArguments, TallModelArguments, parser_training_defaults, run_training
 from tall_hf.utils.logging import set_verbosity
 
 
 def main() -> None:
     parser = HfArgumentParser((TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments))
-    parser.set_defaults(**TRAINING_DEFAULTS)
+    parser.set_defaults(**parser_training_defaults(sys.argv[1:]))
     model_args, data_args, prep_args, training_args = parser.parse_args_into_dataclasses()
     level = min(training_args.get_process_log_level(), transformers.logging.INFO)
     transformers.utils.logging.set_verbosity(level)

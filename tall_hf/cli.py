@@ -106,7 +106,7 @@ def train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from .data import PreparationArguments
-    from .training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
+    from .training.run import TallDataArguments, TallModelArguments, parser_training_defaults, run_training
 
     run_training(
         *_parse(
@@ -114,7 +114,7 @@ def train(argv: list[str]) -> int:
             argv,
             "tall-hf train",
             train.__doc__,
-            TRAINING_DEFAULTS,
+            parser_training_defaults(argv),
         )
     )
     return 0

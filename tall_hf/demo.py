@@ -19,7 +19,7 @@ from .evaluation import LastWordEvaluationArguments, LastWordReport, evaluate_ap
 from .evaluation.approaches import ApproachContext, DirectApproach
 from .evaluation.task import make_examples
 from .resources import read_corpus
-from .testing import build_tiny_components
+from .tiny import build_tiny_components
 from .training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
 from .worlds import PRESETS, World, build_world
 
@@ -53,7 +53,7 @@ class DemoArguments:
     world_preset: str = field(default="default", metadata={"help": "Size of the world.", "choices": tuple(PRESETS)})
     llm: str = field(default="qwen2", metadata={"help": "LLM family of the world (qwen2, llama, bloom, gpt2)."})
     tall_steps: int = field(default=400, metadata={"help": "Training steps of TALL."})
-    baseline_steps: int = field(default=300, metadata={"help": "Training steps of each trained baseline."})
+    baseline_steps: int = field(default=150, metadata={"help": "Training steps of each trained baseline."})
     batch_size: int = field(default=16, metadata={"help": "Training batch size of TALL and the baselines."})
     test_sentences: int | None = field(
         default=None, metadata={"help": "Evaluate the first N test sentences (default: all of the world's)."}

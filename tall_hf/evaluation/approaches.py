@@ -7,6 +7,8 @@ needs from the shared `ApproachContext`) and `predict`, and decorate the class w
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from typing import ClassVar
 
 import torch
 from peft import PeftModel
+from tokenizers import decoders
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
@@ -33,15 +36,16 @@ from ..data import PreparationArguments, prepare_tall_dataset, translate
 from ..data.translation import position_limit, tokenize_keeping_ends
 from ..generation import TallPredictor
 from ..models.tall import TallForCausalLM, TallProcessor
-from ..training import tall_training_arguments, train_tall
+from ..training import train_tall
+from ..training.recipes import DEFAULT_RECIPE, get_recipe
 from ..utils.hub import load_pretrained
 from . import training_recipes
 
 logger = logging.get_logger(__name__)
 
 APPROACHES: dict[str, type[LastWordApproach]] = {}
-# The optimisation settings TALL takes from `tall_hf.training.tall_training_arguments` when the user left them alone.
-TALL_RECIPE_FIELDS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "weight_decay", "max_grad_norm")
+# The decoder that undoes each `tokenizers` pre-tokenizer (its word markers: sentencepiece's "▁", byte-level's "Ġ").
+MATCHING_DECODERS = {"ByteLevel": decoders.ByteLevel, "Metaspace": decoders.Metaspace}
 
 
 def register_approach(name: str, display_name: str):
@@ -61,6 +65,23 @@ def first_word(text: str) -> str:
     """The first whitespace-separated word of `text`, or `""` when it has none."""
     words = text.split()
     return words[0] if words else ""
+
+
+def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """`tokenizer`, or a copy of it given the decoder of its pre-tokenizer when it has none: without one, `decode`
+    joins token strings with spaces and keeps their word markers ("▁word", "Ġword"), which are no words."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.decoder is not None:
+        return tokenizer
+    pre_tokenizer = json.loads(backend.to_str()).get("pre_tokenizer") or {}
+    steps = pre_tokenizer.get("pretokenizers", [pre_tokenizer])  # one pre-tokenizer or a Sequence of them
+    matching = [MATCHING_DECODERS[step["type"]] for step in steps if step.get("type") in MATCHING_DECODERS]
+    if not matching:
+        logger.warning("The LLM tokenizer has no decoder and no byte-level or metaspace pre-tokenizer to undo.")
+        return tokenizer
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.backend_tokenizer.decoder = matching[0]()
+    return tokenizer
 
 
 def last_word(text: str) -> str:
@@ -83,6 +104,7 @@ class ApproachContext:
     train_texts: list[str] | None = None
     training_args: TrainingArguments | None = None
     tall_model: str | None = None
+    tall_recipe: str = DEFAULT_RECIPE
     device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
     def model_dir(self, approach: str) -> str:
@@ -160,13 +182,13 @@ class LastWordApproach(ABC):
 
 
 class CausalLMApproach(LastWordApproach):
-    """A causal LM continues `prefix + " "` for a few tokens; the first word of the continuation is the prediction.
+    """A causal LM continues the prefix for a few tokens; the first word of the continuation is the prediction.
 
-    Batches are padded on the left; the models take their position ids from the attention mask, so padding does not
-    change what is generated.
+    The prefix goes in as the model was trained on text: with its tokenizer's special tokens (a BOS where the
+    tokenizer adds one) and without a trailing space, so the model writes the word's leading space itself (a lone
+    space token is a sequence most LLMs never saw). Batches are padded on the left; the models take their position
+    ids from the attention mask, so padding does not change what is generated.
     """
-
-    separator: ClassVar[str] = " "
 
     def __init__(
         self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 8
@@ -174,7 +196,7 @@ class CausalLMApproach(LastWordApproach):
         if tokenizer.padding_side != "left":
             raise ValueError("Batched generation with a causal LM needs a tokenizer with padding_side='left'.")
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.tokenizer = with_decoder(tokenizer)
         self.max_new_tokens = max_new_tokens
 
     @torch.inference_mode()
@@ -231,7 +253,7 @@ class CausalLMApproach(LastWordApproach):
         return generated[:, inputs["input_ids"].shape[1] :]
 
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
-        texts = [prefix + self.separator for prefix in prefixes]
+        texts = [prefix.rstrip() for prefix in prefixes]
         return [first_word(text) for text in self.continuations(texts, **generation)]
 
     @classmethod
@@ -344,19 +366,19 @@ class TallApproach(LastWordApproach):
 
     @staticmethod
     def train(context: ApproachContext) -> str:
-        """Train TALL from the context's components on its LR text with the package's recipe (`prepare_tall_dataset`,
-        `train_tall`: the paper's sentence filter and last-token loss, AdamW with a cosine schedule); returns the
-        saved model's folder. No held-out evaluation here: train with `tall_hf.training` for best-checkpoint
-        selection and pass the result as `context.tall_model`."""
+        """Train TALL from the context's components on its LR text with the context's TALL recipe
+        (`tall_hf.training.recipes`: its model options, and its optimisation settings wherever the context's
+        arguments kept the library defaults; `prepare_tall_dataset`, `train_tall`); returns the saved model's folder.
+        No held-out evaluation here: train with `tall_hf.training` for best-checkpoint selection and pass the result
+        as `context.tall_model`."""
         texts, base = context.training_inputs(TallApproach.name)
         output_dir = context.model_dir(TallApproach.name)
-        recipe = tall_training_arguments(output_dir)
-        defaults = {name: getattr(recipe, name) for name in TALL_RECIPE_FIELDS}
-        args = training_recipes.with_recipe_defaults(base, defaults, output_dir)
+        recipe = get_recipe(context.tall_recipe)
+        args = training_recipes.with_recipe_defaults(base, recipe.training, output_dir)
         components = {"lr_hr": context.lr_hr, "llm": context.llm, "hr_lr": context.hr_lr}
-        processor = TallProcessor.from_components(**components)
+        processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
         set_seed(args.seed)
-        model = TallForCausalLM.from_components(**components)
+        model = TallForCausalLM.from_components(**components, **recipe.model)
         processor.check_compatible(model.config)
         preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens)
         dataset = prepare_tall_dataset(texts, processor, context.lr_hr, preparation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 
@@ -11,34 +12,26 @@ from transformers.utils import logging
 from ..data import PreparationArguments, prepare_tall_dataset
 from ..data.text_files import read_text_lines
 from ..models.tall import TallForCausalLM, TallProcessor
-from ..models.tall.configuration_tall import LOSS_MODES
+from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS
 from ..modules.fusion import FUSION_METHODS
 from ..tiny import build_tiny_components
 from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
+from .recipes import DEFAULT_RECIPE, RECIPE_MODEL_FIELDS, TALL_RECIPES, get_recipe, training_defaults
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
 
-# Defaults of the paper's recipe, applied by the scripts' parsers (any flag overrides them).
-TRAINING_DEFAULTS = {
-    "eval_strategy": "steps",
-    "save_strategy": "steps",
-    "eval_steps": 100,
-    "save_steps": 100,
-    "logging_steps": 25,
-    "save_total_limit": 2,
-    "load_best_model_at_end": True,
-    "metric_for_best_model": "eval_loss",
-    "greater_is_better": False,
-    "lr_scheduler_type": "cosine",
-    "learning_rate": 1e-4,
-    "warmup_steps": 100,
-    "weight_decay": 0.01,
-    "num_train_epochs": 5,
-    "remove_unused_columns": False,
-    "report_to": "none",
-}
+# Training defaults of the default recipe, applied by the scripts' parsers (any flag overrides them; `tall-hf train
+# --recipe paper` takes the paper's).
+TRAINING_DEFAULTS = training_defaults(DEFAULT_RECIPE)
+
+
+def parser_training_defaults(argv: list[str]) -> dict:
+    """The training defaults of the recipe that command-line `argv` asks for (`--recipe NAME`, else the default)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=tuple(TALL_RECIPES))
+    return training_defaults(parser.parse_known_args(argv)[0].recipe)
 
 
 @dataclass
@@ -51,7 +44,30 @@ class TallModelArguments:
     lr_hr_revision: str | None = field(default=None, metadata={"help": "Revision of the LR->HR translator."})
     llm_revision: str | None = field(default=None, metadata={"help": "Revision of the LLM."})
     hr_lr_revision: str | None = field(default=None, metadata={"help": "Revision of the HR->LR translator."})
-    loss_mode: str = field(default="last_token", metadata={"help": f"One of {LOSS_MODES}.", "choices": LOSS_MODES})
+    recipe: str = field(
+        default=DEFAULT_RECIPE,
+        metadata={
+            "help": "TALL recipe (tall_hf.training.recipes): its model options and training defaults; 'paper' is the "
+            "paper's. Options given below win.",
+            "choices": tuple(TALL_RECIPES),
+        },
+    )
+    loss_mode: str | None = field(
+        default=None, metadata={"help": f"One of {LOSS_MODES} (default: the recipe's).", "choices": LOSS_MODES}
+    )
+    source_residual: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Stage 3 adds to the LLM's own embeddings through a gate starting at 0 (default: recipe's)."
+        },
+    )
+    target_transformer_init: str | None = field(
+        default=None,
+        metadata={
+            "help": "Custom transformer 2 starts 'random' or as the HR->LR 'translator' encoder (default: recipe's).",
+            "choices": TARGET_TRANSFORMER_INITS,
+        },
+    )
     encoder_fusion: str = field(
         default="last",
         metadata={"help": "How stage 1 fuses the LR encoder's layers.", "choices": tuple(FUSION_METHODS)},
@@ -65,6 +81,12 @@ class TallModelArguments:
         metadata={"help": "Build tiny random components in this folder and use them (offline smoke runs)."},
     )
     tiny_llm: str = field(default="qwen2", metadata={"help": "LLM family of the tiny components."})
+
+    def model_options(self) -> dict:
+        """The recipe's `TallConfig` options, with those given here in their place."""
+        options = dict(get_recipe(self.recipe).model)
+        options.update({name: getattr(self, name) for name in RECIPE_MODEL_FIELDS if getattr(self, name) is not None})
+        return options
 
     def components(self) -> dict[str, str]:
         """`{"lr_hr", "llm", "hr_lr"}` hub ids or folders (the tiny ones built on the spot if asked)."""
@@ -125,11 +147,12 @@ def run_training(
     set_seed(training_args.seed)
     warn_on_process_mismatch(training_args)
     paths = model_args.components()
-    processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=model_args.loss_mode)
+    options = model_args.model_options()
+    processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=options["loss_mode"])
     model = TallForCausalLM.from_components(
         **paths,
         **model_args.revisions(),
-        loss_mode=model_args.loss_mode,
+        **options,
         encoder_fusion=model_args.encoder_fusion,
         adapter_dropout=model_args.adapter_dropout,
         transformer_dropout=model_args.transformer_dropout,

@@ -16,6 +16,7 @@ from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
 from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .metrics import TallMetrics, preprocess_logits_for_metrics
+from .recipes import DEFAULT_RECIPE, training_defaults
 
 logger = logging.get_logger(__name__)
 
@@ -36,29 +37,13 @@ class SaveProcessorCallback(TrainerCallback):
             )
 
 
-def tall_training_arguments(output_dir: str | os.PathLike, **overrides) -> TrainingArguments:
-    """`TrainingArguments` with the paper's recipe: AdamW, cosine schedule, evaluation and checkpoints every
-    `eval_steps`, best checkpoint by eval loss restored at the end. Any field can be overridden."""
-    defaults = {
-        "learning_rate": 1e-4,
-        "lr_scheduler_type": "cosine",
-        "warmup_steps": 100,
-        "weight_decay": 0.01,
-        "max_grad_norm": 1.0,
-        "num_train_epochs": 5,
-        "eval_strategy": "steps",
-        "save_strategy": "steps",
-        "eval_steps": 500,
-        "save_steps": 500,
-        "logging_steps": 50,
-        "save_total_limit": 2,
-        "load_best_model_at_end": True,
-        "metric_for_best_model": "eval_loss",
-        "greater_is_better": False,
-        "remove_unused_columns": False,
-        "report_to": "none",
-    }
-    return TrainingArguments(output_dir=str(output_dir), **{**defaults, **overrides})
+def tall_training_arguments(
+    output_dir: str | os.PathLike, recipe: str = DEFAULT_RECIPE, **overrides
+) -> TrainingArguments:
+    """`TrainingArguments` of a TALL recipe (`tall_hf.training.recipes`; `"fast"` by default, `"paper"` for the
+    paper's): AdamW, cosine schedule, evaluation and checkpoints by steps, best checkpoint by eval loss restored at
+    the end. Any field can be overridden."""
+    return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
 
 
 def create_tall_trainer(

@@ -38,7 +38,7 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-WORLD_BUILD_VERSION = 1
+WORLD_BUILD_VERSION = 2  # 2: the ceiling uses the fair causal-LM prompting (no trailing space)
 WORLD_FILE = "world.json"
 SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
@@ -108,10 +108,10 @@ class WorldSettings:
 PRESETS: dict[str, WorldSettings] = {
     "default": WorldSettings(),
     "test": WorldSettings(
-        generated_sentences=700,
-        test_sentences=50,
-        validation_sentences=20,
-        train_sentences=80,
+        generated_sentences=1200,
+        test_sentences=60,
+        validation_sentences=30,
+        train_sentences=240,
         spm_vocab_size=300,
         llm_vocab_size=400,
         max_length=48,

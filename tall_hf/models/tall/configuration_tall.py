@@ -15,6 +15,7 @@ logger = logging.get_logger(__name__)
 
 LOSS_MODES = ("last_token", "last_word", "all_tokens")
 COMPONENT_ROLES = ("lr_hr", "llm", "hr_lr")
+TARGET_TRANSFORMER_INITS = ("random", "translator")
 
 
 @strict
@@ -41,6 +42,12 @@ class TallConfig(PretrainedConfig):
             `"last"` (the paper's: its last layer), `"global_softmax"` or `"token_softmax"` (the multilingual encoder
             fusion paper's; see `tall_hf.modules.fusion`). The fused layers are the encoder's transformer layers,
             not its embedding output.
+        source_residual: stage 3 adds custom transformer 1's output to the LLM's own embeddings of the bridge stream,
+            through a trainable gate that starts at 0: untrained, the LLM reads exactly its own embeddings of the HR
+            translation (the paper's TALL feeds it custom transformer 1's output alone).
+        target_transformer_init: `"random"` (the paper's) or `"translator"`: custom transformer 2 starts as a copy
+            of the HR->LR translator's encoder layers, so stage 7 starts out reading states shaped like its own
+            encoder's (needs the default `target_transformer_config`).
         encoder_fusion_options: the fusion method's own settings (e.g. `{"num_heads": 4}` for `token_softmax`).
         components: provenance of the frozen parts, `{"lr_hr": {"name_or_path": ..., "revision": ...}, ...}`.
         lora: a PEFT tuner config as a dict (`LoraConfig`, `IA3Config`, ...; see `tall_hf.adapters.get_tall_model`)
@@ -80,6 +87,8 @@ class TallConfig(PretrainedConfig):
     loss_mode: Literal["last_token", "last_word", "all_tokens"] = "last_token"
     encoder_fusion: str = "last"
     encoder_fusion_options: dict | None = None
+    source_residual: bool = False
+    target_transformer_init: Literal["random", "translator"] = "random"
     components: dict | None = None
     lora: dict | None = None
     initializer_range: float = 0.02
@@ -105,6 +114,10 @@ class TallConfig(PretrainedConfig):
         if self.encoder_fusion not in FUSION_METHODS:
             raise ValueError(
                 f"Unknown encoder_fusion {self.encoder_fusion!r}; choose one of {sorted(FUSION_METHODS)}."
+            )
+        if self.target_transformer_init not in TARGET_TRANSFORMER_INITS:
+            raise ValueError(
+                f"target_transformer_init must be one of {TARGET_TRANSFORMER_INITS}, got {self.target_transformer_init!r}."
             )
         self.encoder_fusion_options = dict(self.encoder_fusion_options or {})
         if self.source_transformer_config is None:
@@ -210,4 +223,4 @@ def derive_target_transformer_config(hr_lr_config: PretrainedConfig) -> Pretrain
     )
 
 
-__all__ = ["TallConfig", "LOSS_MODES"]
+__all__ = ["TallConfig", "LOSS_MODES", "TARGET_TRANSFORMER_INITS"]

@@ -127,12 +127,15 @@ class TallEncoder(nn.Module):
             attention_mask,
         )
         source_states = model.source_alignment(source_states, attention_mask)  # 2
+        bridge_embeddings = model.llm.get_input_embeddings()(bridge_input_ids)
         llm_inputs = model.source_transformer(  # 3
-            inputs_embeds=model.llm.get_input_embeddings()(bridge_input_ids),
+            inputs_embeds=bridge_embeddings,
             attention_mask=bridge_attention_mask,
             encoder_hidden_states=source_states,
             encoder_attention_mask=attention_mask,
         ).last_hidden_state
+        if model.config.source_residual:
+            llm_inputs = bridge_embeddings + model.source_transformer.residual_gate * llm_inputs
         llm_states = model.llm(  # 4
             inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
         ).last_hidden_state
@@ -182,6 +185,8 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         )
         self.source_alignment = AlignmentAdapter(lr_width, llm_width, **adapter_kwargs)
         self.source_transformer = _without_token_embeddings(MarianDecoder(config.source_transformer_config))
+        if config.source_residual:  # its gate on the LLM's own embeddings (see `TallConfig.source_residual`)
+            self.source_transformer.residual_gate = nn.Parameter(torch.zeros(()))
         self.llm = llm
         self.target_alignment = AlignmentAdapter(llm_width, hr_lr_width, **adapter_kwargs)
         self.target_transformer = _without_token_embeddings(MarianEncoder(config.target_transformer_config))
@@ -194,11 +199,27 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         if config.tie_word_embeddings:
             self._tied_weights_keys = {"lm_head.weight": "lr_decoder.embed_tokens.weight"}
         self.post_init()
+        if hr_lr_model is not None:
+            self.init_from_components(hr_lr_model)
         self.freeze_components()
         self.init_lora()
         self.generation_config = default_generation_config(config)
 
     # ------------------------------------------------------------------ assembly
+    @torch.no_grad()
+    def init_from_components(self, hr_lr_model: PreTrainedModel) -> None:
+        """Initialisations that read the components (`TallConfig.source_residual`, `target_transformer_init`)."""
+        if self.config.source_residual:
+            self.source_transformer.residual_gate.zero_()
+        if self.config.target_transformer_init == "translator":
+            translator_layers = hr_lr_model.get_encoder().layers
+            if len(translator_layers) != len(self.target_transformer.layers):
+                raise ValueError(
+                    "target_transformer_init='translator' needs custom transformer 2 shaped like the HR->LR "
+                    f"translator's encoder: {len(self.target_transformer.layers)} vs {len(translator_layers)} layers."
+                )
+            self.target_transformer.layers.load_state_dict(translator_layers.state_dict())
+
     @classmethod
     def from_components(
         cls,

@@ -1,0 +1,191 @@
+"""TALL training recipes measured on a known-answer world: last-word accuracy of each variant with a 95% CI.
+
+Builds (or reuses) a world (`tall_hf.worlds.build_world`), then trains TALL once per variant on the world's `train`
+split for the same number of steps and scores it on the `test` split with the evaluation's own approach and metric
+(`TallApproach`, `evaluate_approach`: greedy, bootstrap CI). Direct and Naive run once as reference points, and the
+world's ceiling (its LLM on the HR form of the test sentences) is printed beside them.
+
+    python benchmarks/recipes.py                                  # the default world, every variant
+    python benchmarks/recipes.py --variants default paper --steps 400
+    python benchmarks/recipes.py --lr_text ../shared/data/hebrew/svlm_wiki_50k.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from transformers import set_seed  # noqa: E402
+from transformers.utils import logging  # noqa: E402
+
+from tall_hf.data import PreparationArguments, prepare_tall_dataset  # noqa: E402
+from tall_hf.evaluation import ApproachContext, DirectApproach, NaiveApproach, TallApproach  # noqa: E402
+from tall_hf.evaluation.runner import evaluate_approach  # noqa: E402
+from tall_hf.evaluation.task import make_examples  # noqa: E402
+from tall_hf.generation import TallPredictor  # noqa: E402
+from tall_hf.models.tall import TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf.training import tall_training_arguments, train_tall  # noqa: E402
+from tall_hf.training.recipes import get_recipe  # noqa: E402
+from tall_hf.worlds import World, build_world  # noqa: E402
+
+# Each variant: a recipe, then `TallConfig` options ("model") and `TrainingArguments` fields ("training") over it.
+# `default` is the package's default recipe; the others each change one of its choices, or take the paper's recipe.
+_LAST_WORD = {"loss_mode": "last_word"}
+VARIANTS: dict[str, dict] = {
+    "default": {"recipe": "fast"},
+    "paper": {"recipe": "paper"},
+    "default, last_word loss": {"recipe": "fast", "model": _LAST_WORD},
+    "default, all_tokens loss": {"recipe": "fast", "model": {"loss_mode": "all_tokens"}},
+    "default, last_word loss, random stage 6": {
+        "recipe": "fast",
+        "model": {**_LAST_WORD, "target_transformer_init": "random"},
+    },
+    "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
+    "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
+}
+# The variants measured in benchmarks/README.md (the others take longer than one demo's budget to compare).
+MEASURED = [name for name in VARIANTS if name != "default, lr 1e-4"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world_dir", default="benchmark-worlds", help="Where worlds are built and cached.")
+    parser.add_argument("--lr_text", default=None, help="LR text file of the world (default: the generated one).")
+    parser.add_argument("--preset", default="default", help="World preset (tall_hf.worlds.PRESETS).")
+    parser.add_argument("--variants", nargs="+", default=MEASURED, help=f"Any of: {', '.join(VARIANTS)}.")
+    parser.add_argument("--steps", type=int, default=400, help="Training steps of every variant.")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--test_sentences", type=int, default=None, help="Score the first N test sentences only.")
+    parser.add_argument("--baselines", nargs="*", default=["direct", "naive"], help="Reference approaches to run.")
+    parser.add_argument("--output_dir", default="benchmark-recipes", help="Trained variants and results.json.")
+    parser.add_argument("--cache_dir", default=None, help="Prepared-data cache (default: OUTPUT_DIR/cache).")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads.")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def train_variant(
+    name: str, world: World, dataset_of, args: argparse.Namespace, output_dir: Path
+) -> tuple[str, float, float]:
+    """Train TALL with variant `name`; returns its folder, training seconds and final training loss."""
+    spec = VARIANTS[name]
+    recipe = get_recipe(spec["recipe"])
+    model_options = {**recipe.model, **spec.get("model", {})}
+    training = {**recipe.training, **spec.get("training", {})}
+    components = world.components
+    processor = TallProcessor.from_components(**components, loss_mode=model_options["loss_mode"])
+    set_seed(args.seed)
+    model = TallForCausalLM.from_components(**components, **model_options)
+    folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
+    training_args = tall_training_arguments(
+        folder,
+        spec["recipe"],
+        **training,
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        logging_steps=max(args.steps // 10, 1),
+        seed=args.seed,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    start = time.perf_counter()
+    trainer = train_tall(model, processor, dataset_of(processor, model.config.max_stream_tokens), args=training_args)
+    seconds = time.perf_counter() - start
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return str(folder), seconds, losses[-1] if losses else float("nan")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    unknown = [name for name in args.variants if name not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"Unknown variants {unknown}; choose from {list(VARIANTS)}.")
+    torch.set_num_threads(args.threads)
+    logging.set_verbosity_warning()
+    output_dir = Path(args.output_dir)
+    world = build_world(args.world_dir, lr_text=args.lr_text, preset=args.preset, seed=args.seed)
+    facts = world.facts
+    ceiling = facts["ceiling"]
+    examples = make_examples(world.sentences("test")[: args.test_sentences])
+    context = ApproachContext(**world.components, output_dir=str(output_dir), device=torch.device("cpu"))
+    translations = context.translate_to_hr([example.prefix for example in examples], batch_size=32)
+
+    datasets = {}
+
+    def dataset_of(processor: TallProcessor, max_tokens: int):
+        if max_tokens not in datasets:
+            preparation = PreparationArguments(
+                cache_dir=args.cache_dir or str(output_dir / "cache"), max_tokens=max_tokens
+            )
+            datasets[max_tokens] = prepare_tall_dataset(
+                world.sentences("train"), processor, world.components["lr_hr"], preparation
+            )
+        return datasets[max_tokens]
+
+    rows = []
+    for name in args.baselines:
+        approach = {"direct": DirectApproach, "naive": NaiveApproach}[name].from_context(context)
+        start = time.perf_counter()
+        result = evaluate_approach(approach, examples, translations=translations)
+        rows.append({"variant": name, "estimate": result.estimate, "seconds": time.perf_counter() - start})
+    for name in args.variants:
+        folder, seconds, loss = train_variant(name, world, dataset_of, args, output_dir)
+        model = TallForCausalLM.from_pretrained(folder)
+        processor = TallProcessor.from_pretrained(folder)
+        approach = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
+        result = evaluate_approach(approach, examples, translations=translations)
+        rows.append({"variant": name, "estimate": result.estimate, "seconds": seconds, "loss": loss})
+        print(f"{name}: {result.estimate.as_percent()} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+    translators = facts["translators"]
+    print(
+        f"World: {world.path} ({facts['lr_text']}); {len(examples)} test sentences; {args.steps} steps of batch "
+        f"{args.batch_size}; translators exact: LR->HR {translators['lr_hr']['exact_sentence_rate']:.3f}, "
+        f"HR->LR {translators['hr_lr']['exact_sentence_rate']:.3f}\n"
+    )
+    print("| variant | accuracy % [95% CI] | training s | final train loss |")
+    print("| --- | --- | ---: | ---: |")
+    for row in rows:
+        loss = f"{row['loss']:.3f}" if "loss" in row else ""
+        print(f"| {row['variant']} | {row['estimate'].as_percent()} | {row['seconds']:.0f} | {loss} |")
+    print(
+        f"| HR ceiling (world LLM on HR text) | {100 * ceiling['accuracy']:.2f} [{100 * ceiling['ci_lower']:.2f}, "
+        f"{100 * ceiling['ci_upper']:.2f}] | | |\n"
+    )
+    results = []
+    for row in rows:
+        estimate = row["estimate"]
+        key = row["variant"].replace(" ", "_").replace(",", "").replace("+", "plus")
+        print(
+            f"{key}={estimate.accuracy:.4f} ci=[{estimate.lower:.4f},{estimate.upper:.4f}] seconds={row['seconds']:.0f}"
+        )
+        results.append(
+            {
+                "variant": row["variant"],
+                "accuracy": estimate.accuracy,
+                "ci_lower": estimate.lower,
+                "ci_upper": estimate.upper,
+                "seconds": row["seconds"],
+            }
+        )
+    print(f"ceiling={ceiling['accuracy']:.4f}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "results.json").write_text(
+        json.dumps({"world": str(world.path), "ceiling": ceiling, "steps": args.steps, "results": results}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

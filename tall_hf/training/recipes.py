@@ -1,0 +1,81 @@
+"""TALL's training recipes in one place: the model options (`TallConfig` fields) and optimisation settings
+(`TrainingArguments` fields) each recipe sets. `tall_training_arguments`, `tall-hf train`, the evaluation runner's
+TALL and the demo all read them from here.
+
+- `paper`: the TALL paper's recipe: custom transformer 1 replaces the LLM's input, both custom transformers start
+  random, the loss is taken at the last piece of the last word only; AdamW at 1e-4, cosine, 100 warm-up steps.
+- `fast` (the default): stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom
+  transformer 2 as the HR->LR translator's encoder, the paper's last-token loss, a 10x higher learning rate with a
+  5% warm-up. On the default known-answer world it reached 14.00% [11.33, 16.67] (half the ceiling of 27.33) after
+  20 steps, where the paper's recipe had 0.67% [0.00, 1.33]; after 400 steps both are near half the ceiling
+  (15.67 and 14.67, CIs overlapping). See `benchmarks/recipes.py` and `benchmarks/README.md`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Settings every recipe shares: evaluation and checkpoints by steps, the best checkpoint by eval loss restored.
+COMMON_TRAINING = {
+    "eval_strategy": "steps",
+    "save_strategy": "steps",
+    "eval_steps": 100,
+    "save_steps": 100,
+    "logging_steps": 25,
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "eval_loss",
+    "greater_is_better": False,
+    "num_train_epochs": 5,
+    "remove_unused_columns": False,
+    "report_to": "none",
+}
+
+
+@dataclass(frozen=True)
+class TallRecipe:
+    """A recipe: `model` holds `TallConfig` fields, `training` holds `TrainingArguments` fields."""
+
+    model: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+
+TALL_RECIPES: dict[str, TallRecipe] = {
+    "paper": TallRecipe(
+        model={"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"},
+        training={
+            "learning_rate": 1e-4,
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": 100,
+            "weight_decay": 0.01,
+            "max_grad_norm": 1.0,
+        },
+    ),
+    "fast": TallRecipe(
+        model={"loss_mode": "last_token", "source_residual": True, "target_transformer_init": "translator"},
+        training={
+            "learning_rate": 1e-3,
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": 0.05,  # a share of the steps
+            "weight_decay": 0.01,
+            "max_grad_norm": 1.0,
+        },
+    ),
+}
+DEFAULT_RECIPE = "fast"
+RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
+
+
+def get_recipe(name: str) -> TallRecipe:
+    """The recipe called `name`; a `ValueError` lists the known ones."""
+    if name not in TALL_RECIPES:
+        raise ValueError(f"Unknown TALL recipe {name!r}; choose one of {sorted(TALL_RECIPES)}.")
+    return TALL_RECIPES[name]
+
+
+def training_defaults(recipe: str = DEFAULT_RECIPE) -> dict:
+    """`TrainingArguments` fields of a recipe, with the settings all recipes share."""
+    return {**COMMON_TRAINING, **get_recipe(recipe).training}
+
+
+__all__ = ["COMMON_TRAINING", "DEFAULT_RECIPE", "TALL_RECIPES", "TallRecipe", "get_recipe", "training_defaults"]

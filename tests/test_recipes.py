@@ -1,0 +1,203 @@
+"""TALL recipes: their plumbing, the gated pass-through of stage 3 and custom transformer 2 copied from the translator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from tall_hf import TallForCausalLM
+
+
+@pytest.fixture
+def batch(tiny_processor):
+    return tiny_processor(
+        ["הילדים הלכו אל", "אני אוהב"], ["the children went to", "I love"], ["הילדים הלכו אל הגן", "אני אוהב ספרים"]
+    )
+
+
+def stage_3_output(model: TallForCausalLM, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the LLM reads (stage 3's output) and the LLM's own embeddings of the bridge stream."""
+    seen = {}
+    handle = model.llm.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
+    with torch.no_grad():
+        model.encode(
+            batch["input_ids"], batch["attention_mask"], batch["bridge_input_ids"], batch["bridge_attention_mask"]
+        )
+    handle.remove()
+    return seen["inputs_embeds"], model.get_input_embeddings()(batch["bridge_input_ids"])
+
+
+def test_source_residual_starts_as_a_pass_through_of_the_llm_embeddings(tiny_paths, batch):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True).eval()
+    read, embeddings = stage_3_output(model, batch)
+    torch.testing.assert_close(read, embeddings, rtol=0, atol=0)
+    paper = TallForCausalLM.from_components(**tiny_paths).eval()
+    read, embeddings = stage_3_output(paper, batch)
+    assert (read - embeddings).abs().max() > 0.1, "without the option, stage 3 replaces the embeddings"
+
+
+def test_source_residual_gate_trains_and_opens(tiny_paths, batch):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True, loss_mode="all_tokens").train()
+    gate = model.source_transformer.residual_gate
+    assert gate.requires_grad
+    model(**batch).loss.backward()
+    assert gate.grad is not None and gate.grad.abs() > 0
+    layer = model.source_transformer.layers[0].fc1.weight
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer.step()
+    optimizer.zero_grad()
+    model(**batch).loss.backward()
+    assert gate.detach().abs() > 0 and layer.grad.abs().sum() > 0, "once open, custom transformer 1 learns"
+
+
+def test_source_residual_survives_save_and_load(tiny_paths, tiny_processor, batch, tmp_path):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True).eval()
+    with torch.no_grad():
+        model.source_transformer.residual_gate.fill_(0.25)
+    model.save_pretrained(tmp_path)
+    loaded = TallForCausalLM.from_pretrained(tmp_path).eval()
+    assert loaded.config.source_residual
+    assert loaded.source_transformer.residual_gate.item() == 0.25
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_target_transformer_starts_as_the_translators_encoder(tiny_paths, batch):
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, target_transformer_init="translator").eval()
+    translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["hr_lr"]).get_encoder().eval()
+    states = torch.randn(2, 5, model.config.hr_lr_config.d_model)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    with torch.no_grad():
+        ours = model.target_transformer(inputs_embeds=states, attention_mask=mask).last_hidden_state
+        theirs = translator(inputs_embeds=states, attention_mask=mask).last_hidden_state
+    torch.testing.assert_close(ours, theirs)
+    assert model.target_transformer.layers[0].fc1.weight.requires_grad, "the copy trains"
+    assert model.target_transformer.layers[0].fc1.weight.data_ptr() != translator.layers[0].fc1.weight.data_ptr()
+
+
+def test_unknown_target_init_is_rejected(tiny_paths):
+    with pytest.raises(ValueError, match="target_transformer_init"):
+        TallForCausalLM.from_components(**tiny_paths, target_transformer_init="copy")
+
+
+def test_recipes_set_model_options_and_training_defaults(tmp_path):
+    from tall_hf.training import tall_training_arguments
+    from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
+    from tall_hf.training.run import TallModelArguments, parser_training_defaults
+
+    paper = TallModelArguments(recipe="paper").model_options()
+    assert paper == {"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"}
+    mixed = TallModelArguments(recipe="paper", loss_mode="all_tokens").model_options()
+    assert mixed["loss_mode"] == "all_tokens" and mixed["source_residual"] is False
+    assert TallModelArguments().model_options() == get_recipe(DEFAULT_RECIPE).model
+    assert parser_training_defaults(["--recipe", "paper", "--x", "1"])["learning_rate"] == 1e-4
+    assert parser_training_defaults([])["learning_rate"] == get_recipe(DEFAULT_RECIPE).training["learning_rate"]
+    args = tall_training_arguments(tmp_path, "paper", max_steps=3)
+    assert (args.learning_rate, args.warmup_steps, args.max_steps) == (1e-4, 100, 3)
+    with pytest.raises(ValueError, match="Unknown TALL recipe"):
+        get_recipe("fastest")
+
+
+@pytest.fixture(scope="module")
+def test_world(tiny_cache):
+    from tall_hf.worlds import build_world
+
+    return build_world(tiny_cache / "worlds", preset="test")
+
+
+def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tiny_paths, tmp_path):
+    """The default recipe's options (lr 5e-3, no dropout: the tiny components learn slowly), 200 steps on the test
+    world's training sentences, scored on its test sentences by the training objective and the argmax accuracy at
+    the last word, against the same model untrained. (The test world's own translators train for seconds only and
+    their decoders hardly read their source: TALL cannot learn through them, so it is built from the tiny components,
+    whose decoders do.)"""
+    from tall_hf import TallProcessor
+    from tall_hf.data import PreparationArguments, prepare_tall_dataset
+    from tall_hf.training import create_tall_trainer, tall_training_arguments
+    from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
+
+    recipe = get_recipe(DEFAULT_RECIPE)
+    processor = TallProcessor.from_components(**tiny_paths, loss_mode=recipe.model["loss_mode"])
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths, **recipe.model, adapter_dropout=0.0, transformer_dropout=0.0)
+    preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens, cache_dir=str(tmp_path / "cache"))
+    train, test = (
+        prepare_tall_dataset(test_world.sentences(split), processor, tiny_paths["lr_hr"], preparation)
+        for split in ("train", "test")
+    )
+    assert len(train) >= 100 and len(test) >= 40
+    args = tall_training_arguments(
+        tmp_path / "run",
+        max_steps=200,
+        learning_rate=5e-3,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=64,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = create_tall_trainer(model, processor, args, train, test)
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    # Measured: loss 6.71 -> 6.61, last-token accuracy 0/58 -> 5/58 (the tiny components' random decoder moves slowly).
+    assert after["eval_loss"] < before["eval_loss"] - 0.05, (before, after)
+    assert after["eval_last_token_accuracy"] >= before["eval_last_token_accuracy"] + 0.05, (before, after)
+
+
+@pytest.mark.slow
+def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny_cache, tmp_path):
+    """benchmarks/recipes.py's measurement as a check: 400 steps of the default recipe on the default world (built
+    in about 10 minutes on 2 cores, then cached) against Direct and Naive and the world's ceiling."""
+    from tall_hf import TallProcessor
+    from tall_hf.data import PreparationArguments, prepare_tall_dataset
+    from tall_hf.evaluation import ApproachContext, DirectApproach, NaiveApproach, TallApproach
+    from tall_hf.evaluation.runner import evaluate_approach
+    from tall_hf.evaluation.task import make_examples
+    from tall_hf.generation import TallPredictor
+    from tall_hf.training import tall_training_arguments, train_tall
+    from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
+    from tall_hf.worlds import build_world
+
+    world = build_world(tiny_cache / "worlds")
+    components = world.components
+    recipe = get_recipe(DEFAULT_RECIPE)
+    processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**components, **recipe.model)
+    preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens, cache_dir=str(tmp_path / "cache"))
+    train = prepare_tall_dataset(world.sentences("train"), processor, components["lr_hr"], preparation)
+    args = tall_training_arguments(
+        tmp_path / "tall",
+        max_steps=400,
+        per_device_train_batch_size=16,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        use_cpu=True,
+        seed=0,
+    )
+    train_tall(model, processor, train, args=args)
+    context = ApproachContext(**components, output_dir=str(tmp_path), device=torch.device("cpu"))
+    examples = make_examples(world.sentences("test"))
+    translations = context.translate_to_hr([example.prefix for example in examples], batch_size=32)
+    tall = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
+    estimates = {
+        name: evaluate_approach(approach, examples, translations=translations).estimate
+        for name, approach in {
+            "tall": tall,
+            "direct": DirectApproach.from_context(context),
+            "naive": NaiveApproach.from_context(context),
+        }.items()
+    }
+    ceiling = world.facts["ceiling"]["accuracy"]
+    assert estimates["tall"].accuracy >= 0.4 * ceiling, (estimates, ceiling)
+    assert estimates["tall"].lower > max(estimates["direct"].upper, estimates["naive"].upper), estimates
