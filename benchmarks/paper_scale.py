@@ -1,9 +1,9 @@
 """TALL at the paper's scale: the published component shapes (`../shared/design/paper_components/`), random weights
 materialised on the chosen device, measured side by side in one run.
 
-1. Training step (forward, backward, gradient clipping, AdamW step) at batch 8 with the paper's maximum sequence length
-   (128 tokens in each of the three streams, the reference's padded length): the package's forward, whose LM head runs
-   only at the position the `last_token` loss reads, against the straightforward forward that computes LR logits at
+1. Training step (forward, backward, gradient clipping, AdamW step) at batch 8 with 128 tokens in each of the three
+   streams (the paper's maximum sequence length): the package's forward, whose LM head runs only at the position the
+   `last_token` loss reads, against the straightforward forward that computes LR logits at
    every target position (as the paper's reference does). Samples/s from the two variants' steps interleaved in one
    process; peak memory from a fresh subprocess per variant (peak RSS on CPU, reset after the model is built, so it
    counts the step: weights, gradients, optimizer state and activations; `max_memory_allocated` on GPU).
