@@ -1,9 +1,10 @@
 """TALL's stage-1 encoder fusion on the known-answer world: `encoder_fusion=last`, `global_softmax`, `token_softmax`.
 
-Each fusion trains TALL with the package's default recipe (`tall_hf.training.TRAINING_DEFAULTS`, as `tall-hf demo`
-does) on the world's LR training sentences, then predicts the last word of its test sentences. Printed and written
-(`OUTPUT_DIR/results.json`): accuracy per fusion with 95% bootstrap intervals, each fusion against `last` (paired
-bootstrap on the same sentences), the world's HR ceiling, and the seconds each fusion took.
+Each fusion trains TALL with the package's default recipe (its model options through `TallModelArguments`, its
+training settings `TRAINING_DEFAULTS`, batch 16: as `tall-hf demo` does) on the world's LR training sentences, then
+predicts the last word of its test sentences. Printed and written (`OUTPUT_DIR/results.json`): accuracy per fusion
+with 95% bootstrap intervals, each fusion against `last` (paired bootstrap on the same sentences), the world's HR
+ceiling, and the seconds each fusion took.
 
     python benchmarks/tall_fusion_world.py --output-dir tall-fusion                  # builds the default world
     python benchmarks/tall_fusion_world.py --world worlds/world-qwen2-... --steps 400 --test-sentences 600
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--output-dir", default="tall-fusion-world")
     parser.add_argument("--world", help="A built world's folder (default: build the default world under OUTPUT_DIR).")
     parser.add_argument("--steps", type=int, default=400, help="TALL training steps (the demo's default).")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=16, help="As the demo.")
     parser.add_argument("--test-sentences", type=int, default=600)
     parser.add_argument("--fusions", default=",".join(FUSIONS))
     parser.add_argument("--threads", type=int, default=1)
