@@ -140,6 +140,8 @@ def evaluate(argv: list[str]) -> int:
 
 def demo(argv: list[str]) -> int:
     """Run the main job offline on a known-answer world: build it, train TALL and the baselines, evaluate, report."""
+    if "--bridge" in argv:
+        return bridge_demo([arg for arg in argv if arg != "--bridge"])
     from .demo import REAL_MODELS_HINT, DemoArguments, run_demo
 
     (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
@@ -150,6 +152,18 @@ def demo(argv: list[str]) -> int:
         f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
     )
     print(REAL_MODELS_HINT)
+    return 0
+
+
+def bridge_demo(argv: list[str]) -> int:
+    """`tall-hf demo --bridge`: the bridge world, a bridge per fusion trained on HR only, HR and zero-shot LR tables."""
+    from .demo_bridge import BridgeDemoArguments, run_bridge_demo
+
+    (args,) = _parse(BridgeDemoArguments, argv, "tall-hf demo --bridge", bridge_demo.__doc__)
+    reports = run_bridge_demo(args)
+    for report in reports.values():
+        print(report.to_markdown())
+    print(f"Tables: {args.output_dir}/evaluation   Bridges and layer-weight plots: {args.output_dir}/bridge/<fusion>")
     return 0
 
 

@@ -24,7 +24,7 @@ from .training_recipes import (
     train_from_scratch,
     train_soft_prompt,
 )
-from .zero_shot import evaluate_zero_shot, label_log_likelihoods
+from .zero_shot import ZeroShotReport, ZeroShotResult, chance_accuracy, evaluate_zero_shot, label_log_likelihoods
 
 __all__ = [
     "APPROACHES",
@@ -44,7 +44,10 @@ __all__ = [
     "PredictionRecord",
     "SoftPromptApproach",
     "TallApproach",
+    "ZeroShotReport",
+    "ZeroShotResult",
     "bootstrap_accuracy",
+    "chance_accuracy",
     "evaluate_zero_shot",
     "evaluate_approach",
     "last_word_accuracy_path",

@@ -1,29 +1,57 @@
-"""Zero-shot classification with the bridge (XNLI-style): the encoder reads premise and hypothesis in any language,
-and the label is the one whose word the LLM scores highest after the soft prompt. Accuracy per language."""
+"""Zero-shot classification with the bridge, as in the fusion paper: the encoder reads the input in any language, and
+the frozen LLM either writes the label (greedy generation, exact match: the paper's scoring) or has each label word
+scored by its log-likelihood after the soft prompt. Accuracy per language with bootstrap confidence intervals, and one
+table (Markdown + JSON) for several fusion methods.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+import os
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
+
+from .scoring import AccuracyEstimate, bootstrap_accuracy
 
 XNLI_TEMPLATE = "{premise} Question: {hypothesis} True, False or Neither? Answer:"
 XNLI_LABEL_WORDS = ("True", "Neither", "False")
 """XNLI's labels in id order: 0 entailment, 1 neutral, 2 contradiction."""
 
+SCORING_METHODS = ("generation", "log_likelihood")
+"""`generation`: greedy decoding, a hit when the text written equals the label word (the paper's scoring);
+`log_likelihood`: the label word the LLM scores highest."""
+
+NO_LABEL = -1
+"""The prediction of a generation that is none of the label words."""
+
 
 @dataclass
 class ZeroShotResult:
-    """Accuracy overall and per language, with the predicted label ids and the label words' log-likelihoods."""
+    """Accuracy overall and per language (with bootstrap intervals), the predicted label ids (`NO_LABEL` where a
+    generation named no label), and the label words' log-likelihoods or the generated texts."""
 
     accuracy: float
     per_language: dict[str, float]
     predictions: list[int] = field(repr=False)
-    scores: torch.Tensor = field(repr=False)
+    scores: torch.Tensor | None = field(default=None, repr=False)
+    method: str = "log_likelihood"
+    estimates: dict[str, AccuracyEstimate] = field(default_factory=dict, repr=False)
+    generations: list[str] | None = field(default=None, repr=False)
+    correct: dict[str, list[bool]] = field(default_factory=dict, repr=False)
+    """Per language, whether each of its rows (in data set order) was classified right."""
+
+
+def _encode_chunks(prompts: Sequence[str], batch_size: int, description: str):
+    if not prompts:
+        raise ValueError("No prompts to score.")
+    for start in tqdm(range(0, len(prompts), batch_size), desc=description, leave=False):
+        yield list(prompts[start : start + batch_size])
 
 
 @torch.no_grad()
@@ -32,16 +60,13 @@ def label_log_likelihoods(
 ) -> torch.Tensor:
     """`(len(prompts), len(label_words))`: the LLM's log-likelihood of each label word (summed over its tokens)
     after the soft prompt of each prompt. Each prompt is encoded once and shared by its label words."""
-    if not prompts:
-        raise ValueError("No prompts to score.")
     if len(label_words) < 2:
         raise ValueError(f"Zero-shot classification needs at least two label words, got {list(label_words)}.")
     model.eval()
     words = list(label_words)
     word_ids = processor.llm_token_ids(words, add_eos=False)
     scores = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="Zero-shot scoring", leave=False):
-        chunk = list(prompts[start : start + batch_size])
+    for chunk in _encode_chunks(prompts, batch_size, "Zero-shot scoring"):
         batch = processor(chunk).to(model.device)
         encoded = model.encode(batch["input_ids"], batch["attention_mask"])
         encoded = type(encoded)(**{key: value.repeat_interleave(len(words), dim=0) for key, value in encoded.items()})
@@ -59,6 +84,28 @@ def label_log_likelihoods(
     return torch.cat(scores)
 
 
+@torch.no_grad()
+def generate_labels(
+    model, processor, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int = 16
+) -> list[str]:
+    """The text the bridge writes greedily after each prompt's soft prompt (special tokens dropped, stripped)."""
+    model.eval()
+    tokenizer = processor.llm_tokenizer
+    texts = []
+    for chunk in _encode_chunks(prompts, batch_size, "Zero-shot generation"):
+        batch = processor(chunk).to(model.device)
+        generated = model.generate(
+            batch["input_ids"],
+            batch["attention_mask"],
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        texts.extend(text.strip() for text in processor.batch_decode(generated, skip_special_tokens=True))
+    return texts
+
+
 def evaluate_zero_shot(
     model,
     processor,
@@ -68,13 +115,23 @@ def evaluate_zero_shot(
     label_words: Sequence[str] = XNLI_LABEL_WORDS,
     label_column: str = "label",
     language_column: str = "language",
+    method: str = "log_likelihood",
+    max_new_tokens: int | None = None,
     batch_size: int = 16,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
 ) -> ZeroShotResult:
-    """Classify every row of `dataset` zero-shot and report accuracy overall and per language.
+    """Classify every row of `dataset` zero-shot and report accuracy overall and per language, with percentile
+    bootstrap intervals (`bootstrap_accuracy`, resampling the rows of each language).
 
-    Each row fills `template` from its columns (`premise`, `hypothesis` for XNLI); `label_words[i]` names label id `i`.
-    Without a `language_column`, all rows count as language `"all"`.
+    Each row fills `template` from its columns (`premise`, `hypothesis` for XNLI; `"{text}"` for a plain text
+    column); `label_words[i]` names label id `i`. `method` is `log_likelihood` (the best-scored label word) or
+    `generation` (greedy decoding of at most `max_new_tokens`, default: the longest label word's tokens plus one; a
+    hit when the stripped text equals the label word). Without a `language_column`, all rows count as `"all"`.
     """
+    if method not in SCORING_METHODS:
+        raise ValueError(f"Unknown scoring method {method!r}; choose one of {SCORING_METHODS}.")
     missing = {label_column} - set(dataset.column_names)
     if missing:
         raise ValueError(f"The data set lacks the column {sorted(missing)}; it has {dataset.column_names}.")
@@ -87,14 +144,188 @@ def evaluate_zero_shot(
     if out_of_range:
         raise ValueError(f"Labels {out_of_range} have no label word: label_words={list(label_words)}.")
     languages = dataset[language_column] if language_column in dataset.column_names else ["all"] * len(gold)
-    scores = label_log_likelihoods(model, processor, prompts, label_words, batch_size=batch_size)
-    predictions = scores.argmax(dim=-1).tolist()
+    scores, generations = None, None
+    if method == "log_likelihood":
+        scores = label_log_likelihoods(model, processor, prompts, label_words, batch_size=batch_size)
+        predictions = scores.argmax(dim=-1).tolist()
+    else:
+        if max_new_tokens is None:
+            max_new_tokens = max(len(ids) for ids in processor.llm_token_ids(list(label_words), add_eos=False)) + 1
+        generations = generate_labels(model, processor, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        index = {word.strip(): label for label, word in enumerate(label_words)}
+        predictions = [index.get(text, NO_LABEL) for text in generations]
     correct: dict[str, list[bool]] = defaultdict(list)
     for language, predicted, label in zip(languages, predictions, gold, strict=True):
         correct[language].append(predicted == label)
-    per_language = {language: sum(hits) / len(hits) for language, hits in sorted(correct.items())}
+    estimates = {
+        language: bootstrap_accuracy(hits, confidence=confidence, n_resamples=n_resamples, seed=seed)
+        for language, hits in sorted(correct.items())
+    }
     accuracy = sum(p == g for p, g in zip(predictions, gold, strict=True)) / len(gold)
-    return ZeroShotResult(accuracy=accuracy, per_language=per_language, predictions=predictions, scores=scores)
+    return ZeroShotResult(
+        accuracy=accuracy,
+        per_language={language: estimate.accuracy for language, estimate in estimates.items()},
+        predictions=predictions,
+        scores=scores,
+        method=method,
+        estimates=estimates,
+        generations=generations,
+        correct=dict(correct),
+    )
 
 
-__all__ = ["XNLI_LABEL_WORDS", "XNLI_TEMPLATE", "ZeroShotResult", "evaluate_zero_shot", "label_log_likelihoods"]
+def bootstrap_difference(
+    correct: Sequence[bool],
+    baseline: Sequence[bool],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy of `correct` minus that of `baseline` on the same rows, with a paired percentile bootstrap interval
+    (the same resampled rows for both): `{"difference", "ci_lower", "ci_upper"}` as fractions."""
+    first, second = np.asarray(correct, dtype=float), np.asarray(baseline, dtype=float)
+    if first.shape != second.shape or first.size == 0:
+        raise ValueError(
+            f"A paired difference needs two equally long, non-empty outcomes: {first.size}, {second.size}."
+        )
+    rows = np.random.default_rng(seed).integers(0, first.size, size=(n_resamples, first.size))
+    differences = first[rows].mean(axis=1) - second[rows].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    lower, upper = np.percentile(differences, [tail, 100 - tail])
+    return {"difference": float(first.mean() - second.mean()), "ci_lower": float(lower), "ci_upper": float(upper)}
+
+
+def chance_accuracy(labels: Sequence[int]) -> float:
+    """The accuracy of always answering the most frequent label: the chance level of a classification set."""
+    if not labels:
+        raise ValueError("No labels: no chance level.")
+    return Counter(labels).most_common(1)[0][1] / len(labels)
+
+
+@dataclass
+class ZeroShotReport:
+    """One table of zero-shot results: a row per (fusion method, scoring method, language), with the chance level.
+
+    `results` maps `(fusion, scoring method)` to a [`ZeroShotResult`]; `languages` may name each language's role
+    (e.g. `{"hr": "HR (in-language)", "lr": "LR (zero-shot)"}`) for the Markdown table."""
+
+    results: dict[tuple[str, str], ZeroShotResult]
+    chance: float
+    title: str = "Zero-shot classification"
+    languages: dict[str, str] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict]:
+        """Flat rows, accuracies and interval bounds in percent."""
+        return [
+            {
+                "fusion": fusion,
+                "scoring": method,
+                "language": language,
+                "accuracy": round(100 * estimate.accuracy, 4),
+                "ci_lower": round(100 * estimate.lower, 4),
+                "ci_upper": round(100 * estimate.upper, 4),
+                "n": estimate.n,
+            }
+            for (fusion, method), result in self.results.items()
+            for language, estimate in result.estimates.items()
+        ]
+
+    def comparisons(self, baseline: str = "last") -> list[dict]:
+        """Each other fusion against `baseline`, per scoring method and language: the accuracy difference in points
+        with a paired bootstrap interval, and the verdict (`better` / `worse` when the interval excludes zero)."""
+        rows = []
+        for (fusion, method), result in self.results.items():
+            reference = self.results.get((baseline, method))
+            if fusion == baseline or reference is None:
+                continue
+            for language, hits in result.correct.items():
+                if language not in reference.correct:
+                    continue
+                estimate = result.estimates[language]
+                difference = bootstrap_difference(hits, reference.correct[language], confidence=estimate.confidence)
+                verdict = (
+                    "better"
+                    if difference["ci_lower"] > 0
+                    else "worse"
+                    if difference["ci_upper"] < 0
+                    else "no clear difference"
+                )
+                rows.append(
+                    {
+                        "fusion": fusion,
+                        "baseline": baseline,
+                        "scoring": method,
+                        "language": language,
+                        **{key: round(100 * value, 4) for key, value in difference.items()},
+                        "verdict": verdict,
+                    }
+                )
+        return rows
+
+    def to_markdown(self) -> str:
+        """A row per fusion method and scoring, a column per language: accuracy % [95% CI]; then each fusion against
+        `last` (difference in points, paired bootstrap interval)."""
+        languages = list(dict.fromkeys(language for r in self.results.values() for language in r.estimates))
+        confidence = next(iter(next(iter(self.results.values())).estimates.values())).confidence
+        header = ["fusion", "scoring", *(self.languages.get(language, language) for language in languages)]
+        lines = [
+            f"{self.title}: accuracy (%) with {100 * confidence:.0f}% bootstrap confidence intervals; "
+            f"chance (the most frequent label) {100 * self.chance:.2f}%.",
+            "",
+            "| " + " | ".join(header) + " |",
+            "| " + " | ".join(["---"] * len(header)) + " |",
+        ]
+        for (fusion, method), result in self.results.items():
+            cells = [result.estimates[lang].as_percent() if lang in result.estimates else "" for lang in languages]
+            lines.append("| " + " | ".join([fusion, method, *cells]) + " |")
+        comparisons = self.comparisons()
+        if comparisons:
+            lines += ["", "| fusion vs last | scoring | language | difference (points) [CI] | verdict |"]
+            lines.append("| --- | --- | --- | --- | --- |")
+            for row in comparisons:
+                language = self.languages.get(row["language"], row["language"])
+                interval = f"{row['difference']:+.2f} [{row['ci_lower']:+.2f}, {row['ci_upper']:+.2f}]"
+                lines.append(f"| {row['fusion']} | {row['scoring']} | {language} | {interval} | {row['verdict']} |")
+        lines.extend(["", *self.notes] if self.notes else [])
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict:
+        return {
+            "title": self.title,
+            "unit": "percent",
+            "chance": round(100 * self.chance, 4),
+            "chance_note": "accuracy of always answering the test set's most frequent label",
+            "languages": self.languages,
+            "results": self.rows(),
+            "comparisons": self.comparisons(),
+            "metadata": self.metadata,
+            "notes": self.notes,
+        }
+
+    def save(self, output_dir: str | os.PathLike) -> dict[str, str]:
+        """Write `results.md` and `results.json` under `output_dir`; returns `{artefact: path}`."""
+        os.makedirs(output_dir, exist_ok=True)
+        paths = {"markdown": os.path.join(output_dir, "results.md"), "json": os.path.join(output_dir, "results.json")}
+        with open(paths["markdown"], "w", encoding="utf-8") as handle:
+            handle.write(self.to_markdown())
+        with open(paths["json"], "w", encoding="utf-8") as handle:
+            json.dump(self.to_dict(), handle, indent=2, ensure_ascii=False)
+        return paths
+
+
+__all__ = [
+    "NO_LABEL",
+    "SCORING_METHODS",
+    "XNLI_LABEL_WORDS",
+    "XNLI_TEMPLATE",
+    "ZeroShotReport",
+    "ZeroShotResult",
+    "bootstrap_difference",
+    "chance_accuracy",
+    "evaluate_zero_shot",
+    "generate_labels",
+    "label_log_likelihoods",
+]

@@ -1,4 +1,4 @@
-"""The bridge's training data: English text split into (prefix, continuation) pairs for the prefix-LM objective.
+"""The bridge's prefix-LM training data: English text split into (prefix, continuation) pairs for the prefix-LM objective.
 
 The encoder reads the prefix; the LLM, after the soft prompt, is trained to continue it. The split is made once,
 seeded, at a word boundary; tokenization is done once with `Dataset.map`, and the collator only pads.
@@ -17,6 +17,7 @@ from transformers import BatchEncoding
 from transformers.utils import logging
 
 from .processing_bridge import BridgeProcessor
+from .task_data import load_data_file
 
 logger = logging.get_logger(__name__)
 
@@ -44,8 +45,10 @@ def prefix_lm_pairs(
     min_fraction: float = 0.25,
     max_fraction: float = 0.75,
     seed: int = 0,
+    text_column: str = "text",
 ) -> Dataset:
-    """A `Dataset` with `prefix` and `continuation` columns from texts (or a text file, one text a line).
+    """A `Dataset` with `prefix` and `continuation` columns from texts, or a data file: a text file (one text a line)
+    or a `.jsonl`/`.json`/`.csv` file whose `text_column` holds the texts.
 
     Each text of at least `min_words` words is split once at a word boundary drawn (seeded) so that the prefix holds
     between `min_fraction` and `max_fraction` of its words; shorter texts are skipped.
@@ -55,7 +58,13 @@ def prefix_lm_pairs(
     if min_words < 2:
         raise ValueError(f"A prefix and a continuation need at least two words: min_words={min_words}.")
     if isinstance(texts, (str, os.PathLike)):
-        texts = read_lines(texts)
+        if Path(texts).suffix.lower() in (".txt", ".text", ""):
+            texts = read_lines(texts)
+        else:
+            data = load_data_file(texts)
+            if text_column not in data.column_names:
+                raise ValueError(f"{str(texts)!r} has no column {text_column!r}; it has {data.column_names}.")
+            texts = [text for text in data[text_column] if text]
     rng = random.Random(seed)
     prefixes, continuations, skipped = [], [], 0
     for text in texts:
@@ -76,7 +85,8 @@ def prefix_lm_pairs(
 def tokenize_prefix_lm(
     pairs: Dataset, processor: BridgeProcessor, *, max_length: int | None = 128, add_eos: bool = True
 ) -> Dataset:
-    """Tokenize `prefix` (encoder) and `continuation` (LLM) once; the result has `input_ids` and `llm_input_ids`."""
+    """Tokenize `prefix` (encoder) and `continuation` (LLM) once; the result has `input_ids` and `llm_input_ids`.
+    Serves both objectives: prefix-LM pairs (`prefix_lm_pairs`) and task examples (`supervised_pairs`)."""
     missing = {"prefix", "continuation"} - set(pairs.column_names)
     if missing:
         raise ValueError(f"The data set lacks the column(s) {sorted(missing)}; build it with `prefix_lm_pairs`.")
@@ -89,7 +99,8 @@ def tokenize_prefix_lm(
 
 @dataclass
 class PrefixLMCollator:
-    """Pads tokenized prefix-LM examples into the bridge's inputs (`labels` cover only the continuation)."""
+    """Pads tokenized (prefix, continuation) examples of either objective into the bridge's inputs (`labels` cover
+    only the continuation: the rest of the text, or the label string)."""
 
     processor: BridgeProcessor
 

@@ -11,6 +11,9 @@ from ...utils.hub import load_pretrained
 
 logger = logging.get_logger(__name__)
 
+MODEL_MAX_LENGTH_UNSET = 1_000_000_000
+"""A tokenizer's `model_max_length` at or past this means it has none (transformers' `VERY_LARGE_INTEGER`)."""
+
 
 class BridgeProcessor(ProcessorMixin):
     """Tokenizes the bridge's two streams, both right padded:
@@ -57,7 +60,8 @@ class BridgeProcessor(ProcessorMixin):
         max_length: int | None = None,
     ) -> dict[str, list[list[int]]]:
         """Unpadded token ids: `input_ids` (encoder, with its special tokens) and, given continuations,
-        `llm_input_ids` (LLM, no special tokens, an end-of-sequence token when `add_eos`). Rows are cut at `max_length`."""
+        `llm_input_ids` (LLM, no special tokens, an end-of-sequence token when `add_eos`). Rows are cut at `max_length`
+        (the encoder's also at its tokenizer's `model_max_length`)."""
         if isinstance(texts, str) or isinstance(continuations, str):
             raise TypeError("Pass lists of texts, one per example.")
         texts = list(texts)
@@ -68,7 +72,11 @@ class BridgeProcessor(ProcessorMixin):
             raise ValueError(
                 f"One continuation per text: got {len(texts)} texts and {len(continuations)} continuations."
             )
-        truncation = {"truncation": True, "max_length": max_length} if max_length else {}
+        # The encoder's side is never longer than its tokenizer's `model_max_length` (its position table: Marian's, for
+        # one, has no room past it).
+        limits = [length for length in (max_length, self.encoder_tokenizer.model_max_length) if length]
+        limits = [length for length in limits if length < MODEL_MAX_LENGTH_UNSET]
+        truncation = {"truncation": True, "max_length": min(limits)} if limits else {}
         tokens = {"input_ids": self.encoder_tokenizer(texts, **truncation)["input_ids"]}
         if continuations is not None:
             tokens["llm_input_ids"] = self.llm_token_ids(continuations, add_eos=add_eos, max_length=max_length)

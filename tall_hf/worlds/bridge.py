@@ -1,0 +1,313 @@
+"""A known-answer world for the bridge (multilingual encoder fusion): trained on the HR language only, does the bridge
+make the HR-only LLM classify LR text, zero-shot?
+
+Built from the TALL world's pieces: generated Hebrew sentences (LR) and their letter-mapped form (HR), an LLM trained
+with `Trainer` on HR text only, and
+
+- a **bilingual encoder**: the encoder of a Marian model trained on LR->HR translation and HR->HR copying, with one
+  sentencepiece model over both scripts on its source side, so that it reads both languages;
+- a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
+  city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
+  out. The test sentences are held out of every training text and come in both forms, balanced over the labels
+  (chance is stated in `bridge_world.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset
+from transformers.utils import logging
+
+from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
+from .letter_map import LetterMap
+from .llm import train_llm
+from .translators import exact_rate, train_translator, write_marian_tokenizer
+
+logger = logging.get_logger(__name__)
+
+BRIDGE_WORLD_BUILD_VERSION = 4
+BRIDGE_WORLD_FILE = "bridge_world.json"
+# topic -> the words that make a sentence of that topic.
+TOPIC_WORDS: dict[str, frozenset[str]] = {
+    "חיה": frozenset(ANIMAL_SOUNDS),
+    "פרי": frozenset(FRUIT_COLOURS),
+    "עיר": frozenset(CITIES),
+    "מקצוע": frozenset(word for pair in PROFESSIONS for word in pair) - frozenset(NOUNS),  # "ספר": barber, book
+}
+LABEL_WORDS = ("גועה", "אדום", "אילת", "אופה")
+"""A word of each topic (an animal's sound, a fruit's colour, a city, a profession) that ends many of the LLM's HR
+sentences: the label the bridge is trained to write, in the HR script after a space (as it stands in running text).
+A frozen LM writes such a word readily, and then its end-of-sentence token, which greedy generation + exact match
+needs; a word it met only mid-sentence it follows with more words."""
+LANGUAGES = ("hr", "lr")
+
+
+def sentence_topic(sentence: str) -> int | None:
+    """The label id of `sentence` (in `TOPIC_WORDS` order): the one topic whose words it holds; None for none or two."""
+    words = set(sentence.split())
+    topics = [label for label, topic_words in enumerate(TOPIC_WORDS.values()) if words & topic_words]
+    return topics[0] if len(topics) == 1 else None
+
+
+@dataclass
+class BridgeWorldSettings:
+    """Everything a bridge world is built from besides its seed; part of the cache key."""
+
+    generated_sentences: int = 12000
+    test_per_label: int = 100
+    train_per_label: int = 300
+    spm_vocab_size: int = 800
+    llm_vocab_size: int = 800
+    max_length: int = 128
+    encoder_size: dict = field(
+        default_factory=lambda: {
+            "d_model": 128,
+            "encoder_layers": 4,
+            "decoder_layers": 2,
+            "encoder_ffn_dim": 256,
+            "decoder_ffn_dim": 256,
+            "encoder_attention_heads": 4,
+            "decoder_attention_heads": 4,
+            "dropout": 0.0,
+        }
+    )
+    encoder_training: dict = field(
+        default_factory=lambda: {
+            "max_steps": 800,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 3e-3,
+            "warmup_steps": 50,
+            "lr_scheduler_type": "cosine",
+            "weight_decay": 0.01,
+        }
+    )
+    llm_size: dict = field(default_factory=lambda: {"width": 64, "ffn": 192, "layers": 2, "heads": 4})
+    llm_training: dict = field(
+        default_factory=lambda: {
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 3e-3,
+            "warmup_steps": 30,
+            "lr_scheduler_type": "cosine",
+            "weight_decay": 0.01,
+        }
+    )
+
+
+BRIDGE_PRESETS: dict[str, BridgeWorldSettings] = {
+    "default": BridgeWorldSettings(),
+    "test": BridgeWorldSettings(
+        generated_sentences=2000,
+        test_per_label=10,
+        train_per_label=20,
+        spm_vocab_size=300,
+        llm_vocab_size=400,
+        max_length=48,
+        encoder_size={
+            "d_model": 16,
+            "encoder_layers": 2,
+            "decoder_layers": 1,
+            "encoder_ffn_dim": 32,
+            "decoder_ffn_dim": 32,
+            "encoder_attention_heads": 2,
+            "decoder_attention_heads": 2,
+            "dropout": 0.0,
+        },
+        encoder_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+        llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
+        llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BridgeWorld:
+    """A built bridge world: `encoder/` (a Marian checkpoint; the bridge keeps its encoder), `llm/`, `data/` (the
+    task in jsonl: `train.jsonl` HR only, `test.jsonl` HR and LR forms of the same sentences; and `pretrain.txt` /
+    `pretrain.hr.txt`, the text the encoder and, HR side only, the LLM were trained on) and `bridge_world.json`."""
+
+    path: Path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BridgeWorld:
+        """The bridge world at `path`; an error naming it when it is not a complete build."""
+        path = Path(path)
+        if not (path / BRIDGE_WORLD_FILE).is_file():
+            raise FileNotFoundError(f"No complete bridge world at {path} (build one with `build_bridge_world`).")
+        return cls(path)
+
+    @property
+    def facts(self) -> dict:
+        return json.loads((self.path / BRIDGE_WORLD_FILE).read_text(encoding="utf-8"))
+
+    @property
+    def components(self) -> dict[str, str]:
+        """`{"encoder", "llm"}`: folders `from_pretrained` loads."""
+        return {"encoder": str(self.path / "encoder"), "llm": str(self.path / "llm")}
+
+    @property
+    def letter_map(self) -> LetterMap:
+        return LetterMap.load(self.path / "letter_map.json")
+
+    @property
+    def label_words(self) -> list[str]:
+        """The HR words naming labels 0, 1, ..., each after a space (what the LLM is trained to write)."""
+        return self.facts["label_words"]
+
+    def task(self, split: str) -> Dataset:
+        """The task split (`train` or `test`): columns `text`, `label`, `language` (`hr` or `lr`)."""
+        if split not in ("train", "test"):
+            raise ValueError(f"Unknown split {split!r}; a bridge world has 'train' and 'test'.")
+        rows = [json.loads(line) for line in (self.path / "data" / f"{split}.jsonl").read_text("utf-8").splitlines()]
+        return Dataset.from_list(rows)
+
+
+def build_bridge_world(
+    directory: str | os.PathLike,
+    *,
+    preset: str = "default",
+    llm: str = "qwen2",
+    seed: int = 0,
+    settings: BridgeWorldSettings | None = None,
+) -> BridgeWorld:
+    """Build (or reuse) the bridge world under `directory`: deterministic for `seed`, keyed by a hash of the settings
+    and the build version, written to a temporary folder moved into place when complete."""
+    check_tiny_llm(llm)
+    if settings is None:
+        if preset not in BRIDGE_PRESETS:
+            raise ValueError(f"Unknown bridge world preset {preset!r}; choose one of {sorted(BRIDGE_PRESETS)}.")
+        settings = BRIDGE_PRESETS[preset]
+    description = [BRIDGE_WORLD_BUILD_VERSION, llm, seed, dataclasses.asdict(settings)]
+
+    def write(staging: Path) -> None:
+        _write_bridge_world(staging, settings, llm, seed)
+
+    return BridgeWorld(build_once(directory, f"bridge-world-{llm}", description, write, seed))
+
+
+def _balanced_split(sentences: list[str], per_label: int) -> tuple[list[tuple[str, int]], set[int]]:
+    """Up to `per_label` labelled sentences of each label, in order; and the indices taken."""
+    taken, counts, picked = [], [0] * len(TOPIC_WORDS), set()
+    for index, sentence in enumerate(sentences):
+        label = sentence_topic(sentence)
+        if label is not None and counts[label] < per_label:
+            counts[label] += 1
+            taken.append((sentence, label))
+            picked.add(index)
+    if min(counts) < per_label:
+        raise ValueError(f"Too few sentences per label for {per_label} each: {counts}; generate more sentences.")
+    return taken, picked
+
+
+def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, seed: int) -> None:
+    start = time.perf_counter()
+    sentences = list(dict.fromkeys(HebrewSentenceGenerator(seed).generate(settings.generated_sentences)))
+    random.Random(seed).shuffle(sentences)
+    test, test_indices = _balanced_split(sentences, settings.test_per_label)
+    rest = [sentence for index, sentence in enumerate(sentences) if index not in test_indices]
+    train, _ = _balanced_split(rest, settings.train_per_label)
+    letter_map = LetterMap.for_texts(sentences)
+    letter_map.save(staging / "letter_map.json")
+    hr_rest = [letter_map.to_hr(sentence) for sentence in rest]
+    label_words = [" " + letter_map.to_hr(word) for word in LABEL_WORDS]
+
+    data = staging / "data"
+    data.mkdir()
+    rows = {
+        "train": [{"text": letter_map.to_hr(s), "label": label, "language": "hr"} for s, label in train],
+        "test": [
+            {"text": letter_map.to_hr(s) if language == "hr" else s, "label": label, "language": language}
+            for language in LANGUAGES
+            for s, label in test
+        ],
+    }
+    for split, split_rows in rows.items():
+        lines = [json.dumps(row, ensure_ascii=False) for row in split_rows]
+        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (data / "pretrain.txt").write_text("\n".join(rest) + "\n", encoding="utf-8")
+    (data / "pretrain.hr.txt").write_text("\n".join(hr_rest) + "\n", encoding="utf-8")
+
+    # The encoder: a Marian model whose source side reads both scripts (one BPE sentencepiece model over both: the letter
+    # map being one to one, an LR sentence and its HR form split into pieces alike), dropout-free as the TALL world's
+    # translators, trained to write HR from LR (translation) and from HR (copying), so that the two forms of a sentence
+    # get alike encoder states. The test sentences are in none of its training text.
+    logger.warning(f"Bridge world: training the bilingual encoder on {2 * len(rest)} sentence pairs.")
+    source_spm = _train_sentencepiece(rest + hr_rest, settings.spm_vocab_size, "bpe")
+    target_spm = _train_sentencepiece(hr_rest, settings.spm_vocab_size, "bpe")
+    tokenizer = write_marian_tokenizer(
+        staging / "encoder", source_spm, target_spm, _marian_vocab([source_spm, target_spm]), settings.max_length
+    )
+    model = train_translator(
+        staging / "encoder",
+        tokenizer,
+        rest + hr_rest,
+        hr_rest + hr_rest,
+        architecture=settings.encoder_size,
+        training=settings.encoder_training,
+        max_length=settings.max_length,
+        positions=settings.max_length,
+        seed=seed + 1,
+    )
+    test_lr = [sentence for sentence, _ in test]
+    test_hr = [letter_map.to_hr(sentence) for sentence in test_lr]
+    encoder_facts = {
+        "exact_lr_to_hr_rate": exact_rate(model, tokenizer, test_lr, test_hr),
+        "exact_hr_copy_rate": exact_rate(model, tokenizer, test_hr, test_hr),
+        "parameters": model.num_parameters(),
+        "encoder_parameters": model.get_encoder().num_parameters(),
+        "encoder_layers": model.config.encoder_layers,
+        "vocab_size": model.config.vocab_size,
+    }
+    logger.warning(f"Bridge world: encoder-decoder exact LR->HR rate {encoder_facts['exact_lr_to_hr_rate']:.3f}.")
+
+    logger.warning(f"Bridge world: training the {llm} LLM on {len(hr_rest)} HR sentences.")
+    llm_model = train_llm(
+        staging / "llm",
+        llm,
+        hr_rest,
+        size=settings.llm_size,
+        vocab_size=settings.llm_vocab_size,
+        training=settings.llm_training,
+        seed=seed + 2,
+    )
+    facts = {
+        "build_version": BRIDGE_WORLD_BUILD_VERSION,
+        "seed": seed,
+        "task": "the topic of the sentence (the one topic whose words it holds)",
+        "labels": list(TOPIC_WORDS),
+        "label_words": label_words,
+        "chance": 1 / len(TOPIC_WORDS),
+        "chance_note": "the test set is balanced: each label has the same number of sentences",
+        "sentences": {
+            "generated_unique": len(sentences),
+            "encoder_and_llm_training": len(rest),
+            "task_train": len(train),
+            "task_test_per_language": len(test),
+        },
+        "encoder": encoder_facts,
+        "llm": {"family": llm, "parameters": llm_model.num_parameters(), "trained_on": "HR text only"},
+        "letter_map": letter_map.mapping,
+        "settings": dataclasses.asdict(settings),
+        "build_seconds": round(time.perf_counter() - start, 1),
+    }
+    (staging / BRIDGE_WORLD_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
+    logger.warning(f"Bridge world built in {facts['build_seconds']} s.")
+
+
+__all__ = [
+    "BRIDGE_PRESETS",
+    "BridgeWorld",
+    "BridgeWorldSettings",
+    "LABEL_WORDS",
+    "TOPIC_WORDS",
+    "build_bridge_world",
+    "sentence_topic",
+]

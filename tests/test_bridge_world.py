@@ -1,0 +1,67 @@
+"""The bridge's known-answer world (a small preset, seconds) and `tall-hf demo --bridge` on it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tall_hf.cli import main
+from tall_hf.worlds.bridge import LABEL_WORDS, TOPIC_WORDS, BridgeWorld, build_bridge_world, sentence_topic
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> BridgeWorld:
+    return build_bridge_world(tmp_path_factory.mktemp("bridge_world"), preset="test")
+
+
+def test_topics_follow_from_the_text():
+    assert sentence_topic("הכלב של דני כהן תמיד נובח") == 0
+    assert sentence_topic("צבע התפוז שרותי לוי קנתה בשוק היה כתום") == 1
+    assert sentence_topic("דני כהן גר כבר הרבה שנים בעיר חיפה") == 2
+    assert sentence_topic("כל השכנים יודעים שהמקצוע של דני כהן הוא רופא") == 3
+    assert sentence_topic("דני כהן ראה אתמול בפארק ספר") is None  # "ספר" is a book here, not a barber
+    assert sentence_topic("הכלב של רופא מ חיפה") is None  # two topics
+
+
+def test_world_facts_and_task(world):
+    facts = world.facts
+    assert facts["chance"] == 1 / len(TOPIC_WORDS) and facts["llm"]["trained_on"] == "HR text only"
+    train, test = world.task("train"), world.task("test")
+    assert set(train["language"]) == {"hr"} and len(train) == 4 * 20
+    hr = [row for row in test if row["language"] == "hr"]
+    lr = [row for row in test if row["language"] == "lr"]
+    assert len(hr) == len(lr) == 4 * 10
+    for hr_row, lr_row in zip(hr, lr, strict=True):
+        assert hr_row["label"] == lr_row["label"] == sentence_topic(lr_row["text"])
+        assert world.letter_map.to_lr(hr_row["text"]) == lr_row["text"]
+    assert [sum(row["label"] == label for row in lr) for label in range(4)] == [10] * 4
+    pretrain = set((world.path / "data" / "pretrain.txt").read_text(encoding="utf-8").splitlines())
+    assert pretrain and not pretrain & {row["text"] for row in lr}  # test sentences are held out of all training
+    llm_text = (world.path / "data" / "pretrain.hr.txt").read_text(encoding="utf-8")
+    assert not set(llm_text) & set("".join(row["text"] for row in lr)) - set(" 0123456789.,")  # no LR letter
+    assert world.label_words == [" " + world.letter_map.to_hr(word) for word in LABEL_WORDS]
+    assert facts["labels"] == list(TOPIC_WORDS)
+    assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
+
+
+def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
+    output = tmp_path / "demo"
+    (output / "components").mkdir(parents=True)
+    (output / "components" / world.path.name).symlink_to(world.path)  # reuse the module's build
+    argv = ["demo", "--bridge", "--output-dir", str(output), "--preset", "test", "--steps", "4", "--threads", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "LR (zero-shot)" in printed and "| token_softmax | generation |" in printed
+    for table in ("results.json", "log_likelihood/results.json"):
+        saved = json.loads((output / "evaluation" / table).read_text(encoding="utf-8"))
+        assert saved["chance"] == 25.0
+        rows = {(row["fusion"], row["language"]): row for row in saved["results"]}
+        assert set(rows) == {(f, lang) for f in ("last", "global_softmax", "token_softmax") for lang in ("hr", "lr")}
+        for row in rows.values():
+            assert row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] and row["n"] == 40
+        assert {row["fusion"] for row in saved["comparisons"]} == {"global_softmax", "token_softmax"}
+    for fusion in ("global_softmax", "token_softmax"):
+        assert (output / "bridge" / fusion / "layer_weights.png").is_file()
+    assert (output / "bridge" / "token_softmax" / "layer_weights_by_language.png").is_file()
+    assert (output / "bridge" / "last" / "adapter_model.safetensors").is_file()
