@@ -95,7 +95,9 @@ class ScriptedDirect(DirectApproach):
             forced[:, script[min(input_ids.shape[1] - start, len(script) - 1)]] = 0
             return forced
 
-        new_tokens = super().generate_new_tokens(inputs, logits_processor=LogitsProcessorList([force]), **generate_kwargs)
+        new_tokens = super().generate_new_tokens(
+            inputs, logits_processor=LogitsProcessorList([force]), **generate_kwargs
+        )
         self.steps.append(new_tokens.shape[1])
         return new_tokens
 
