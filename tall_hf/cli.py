@@ -106,7 +106,8 @@ def train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from .data import PreparationArguments
-    from .training.run import TallDataArguments, TallModelArguments, parser_training_defaults, run_training
+    from .training.recipes import parser_training_defaults
+    from .training.run import TallDataArguments, TallModelArguments, run_training
 
     run_training(
         *_parse(

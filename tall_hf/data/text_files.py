@@ -28,3 +28,12 @@ def read_text_lines(path: str | os.PathLike, limit: int | None = None) -> list[s
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
     return lines
+
+
+def read_sentences(path: str | os.PathLike, max_samples: int | None = None) -> list[str]:
+    """The non-blank lines of a UTF-8 text file (one sentence per line), stripped, the first `max_samples` of them if
+    given."""
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples must be positive, got {max_samples}.")
+    sentences = [line.strip() for line in read_text_lines(path) if line.strip()]
+    return sentences[:max_samples]

@@ -112,12 +112,11 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     """Evaluate `args.approaches` on every test file and save the report under `training_args.output_dir`."""
     components = _components(args)
     test_sets = {Path(path).stem: _examples(path, args.max_test_samples) for path in args.test_files}
-    trains = bool(args.trained_approaches())
-    train_texts = read_sentences(args.train_file, args.max_train_samples) if trains else None
     context = ApproachContext(
         **components,
         output_dir=training_args.output_dir,
-        train_texts=train_texts,
+        train_file=args.train_file,
+        max_train_samples=args.max_train_samples,
         training_args=training_args,
         tall_model=args.tall_model,
         device=training_args.device,
@@ -128,6 +127,7 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     scoring["bootstrap_seed"] = args.bootstrap_seed
     results, failed = [], {}
     for name in args.approaches:
+        train_texts = context.train_texts if name in args.trained_approaches() else None
         key = _approach_fingerprint(name, args, components, test_sets, train_texts, training_args)
         finished = _finished_results(name, key, test_sets, training_args.output_dir, **scoring)
         if finished is not None:
