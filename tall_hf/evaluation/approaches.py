@@ -27,6 +27,7 @@ from transformers import (
     BatchEncoding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    StoppingCriteriaList,
     TrainingArguments,
     set_seed,
 )
@@ -36,7 +37,7 @@ from transformers.utils.logging import tqdm
 from ..data import PreparationArguments, translate
 from ..data.text_files import read_sentences
 from ..data.translation import position_limit, tokenize_keeping_ends
-from ..generation import TallPredictor
+from ..generation import TallPredictor, WordBoundaryCriteria, word_start_mask
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
@@ -190,22 +191,34 @@ class LastWordApproach(ABC):
 
 
 class CausalLMApproach(LastWordApproach):
-    """A causal LM continues the prefix for a few tokens; the first word of the continuation is the prediction.
+    """A causal LM continues the prefix until it has written one word; that word is the prediction.
 
     The prefix goes in as the model was trained on text: with its tokenizer's special tokens (a BOS where the
     tokenizer adds one) and without a trailing space, so the model writes the word's leading space itself (a lone
-    space token is a sequence most LLMs never saw). Batches are padded on the left; the models take their position
-    ids from the attention mask, so padding does not change what is generated.
+    space token is a sequence most LLMs never saw). Generation stops at the word's end (`WordBoundaryCriteria`:
+    the first token after it that starts a new word, or the end of sentence), within `max_new_tokens`: enough for a
+    long word spelled byte by byte, as a byte-level tokenizer spells a script it was not trained on. Batches are
+    padded on the left; the models take their position ids from the attention mask, so padding does not change what
+    is generated.
     """
 
     def __init__(
-        self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 8
+        self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 40
     ) -> None:
         if tokenizer.padding_side != "left":
             raise ValueError("Batched generation with a causal LM needs a tokenizer with padding_side='left'.")
         self.model = model.eval()
         self.tokenizer = with_decoder(tokenizer)
         self.max_new_tokens = max_new_tokens
+        self.word_start = word_start_mask(self.tokenizer, model.config.vocab_size)
+
+    def stopping_criteria(self) -> StoppingCriteriaList:
+        """A fresh word-boundary stop for one `generate` call (none for a tokenizer without word markers, which then
+        stops at `max_new_tokens`)."""
+        if not self.word_start.any():
+            return StoppingCriteriaList()
+        eos = self.tokenizer.eos_token_id
+        return StoppingCriteriaList([WordBoundaryCriteria(self.word_start, -1 if eos is None else eos)])
 
     @torch.inference_mode()
     def continuations(
@@ -243,6 +256,7 @@ class CausalLMApproach(LastWordApproach):
             new_tokens = self.generate_new_tokens(
                 inputs.to(device),
                 max_new_tokens=self.max_new_tokens,
+                stopping_criteria=self.stopping_criteria(),
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
