@@ -297,6 +297,27 @@ def test_paper_hyperparameters_fill_library_defaults_but_user_values_win(tmp_pat
         recipe_training_arguments("tall", base, str(tmp_path))
 
 
+def test_the_tall_recipe_is_one_flag_away_and_keys_the_trained_tall(tmp_path):
+    from transformers import HfArgumentParser
+
+    from tall_hf.evaluation.runner import _approach_fingerprint
+
+    argv = ["--test_files", "t.txt", "--tiny_components", "x", "--train_file", "train.txt", "--tall_recipe", "paper"]
+    args, training_args = HfArgumentParser(
+        (LastWordEvaluationArguments, TrainingArguments)
+    ).parse_args_into_dataclasses([*argv, "--output_dir", str(tmp_path), "--report_to", "none"])
+    assert args.tall_recipe == "paper"
+    keys = {
+        (name, recipe): _approach_fingerprint(
+            name, dataclasses.replace(args, tall_recipe=recipe), {}, {}, ["הילדים הלכו אל הגן"], training_args
+        )
+        for name in ("tall", "fine_tuned")
+        for recipe in ("paper", "fast")
+    }
+    assert keys["tall", "paper"] != keys["tall", "fast"]  # a rerun with another recipe trains TALL again
+    assert keys["fine_tuned", "paper"] == keys["fine_tuned", "fast"]  # and only TALL
+
+
 # ---------------------------------------------------------------- report and runner
 def test_cumulative_accuracy_and_plot(tmp_path):
     assert cumulative_accuracy([True, False, True, True]).tolist() == pytest.approx([100, 50, 200 / 3, 75])

@@ -18,6 +18,7 @@ from transformers.utils import logging
 from ..data.fingerprint import component_fingerprint
 from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
+from ..training.recipes import DEFAULT_RECIPE, TALL_RECIPES
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (
     ApproachResult,
@@ -61,6 +62,14 @@ class LastWordEvaluationArguments:
     )
     tall_model: str | None = field(
         default=None, metadata={"help": "A trained TALL model folder; without it TALL is trained on --train_file."}
+    )
+    tall_recipe: str = field(
+        default=DEFAULT_RECIPE,
+        metadata={
+            "help": "Recipe of the TALL trained here (tall_hf.training.recipes; 'paper' is the paper's), as "
+            "`tall-hf train --recipe`.",
+            "choices": tuple(TALL_RECIPES),
+        },
     )
     eval_batch_size: int = field(default=16, metadata={"help": "Sentences per generation batch."})
     do_sample: bool = field(default=False, metadata={"help": "Sample (the paper) instead of greedy decoding."})
@@ -119,6 +128,7 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
         max_train_samples=args.max_train_samples,
         training_args=training_args,
         tall_model=args.tall_model,
+        tall_recipe=args.tall_recipe,
         device=training_args.device,
     )
     translations: dict[str, list[str]] = {}  # of the test prefixes, made once, when an approach first needs them
@@ -240,7 +250,7 @@ def _approach_fingerprint(
         {role: component_fingerprint(path) for role, path in components.items()},
         {dataset: [example.sentence for example in examples] for dataset, examples in test_sets.items()},
         args.generation_kwargs(),
-        [train_texts, training_args.to_dict()] if trained else None,
+        [train_texts, training_args.to_dict(), args.tall_recipe if name == "tall" else None] if trained else None,
         component_fingerprint(args.tall_model) if name == "tall" and args.tall_model else None,
     ]
     return Hasher.hash(parts)
