@@ -18,7 +18,7 @@ from transformers.utils import logging
 from ..data.fingerprint import component_fingerprint
 from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
-from ..training.recipes import DEFAULT_RECIPE, TALL_RECIPES
+from ..training.recipes import recipe_field
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (
     ApproachResult,
@@ -63,13 +63,8 @@ class LastWordEvaluationArguments:
     tall_model: str | None = field(
         default=None, metadata={"help": "A trained TALL model folder; without it TALL is trained on --train_file."}
     )
-    tall_recipe: str = field(
-        default=DEFAULT_RECIPE,
-        metadata={
-            "help": "Recipe of the TALL trained here (tall_hf.training.recipes; 'paper' is the paper's), as "
-            "`tall-hf train --recipe`.",
-            "choices": tuple(TALL_RECIPES),
-        },
+    tall_recipe: str = recipe_field(
+        "Recipe of the TALL trained here (tall_hf.training.recipes; 'paper' is the paper's), as `tall-hf train --recipe`."
     )
     eval_batch_size: int = field(default=16, metadata={"help": "Sentences per generation batch."})
     do_sample: bool = field(default=False, metadata={"help": "Sample (the paper) instead of greedy decoding."})

@@ -83,6 +83,11 @@ def training_defaults(recipe: str = DEFAULT_RECIPE) -> dict:
     return {**COMMON_TRAINING, **get_recipe(recipe).training}
 
 
+def recipe_field(description: str):
+    """A dataclass field naming a recipe (default: `DEFAULT_RECIPE`), for `HfArgumentParser` (`choices` checked)."""
+    return field(default=DEFAULT_RECIPE, metadata={"help": description, "choices": tuple(TALL_RECIPES)})
+
+
 # The default recipe's `training_defaults`, as a constant for callers that spread it into `TrainingArguments`.
 TRAINING_DEFAULTS = training_defaults(DEFAULT_RECIPE)
 
@@ -122,6 +127,7 @@ __all__ = [
     "TallRecipe",
     "get_recipe",
     "parser_training_defaults",
+    "recipe_field",
     "tall_training_arguments",
     "training_defaults",
     "with_recipe_defaults",

@@ -16,11 +16,10 @@ from ..tiny import build_tiny_components
 from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
 from .recipes import (
-    DEFAULT_RECIPE,
     RECIPE_MODEL_FIELDS,
-    TALL_RECIPES,
     TRAINING_DEFAULTS,  # noqa: F401 (imported from here by the demo)
     get_recipe,
+    recipe_field,
 )
 from .trainer import train_tall
 
@@ -37,13 +36,9 @@ class TallModelArguments:
     lr_hr_revision: str | None = field(default=None, metadata={"help": "Revision of the LR->HR translator."})
     llm_revision: str | None = field(default=None, metadata={"help": "Revision of the LLM."})
     hr_lr_revision: str | None = field(default=None, metadata={"help": "Revision of the HR->LR translator."})
-    recipe: str = field(
-        default=DEFAULT_RECIPE,
-        metadata={
-            "help": "TALL recipe (tall_hf.training.recipes): its model options and training defaults; 'paper' is the "
-            "paper's. Options given below win.",
-            "choices": tuple(TALL_RECIPES),
-        },
+    recipe: str = recipe_field(
+        "TALL recipe (tall_hf.training.recipes): its model options and training defaults; 'paper' is the paper's. "
+        "Options given below win."
     )
     loss_mode: str | None = field(
         default=None, metadata={"help": f"One of {LOSS_MODES} (default: the recipe's).", "choices": LOSS_MODES}
