@@ -142,7 +142,8 @@ def test_templates_are_the_package_data_files():
     import tall_hf.model_cards
 
     files = sorted(Path(tall_hf.model_cards.__file__).parent.glob("*.j2"))
-    assert [path.name for path in files] == ["bridge_model_card.md.j2", "tall_model_card.md.j2"]
+    assert set(tall_hf.model_cards.TEMPLATES) == {path.name for path in files}
+    assert {"bridge_model_card.md.j2", "tall_model_card.md.j2"} <= set(tall_hf.model_cards.TEMPLATES)
     assert all(card_template(path.name) == path.read_text(encoding="utf-8") for path in files)
     with pytest.raises(ValueError, match="no_such_card"):
         card_template("no_such_card.md.j2")
