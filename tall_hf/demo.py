@@ -20,7 +20,8 @@ from .evaluation.approaches import ApproachContext, DirectApproach
 from .evaluation.task import make_examples
 from .resources import read_corpus
 from .tiny import build_tiny_components
-from .training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
+from .training.recipes import TRAINING_DEFAULTS
+from .training.run import TallDataArguments, TallModelArguments, run_training
 from .worlds import PRESETS, World, build_world
 
 logger = logging.get_logger(__name__)

@@ -17,7 +17,6 @@ from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
 from .recipes import (
     RECIPE_MODEL_FIELDS,
-    TRAINING_DEFAULTS,  # noqa: F401 (imported from here by the demo)
     get_recipe,
     recipe_field,
 )
