@@ -1,7 +1,7 @@
 """TALL's stage-1 encoder fusion on the known-answer world: `encoder_fusion=last`, `global_softmax`, `token_softmax`.
 
 Each fusion trains TALL with the package's default recipe (its model options through `TallModelArguments`, its
-training settings `TRAINING_DEFAULTS`, batch 16: as `tall-hf demo` does) on the world's LR training sentences, then
+training settings `training_defaults()`, batch 16: as `tall-hf demo` does) on the world's LR training sentences, then
 predicts the last word of its test sentences. Printed and written (`OUTPUT_DIR/results.json`): accuracy per fusion
 with 95% bootstrap intervals, each fusion against `last` (paired bootstrap on the same sentences), the world's HR
 ceiling, and the seconds each fusion took.
@@ -27,7 +27,8 @@ from transformers import TrainingArguments  # noqa: E402
 from tall_hf.data import PreparationArguments  # noqa: E402
 from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evaluation  # noqa: E402
 from tall_hf.evaluation.zero_shot import bootstrap_difference  # noqa: E402
-from tall_hf.training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training  # noqa: E402
+from tall_hf.training.recipes import training_defaults  # noqa: E402
+from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
 FUSIONS = ("last", "global_softmax", "token_softmax")
@@ -66,7 +67,7 @@ def main() -> None:
             TrainingArguments(
                 output_dir=str(folder / "tall"),
                 **{
-                    **TRAINING_DEFAULTS,
+                    **training_defaults(),
                     "max_steps": args.steps,
                     "eval_steps": interval,
                     "save_steps": interval,

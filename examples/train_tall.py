@@ -27,7 +27,8 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments
 
 from tall_hf.data import PreparationArguments
-from tall_hf.training.run import TallDataArguments, TallModelArguments, parser_training_defaults, run_training
+from tall_hf.training.recipes import parser_training_defaults
+from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training
 from tall_hf.utils.logging import set_verbosity
 
 

@@ -47,7 +47,9 @@ def predict(argv: list[str]) -> int:
     if args.file:
         from .data.text_files import read_text_lines
 
-        lines = read_text_lines(args.file)  # a missing or unreadable file: main's one-line error naming it
+        # One row a line, blank lines kept (their answers stay blank); a missing or undecodable file is main's
+        # one-line error naming it.
+        lines = read_text_lines(args.file)
         if not lines:
             parser.error(f"{args.file!r} is empty: no sentences to predict.")
         sentences += lines
@@ -106,7 +108,8 @@ def train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from .data import PreparationArguments
-    from .training.run import TallDataArguments, TallModelArguments, parser_training_defaults, run_training
+    from .training.recipes import parser_training_defaults
+    from .training.run import TallDataArguments, TallModelArguments, run_training
 
     run_training(
         *_parse(

@@ -20,7 +20,8 @@ from .evaluation.approaches import ApproachContext, DirectApproach
 from .evaluation.task import make_examples
 from .resources import read_corpus
 from .tiny import build_tiny_components
-from .training.run import TRAINING_DEFAULTS, TallDataArguments, TallModelArguments, run_training
+from .training.recipes import TRAINING_DEFAULTS
+from .training.run import TallDataArguments, TallModelArguments, run_training
 from .worlds import PRESETS, World, build_world
 
 logger = logging.get_logger(__name__)
@@ -82,7 +83,7 @@ def run_demo(args: DemoArguments) -> LastWordReport:
     setup = _tiny_setup(args, output) if args.tiny else _world_setup(args, output)
     common = {"use_cpu": True, "seed": args.seed, "report_to": "none", "disable_tqdm": False}
 
-    logger.warning(f"Training TALL for {args.tall_steps} steps into {output / 'tall'}.")
+    logger.info(f"Training TALL for {args.tall_steps} steps into {output / 'tall'}.")
     interval = max(args.tall_steps // 3, 1)
     run_training(
         TallModelArguments(
@@ -105,7 +106,7 @@ def run_demo(args: DemoArguments) -> LastWordReport:
             },
         ),
     )
-    logger.warning("Training the baselines and evaluating the six approaches.")
+    logger.info("Training the baselines and evaluating the six approaches.")
     evaluation_args = LastWordEvaluationArguments(
         test_files=[setup.test_file],
         lr_hr_model=setup.components["lr_hr"],
@@ -135,7 +136,7 @@ def run_demo(args: DemoArguments) -> LastWordReport:
 
 def _world_setup(args: DemoArguments, output: Path) -> DemoSetup:
     world_dir = Path(args.world_dir) if args.world_dir else output / "worlds"
-    logger.warning(f"Building (or reusing) the known-answer world under {world_dir}.")
+    logger.info(f"Building (or reusing) the known-answer world under {world_dir}.")
     world = build_world(world_dir, lr_text=args.lr_text, preset=args.world_preset, llm=args.llm, seed=args.seed)
     return DemoSetup(
         components=world.components,

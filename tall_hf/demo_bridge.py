@@ -67,7 +67,7 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
             os.path.join(args.output_dir, "components"), preset=args.preset, llm=args.llm, seed=args.seed
         )
     facts = world.facts
-    logger.warning(f"Bridge world ready at {world.path} ({time.perf_counter() - start:.0f} s).")
+    logger.info(f"Bridge world ready at {world.path} ({time.perf_counter() - start:.0f} s).")
     processor = BridgeProcessor.from_components(**world.components)
     train_pairs = supervised_pairs(world.task("train"), label_words=world.label_words)
     test = world.task("test")
@@ -117,7 +117,7 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
             for method in SCORING_METHODS
             for language, accuracy in results[(fusion, method)].per_language.items()
         )
-        logger.warning(f"Bridge demo: {fusion} trained and evaluated in {seconds[fusion]} s ({accuracies}).")
+        logger.info(f"Bridge demo: {fusion} trained and evaluated in {seconds[fusion]} s ({accuracies}).")
 
     metadata = {
         "world": str(world.path),

@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 from tall_hf import TallConfig, TallForCausalLM, TallProcessor
 from tall_hf.cli import main
 from tall_hf.data import PreparationArguments, prepare_tall_dataset, translate
-from tall_hf.data.text_files import read_text_lines
+from tall_hf.data.text_files import read_sentences, read_text_lines
 from tall_hf.evaluation.approaches import DirectApproach
 from tall_hf.generation import TallPredictor
 from tall_hf.modules.losses import IGNORE_INDEX, last_token_cross_entropy, token_cross_entropy
@@ -114,6 +114,32 @@ def test_text_that_is_not_utf8_is_named_with_its_line(tmp_path, capsys):
     assert "latin.txt', line 1, is not UTF-8" in cli_error(
         ["predict", "--model", "unused", "--file", str(path)], capsys
     )
+
+
+def test_text_files_are_read_with_datasets_line_for_line_and_cache_nothing(tmp_path, monkeypatch):
+    """Blank lines stay (empty rows), line ends and a BOM go, `limit` counts lines, a bad byte is named by line and
+    byte; the `datasets` builder writes nothing beside the data nor into the datasets cache."""
+    import datasets
+
+    cache = tmp_path / "datasets-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    data = tmp_path / "data"
+    data.mkdir()
+    path = data / "lines.txt"
+    path.write_bytes("\ufeffהילדים הלכו\r\n\n  אל הגן \nסוף".encode())
+    assert read_text_lines(path) == ["הילדים הלכו", "", "  אל הגן ", "סוף"]
+    assert read_text_lines(path, limit=2) == ["הילדים הלכו", ""]
+    assert read_sentences(path) == ["הילדים הלכו", "אל הגן", "סוף"]
+    assert read_sentences(path, 2) == ["הילדים הלכו", "אל הגן"]
+    (data / "empty.txt").write_bytes(b"")
+    assert read_text_lines(data / "empty.txt") == []
+    (data / "bad.txt").write_bytes(b"fine\nstill fine\nab" + NOT_UTF8)
+    with pytest.raises(ValueError, match=r"bad.txt', line 3, is not UTF-8 text \(invalid start byte at byte 2\)"):
+        read_text_lines(data / "bad.txt")
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        read_text_lines(data / "missing.txt")
+    assert sorted(entry.name for entry in data.iterdir()) == ["bad.txt", "empty.txt", "lines.txt"]
+    assert not cache.exists()
 
 
 def test_training_reads_its_text_before_loading_any_component(tmp_path, capsys):

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from tokenizers import processors
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
 from tall_hf.evaluation import DirectApproach
 
@@ -77,3 +77,38 @@ def test_words_decode_without_markers_when_the_tokenizer_has_no_decoder(llm, tok
     approach = RecordingDirect(llm, bare, written)
     assert approach.predict(["אני אוהב לקרוא"]) == ["הילדים"]
     assert bare.backend_tokenizer.decoder is None, "the caller's tokenizer is left as it was"
+
+
+class ScriptedDirect(DirectApproach):
+    """Direct whose model is forced to write `script` (token ids), one token per step, through `generate`."""
+
+    def __init__(self, model, tokenizer, script: list[int]) -> None:
+        super().__init__(model, tokenizer)
+        self.script = script
+        self.steps = []
+
+    def generate_new_tokens(self, inputs, **generate_kwargs):
+        script, start = self.script, inputs["input_ids"].shape[1]
+
+        def force(input_ids, scores):
+            forced = torch.full_like(scores, float("-inf"))
+            forced[:, script[min(input_ids.shape[1] - start, len(script) - 1)]] = 0
+            return forced
+
+        new_tokens = super().generate_new_tokens(
+            inputs, logits_processor=LogitsProcessorList([force]), **generate_kwargs
+        )
+        self.steps.append(new_tokens.shape[1])
+        return new_tokens
+
+
+def test_a_word_spelled_in_many_tokens_is_generated_whole_and_generation_stops_after_it(llm, tokenizer):
+    """A byte-level LLM spells a script it was not trained on byte by byte: the word must not be cut at a small token
+    budget, and generation ends at the first token of the word after it."""
+    word = "ףףץץךךםםןן"
+    word_ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+    after = tokenizer(" next words follow", add_special_tokens=False)["input_ids"]
+    assert len(word_ids) > 8, "the word must need more tokens than the old budget of 8"
+    approach = ScriptedDirect(llm, tokenizer, word_ids + after)
+    assert approach.predict(["the cat sat on the", "a dog"], batch_size=2) == [word, word]
+    assert approach.steps == [len(word_ids) + 1], "stopped at the next word's first token"

@@ -15,8 +15,13 @@ from tall_hf.cli import main
 def test_demo_then_predict(tmp_path, capsys, monkeypatch, setup, expected):
     output = tmp_path / "demo"
     assert main(["demo", "--output-dir", str(output), *setup, "--tall_steps", "6", "--baseline_steps", "2"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "| TALL |" in printed and "| Naive |" in printed and expected in printed
+    # Progress at INFO on standard error, the package's only: transformers' own INFO lines stay off.
+    assert f"[tall_hf.demo] INFO: Training TALL for 6 steps into {output / 'tall'}." in captured.err
+    assert "[tall_hf.evaluation.runner] INFO: Preparing the tall approach." in captured.err
+    assert "loading configuration file" not in captured.err and "Model config" not in captured.err
     for artefact in ("results.md", "results.csv", "results.json", "accuracy_curves.png", "predictions/tall.jsonl"):
         assert (output / "evaluation" / artefact).is_file(), artefact
     assert (output / "tall" / "model.safetensors").is_file()

@@ -148,6 +148,8 @@ def tall_dir(tiny_paths, tiny_processor, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def context(tiny_paths, tall_dir, hebrew_sentences, tmp_path_factory):
+    train_file = tmp_path_factory.mktemp("text") / "train.txt"
+    train_file.write_text("\n".join(hebrew_sentences[:16]) + "\n", encoding="utf-8")
     args = TrainingArguments(
         output_dir=str(tmp_path_factory.mktemp("out")),
         max_steps=1,
@@ -159,7 +161,7 @@ def context(tiny_paths, tall_dir, hebrew_sentences, tmp_path_factory):
     return ApproachContext(
         **tiny_paths,
         output_dir=args.output_dir,
-        train_texts=hebrew_sentences[:16],
+        train_file=str(train_file),
         training_args=args,
         tall_model=tall_dir,
         device=torch.device("cpu"),
@@ -218,11 +220,20 @@ def test_soft_prompt_trains_30_vectors_and_saves_only_the_adapter(context):
     assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
 
 
-def test_tall_trains_with_the_package_recipe_when_no_model_is_given(context):
-    untrained = dataclasses.replace(context, tall_model=None)
+def test_tall_trains_with_the_job_of_tall_hf_train_when_no_model_is_given(context):
+    """`run_training` with the context's recipe (here the paper's): its model options reach the saved config, and the
+    folder is a complete `tall-hf train` output (model, processor with its translator, metrics)."""
+    untrained = dataclasses.replace(context, tall_model=None, tall_recipe="paper")
     approach = TallApproach.from_context(untrained)
-    saved = os.listdir(untrained.model_dir("tall"))
-    assert {"model.safetensors", "config.json", "train_results.json"} <= set(saved)
+    folder = untrained.model_dir("tall")
+    assert {"model.safetensors", "config.json", "train_results.json", "processor_config.json"} <= set(
+        os.listdir(folder)
+    )
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    assert (config["source_residual"], config["target_transformer_init"]) == (False, "random")
+    with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as handle:
+        assert json.load(handle)["global_step"] == 1
     assert len(approach.predict(["הילדים הלכו אל"], batch_size=1)) == 1
 
 
@@ -284,6 +295,27 @@ def test_paper_hyperparameters_fill_library_defaults_but_user_values_win(tmp_pat
     assert set(PAPER_HYPERPARAMETERS) == {"fine_tuned", "soft_prompt", "from_scratch"}
     with pytest.raises(ValueError, match="Unknown training recipe"):
         recipe_training_arguments("tall", base, str(tmp_path))
+
+
+def test_the_tall_recipe_is_one_flag_away_and_keys_the_trained_tall(tmp_path):
+    from transformers import HfArgumentParser
+
+    from tall_hf.evaluation.runner import _approach_fingerprint
+
+    argv = ["--test_files", "t.txt", "--tiny_components", "x", "--train_file", "train.txt", "--tall_recipe", "paper"]
+    args, training_args = HfArgumentParser(
+        (LastWordEvaluationArguments, TrainingArguments)
+    ).parse_args_into_dataclasses([*argv, "--output_dir", str(tmp_path), "--report_to", "none"])
+    assert args.tall_recipe == "paper"
+    keys = {
+        (name, recipe): _approach_fingerprint(
+            name, dataclasses.replace(args, tall_recipe=recipe), {}, {}, ["הילדים הלכו אל הגן"], training_args
+        )
+        for name in ("tall", "fine_tuned")
+        for recipe in ("paper", "fast")
+    }
+    assert keys["tall", "paper"] != keys["tall", "fast"]  # a rerun with another recipe trains TALL again
+    assert keys["fine_tuned", "paper"] == keys["fine_tuned", "fast"]  # and only TALL
 
 
 # ---------------------------------------------------------------- report and runner

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,7 @@ from transformers import AutoModel, AutoProcessor
 
 from tall_hf.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
 from tall_hf.hub import ModelCardInfo, render_model_card
-from tall_hf.hub.model_card import template_path
+from tall_hf.hub.model_card import card_template
 from tall_hf.hub.push import folder_files
 
 HUB_IDS = {
@@ -137,12 +138,15 @@ def test_local_components_stay_out_of_base_model(tiny_model, tiny_paths, tmp_pat
     assert meta["tall_hf"]["checkpoint"] == "full"
 
 
-def test_template_is_package_data():
-    assert template_path("tall_model_card.md.j2").endswith(
-        os.path.join("tall_hf", "model_cards", "tall_model_card.md.j2")
-    )
-    with pytest.raises(FileNotFoundError, match="no_such_card"):
-        template_path("no_such_card.md.j2")
+def test_templates_are_the_package_data_files():
+    import tall_hf.model_cards
+
+    files = sorted(Path(tall_hf.model_cards.__file__).parent.glob("*.j2"))
+    assert set(tall_hf.model_cards.TEMPLATES) == {path.name for path in files}
+    assert {"bridge_model_card.md.j2", "tall_model_card.md.j2"} <= set(tall_hf.model_cards.TEMPLATES)
+    assert all(card_template(path.name) == path.read_text(encoding="utf-8") for path in files)
+    with pytest.raises(ValueError, match="no_such_card"):
+        card_template("no_such_card.md.j2")
 
 
 def test_push_uploads_exactly_a_loadable_checkpoint(

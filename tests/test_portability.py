@@ -17,19 +17,73 @@ from tall_hf.cli import main
 
 PREFIXES = ["הילדים הלכו אל", "אני אוהב לקרוא"]
 
-# Loads the checkpoint with transformers alone: `tall_hf` cannot be imported (the venv's editable install included).
+# Runs with only what `pip install torch transformers` installs on `sys.path` (`-I -S`: no site-packages, no
+# PYTHONPATH, no editable install): loads the checkpoint with `trust_remote_code=True`, runs and generates from the
+# given inputs, saves it again (code and model card) and reloads that copy, all without importing sentencepiece; then
+# loads the processor, whose Marian translator tokenizers need sentencepiece (a requirement of those components, not of
+# tall_hf: it is on the path, after the rest), and saves and reloads model and processor together.
 REMOTE_CODE_PROBE = """
-import json, sys
-sys.modules["tall_hf"] = None
+import importlib.util, json, os, sys
+transformers_only, sentencepiece_only, folder, saved = sys.argv[1:5]
+sys.path[:0], sys.path[len(sys.path):] = [transformers_only], [sentencepiece_only]
+present = [name for name in ("tall_hf", "peft", "accelerate", "datasets", "evaluate") if importlib.util.find_spec(name)]
 import torch
-from transformers import AutoModel, AutoProcessor
-folder = sys.argv[1]
+from transformers import AutoModel
+inputs = {key: torch.tensor(value) for key, value in json.loads(sys.argv[5]).items()}
 model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
 with torch.no_grad():
-    logits = model(**processor(json.loads(sys.argv[2]))).logits[:, -1]
-print(json.dumps({"module": type(model).__module__, "logits": logits.tolist()}))
+    logits = model(**inputs).logits[:, -1]
+    generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+model.save_pretrained(saved)
+again = AutoModel.from_pretrained(saved, trust_remote_code=True).eval()
+with torch.no_grad():
+    same = torch.equal(again(**inputs).logits[:, -1], logits)
+card = open(os.path.join(saved, "README.md"), encoding="utf-8").read()
+model_imported = sorted(name for name in ("sentencepiece", "jinja2") if name in sys.modules)
+from transformers import AutoProcessor  # imports sentencepiece where it is installed
+processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+processed = processor(json.loads(sys.argv[6]))
+model.save_pretrained(saved + "-with-processor", processor=processor)
+processor = AutoProcessor.from_pretrained(saved + "-with-processor", trust_remote_code=True)
+processed_again = processor(json.loads(sys.argv[6]))
+print(json.dumps({
+    "present": present,
+    "model_imported": model_imported,
+    "module": type(model).__module__,
+    "logits": logits.tolist(),
+    "generated": generated.tolist(),
+    "reloaded_same": same,
+    "card": card,
+    "processed": {key: processed[key].tolist() for key in inputs},
+    "processed_again": {key: processed_again[key].tolist() for key in inputs},
+}))
 """
+
+
+def install_site(folder, *distributions: str):
+    """A folder of links to `distributions` and everything they require (their `Requires-Dist` without extras, with
+    environment markers evaluated, recursively), as `pip install` would put them in site-packages."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    folder.mkdir(parents=True)
+    todo, seen = list(distributions), set()
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        distribution = metadata.distribution(name)
+        for requirement in map(Requirement, distribution.requires or []):
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+        tops = {file.parts[0] for file in distribution.files if file.parts[0] not in ("..", "__pycache__")}
+        for top in tops:
+            if not top.endswith(".pth") and not (folder / top).exists():
+                (folder / top).symlink_to(distribution.locate_file(top))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +125,41 @@ def test_a_moved_full_checkpoint_predicts_offline_from_another_directory(
     assert capsys.readouterr().out.splitlines() == words
 
 
-def test_trust_remote_code_loads_the_checkpoint_without_tall_hf(moved_checkpoint, tmp_path):
+def test_trust_remote_code_runs_saves_and_cards_with_torch_and_transformers_alone(moved_checkpoint, tmp_path):
     folder, logits, _ = moved_checkpoint
+    model = TallForCausalLM.from_pretrained(folder).eval()
+    processor = TallProcessor.from_pretrained(folder)
+    inputs = processor(PREFIXES)
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    transformers_only = install_site(tmp_path / "torch-transformers", "torch", "transformers")
+    assert not any((transformers_only / name).exists() for name in ("peft", "accelerate", "datasets", "tall_hf"))
     printed = run(
-        [sys.executable, "-I", "-c", REMOTE_CODE_PROBE, str(folder), json.dumps(PREFIXES)],
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            REMOTE_CODE_PROBE,
+            str(transformers_only),
+            str(install_site(tmp_path / "sentencepiece", "sentencepiece")),
+            str(folder),
+            str(tmp_path / "saved-again"),
+            json.dumps({key: value.tolist() for key, value in inputs.items()}),
+            json.dumps(PREFIXES),
+        ],
         tmp_path,
         HF_MODULES_CACHE=str(tmp_path / "modules"),
     )
     result = json.loads(printed.splitlines()[-1])
+    assert result["present"] == []  # tall_hf, peft, accelerate, datasets, evaluate: none importable
+    assert result["model_imported"] == ["jinja2"]  # the card (jinja2 comes with torch); sentencepiece not needed
     assert result["module"].startswith("transformers_modules.")  # the checkpoint's copy of the code, not tall_hf
     torch.testing.assert_close(torch.tensor(result["logits"]), logits, rtol=0, atol=1e-5)
+    assert result["generated"] == generated.tolist()
+    assert result["reloaded_same"]
+    assert "pip install" in result["card"] and "tall_hf" in result["card"]  # rendered from the copied templates
+    assert result["processed"] == result["processed_again"] == {key: value.tolist() for key, value in inputs.items()}
 
 
 def test_processor_translates_raw_text_once_and_decodes(tiny_paths, monkeypatch):

@@ -90,8 +90,8 @@ def test_unknown_target_init_is_rejected(tiny_paths):
 
 def test_recipes_set_model_options_and_training_defaults(tmp_path):
     from tall_hf.training import tall_training_arguments
-    from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
-    from tall_hf.training.run import TallModelArguments, parser_training_defaults
+    from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe, parser_training_defaults
+    from tall_hf.training.run import TallModelArguments
 
     paper = TallModelArguments(recipe="paper").model_options()
     assert paper == {"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"}

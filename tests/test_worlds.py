@@ -158,6 +158,11 @@ def test_demo_on_the_default_world(tmp_path, capsys):
         assert 0 <= row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] <= 100
     world = World.load(next((output / "worlds").glob("world-*")))
     assert ceiling[0]["accuracy"] == pytest.approx(100 * world.facts["ceiling"]["accuracy"], abs=1e-6)
+    # Issue 11's target: TALL's CI above Direct's and From scratch's, and at least half the ceiling.
+    by_name = {row["approach"]: row for row in results}
+    for baseline in ("Direct", "From scratch"):
+        assert by_name["TALL"]["ci_lower"] > by_name[baseline]["ci_upper"], (by_name["TALL"], by_name[baseline])
+    assert by_name["TALL"]["accuracy"] >= 0.5 * ceiling[0]["accuracy"], (by_name["TALL"], ceiling[0])
     prefix = world.sentences("test")[0].rsplit(" ", 1)[0]
     assert main(["predict", "--model", str(output / "tall"), prefix]) == 0
     (word,) = capsys.readouterr().out.split()

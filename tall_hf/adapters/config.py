@@ -15,10 +15,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from peft.utils import CONFIG_NAME as ADAPTER_CONFIG_NAME
-from peft.utils import SAFETENSORS_WEIGHTS_NAME as ADAPTER_WEIGHTS_NAME
+# PEFT's file names, as transformers' PEFT integration names them (peft is imported only where a PEFT function runs:
+# a checkpoint's remote code loads without it).
+from transformers.utils import ADAPTER_CONFIG_NAME
+from transformers.utils import ADAPTER_SAFE_WEIGHTS_NAME as ADAPTER_WEIGHTS_NAME
+from transformers.utils import ADAPTER_WEIGHTS_NAME as PICKLED_ADAPTER_WEIGHTS_NAME
 
-PICKLED_ADAPTER_WEIGHTS_NAME = "adapter_model.bin"
 # Where `PeftModel` keeps the model it wraps: PEFT's adapter files name every weight from there.
 PEFT_PREFIX = "base_model.model."
 ADAPTER_NAME = "default"
@@ -74,6 +76,7 @@ __all__ = [
     "ADAPTER_NAME",
     "ADAPTER_WEIGHTS_NAME",
     "PEFT_PREFIX",
+    "PICKLED_ADAPTER_WEIGHTS_NAME",
     "build_peft_config",
     "rooted_target_modules",
     "tuner_from_dict",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,18 +27,20 @@ from transformers import (
     BatchEncoding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    StoppingCriteriaList,
     TrainingArguments,
     set_seed,
 )
 from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
-from ..data import PreparationArguments, prepare_tall_dataset, translate
+from ..data import PreparationArguments, translate
+from ..data.text_files import read_sentences
 from ..data.translation import position_limit, tokenize_keeping_ends
-from ..generation import TallPredictor
+from ..generation import TallPredictor, WordBoundaryCriteria, word_start_mask
 from ..models.tall import TallForCausalLM, TallProcessor
-from ..training import train_tall
-from ..training.recipes import DEFAULT_RECIPE, get_recipe
+from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
+from ..training.run import TallDataArguments, TallModelArguments, run_training
 from ..utils.hub import load_pretrained
 from . import training_recipes
 
@@ -101,7 +104,8 @@ class ApproachContext:
     llm: str
     hr_lr: str
     output_dir: str
-    train_texts: list[str] | None = None
+    train_file: str | None = None
+    max_train_samples: int | None = None
     training_args: TrainingArguments | None = None
     tall_model: str | None = None
     tall_recipe: str = DEFAULT_RECIPE
@@ -111,12 +115,17 @@ class ApproachContext:
         """Where the trained model of `approach` is saved."""
         return os.path.join(self.output_dir, "models", approach)
 
+    @cached_property
+    def train_texts(self) -> list[str] | None:
+        """The training sentences: the first `max_train_samples` non-blank lines of `train_file` (all by default)."""
+        return read_sentences(self.train_file, self.max_train_samples) if self.train_file else None
+
     def training_inputs(self, approach: str) -> tuple[list[str], TrainingArguments]:
         """The training sentences and base `TrainingArguments` a trained approach needs; a clear error if missing."""
         if not self.train_texts:
             raise ValueError(
-                f"The {approach!r} approach trains on LR text: give a training file (--train_file), or leave "
-                f"{approach!r} out of the approaches."
+                f"The {approach!r} approach trains on LR text: give a training file (--train_file) with sentences, "
+                f"or leave {approach!r} out of the approaches."
             )
         if self.training_args is None:
             raise ValueError(f"The {approach!r} approach trains with Trainer: pass TrainingArguments.")
@@ -182,22 +191,34 @@ class LastWordApproach(ABC):
 
 
 class CausalLMApproach(LastWordApproach):
-    """A causal LM continues the prefix for a few tokens; the first word of the continuation is the prediction.
+    """A causal LM continues the prefix until it has written one word; that word is the prediction.
 
     The prefix goes in as the model was trained on text: with its tokenizer's special tokens (a BOS where the
     tokenizer adds one) and without a trailing space, so the model writes the word's leading space itself (a lone
-    space token is a sequence most LLMs never saw). Batches are padded on the left; the models take their position
-    ids from the attention mask, so padding does not change what is generated.
+    space token is a sequence most LLMs never saw). Generation stops at the word's end (`WordBoundaryCriteria`:
+    the first token after it that starts a new word, or the end of sentence), within `max_new_tokens`: enough for a
+    long word spelled byte by byte, as a byte-level tokenizer spells a script it was not trained on. Batches are
+    padded on the left; the models take their position ids from the attention mask, so padding does not change what
+    is generated.
     """
 
     def __init__(
-        self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 8
+        self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 40
     ) -> None:
         if tokenizer.padding_side != "left":
             raise ValueError("Batched generation with a causal LM needs a tokenizer with padding_side='left'.")
         self.model = model.eval()
         self.tokenizer = with_decoder(tokenizer)
         self.max_new_tokens = max_new_tokens
+        self.word_start = word_start_mask(self.tokenizer, model.config.vocab_size)
+
+    def stopping_criteria(self) -> StoppingCriteriaList:
+        """A fresh word-boundary stop for one `generate` call (none for a tokenizer without word markers, which then
+        stops at `max_new_tokens`)."""
+        if not self.word_start.any():
+            return StoppingCriteriaList()
+        eos = self.tokenizer.eos_token_id
+        return StoppingCriteriaList([WordBoundaryCriteria(self.word_start, -1 if eos is None else eos)])
 
     @torch.inference_mode()
     def continuations(
@@ -235,6 +256,7 @@ class CausalLMApproach(LastWordApproach):
             new_tokens = self.generate_new_tokens(
                 inputs.to(device),
                 max_new_tokens=self.max_new_tokens,
+                stopping_criteria=self.stopping_criteria(),
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
@@ -366,25 +388,29 @@ class TallApproach(LastWordApproach):
 
     @staticmethod
     def train(context: ApproachContext) -> str:
-        """Train TALL from the context's components on its LR text with the context's TALL recipe
-        (`tall_hf.training.recipes`: its model options, and its optimisation settings wherever the context's
-        arguments kept the library defaults; `prepare_tall_dataset`, `train_tall`); returns the saved model's folder.
-        No held-out evaluation here: train with `tall_hf.training` for best-checkpoint selection and pass the result
-        as `context.tall_model`."""
-        texts, base = context.training_inputs(TallApproach.name)
+        """Train TALL with the job of `tall-hf train` (`tall_hf.training.run.run_training`) from the context's
+        components on its training file, with the context's TALL recipe (its model options, and its optimisation
+        settings wherever the context's arguments kept the library defaults); returns the saved model's folder.
+
+        The evaluation trains it afresh (a model left in the folder by an earlier evaluation may come from other
+        text or settings; the runner reuses the results of an unchanged evaluation without training). No held-out
+        evaluation here: train with `tall-hf train` for best-checkpoint selection and pass the result as
+        `context.tall_model`."""
+        _, base = context.training_inputs(TallApproach.name)
         output_dir = context.model_dir(TallApproach.name)
-        recipe = get_recipe(context.tall_recipe)
-        args = training_recipes.with_recipe_defaults(base, recipe.training, output_dir)
-        components = {"lr_hr": context.lr_hr, "llm": context.llm, "hr_lr": context.hr_lr}
-        processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
-        set_seed(args.seed)
-        model = TallForCausalLM.from_components(**components, **recipe.model)
-        processor.check_compatible(model.config)
-        preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens)
-        dataset = prepare_tall_dataset(texts, processor, context.lr_hr, preparation)
-        trainable, total = model.get_nb_trainable_parameters()
-        logger.info(f"TALL: {trainable:,} trainable parameters of {total:,}.")
-        train_tall(model, processor, dataset, args=args)
+        shutil.rmtree(output_dir, ignore_errors=True)
+        run_training(
+            TallModelArguments(
+                lr_hr_model=context.lr_hr, llm_model=context.llm, hr_lr_model=context.hr_lr, recipe=context.tall_recipe
+            ),
+            TallDataArguments(
+                train_file=context.train_file,
+                max_train_samples=context.max_train_samples,
+                validation_split_percentage=0,
+            ),
+            PreparationArguments(),
+            with_recipe_defaults(base, get_recipe(context.tall_recipe).training, output_dir),
+        )
         return output_dir
 
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:

@@ -18,6 +18,7 @@ from transformers.utils import logging
 from ..data.fingerprint import component_fingerprint
 from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
+from ..training.recipes import recipe_field
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (
     ApproachResult,
@@ -61,6 +62,9 @@ class LastWordEvaluationArguments:
     )
     tall_model: str | None = field(
         default=None, metadata={"help": "A trained TALL model folder; without it TALL is trained on --train_file."}
+    )
+    tall_recipe: str = recipe_field(
+        "Recipe of the TALL trained here (tall_hf.training.recipes; 'paper' is the paper's), as `tall-hf train --recipe`."
     )
     eval_batch_size: int = field(default=16, metadata={"help": "Sentences per generation batch."})
     do_sample: bool = field(default=False, metadata={"help": "Sample (the paper) instead of greedy decoding."})
@@ -112,14 +116,14 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     """Evaluate `args.approaches` on every test file and save the report under `training_args.output_dir`."""
     components = _components(args)
     test_sets = {Path(path).stem: _examples(path, args.max_test_samples) for path in args.test_files}
-    trains = bool(args.trained_approaches())
-    train_texts = read_sentences(args.train_file, args.max_train_samples) if trains else None
     context = ApproachContext(
         **components,
         output_dir=training_args.output_dir,
-        train_texts=train_texts,
+        train_file=args.train_file,
+        max_train_samples=args.max_train_samples,
         training_args=training_args,
         tall_model=args.tall_model,
+        tall_recipe=args.tall_recipe,
         device=training_args.device,
     )
     translations: dict[str, list[str]] = {}  # of the test prefixes, made once, when an approach first needs them
@@ -128,6 +132,7 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
     scoring["bootstrap_seed"] = args.bootstrap_seed
     results, failed = [], {}
     for name in args.approaches:
+        train_texts = context.train_texts if name in args.trained_approaches() else None
         key = _approach_fingerprint(name, args, components, test_sets, train_texts, training_args)
         finished = _finished_results(name, key, test_sets, training_args.output_dir, **scoring)
         if finished is not None:
@@ -240,7 +245,7 @@ def _approach_fingerprint(
         {role: component_fingerprint(path) for role, path in components.items()},
         {dataset: [example.sentence for example in examples] for dataset, examples in test_sets.items()},
         args.generation_kwargs(),
-        [train_texts, training_args.to_dict()] if trained else None,
+        [train_texts, training_args.to_dict(), args.tall_recipe if name == "tall" else None] if trained else None,
         component_fingerprint(args.tall_model) if name == "tall" and args.tall_model else None,
     ]
     return Hasher.hash(parts)

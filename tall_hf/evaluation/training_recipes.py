@@ -6,8 +6,6 @@ Each recipe is plain causal language modelling on low-resource sentences (`datas
 
 from __future__ import annotations
 
-import dataclasses
-
 from datasets import Dataset
 from peft import PeftModel, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from transformers import (
@@ -23,6 +21,8 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from ..training.recipes import with_recipe_defaults
+
 logger = logging.get_logger(__name__)
 
 # The paper's appendix, as `TrainingArguments` fields. They replace TrainingArguments' library defaults only: a
@@ -34,7 +34,6 @@ PAPER_HYPERPARAMETERS: dict[str, dict] = {
 }
 MAX_LENGTH = 128
 NUM_VIRTUAL_TOKENS = 30
-_LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainingArguments)}
 
 
 def recipe_training_arguments(recipe: str, base: TrainingArguments, output_dir: str) -> TrainingArguments:
@@ -42,12 +41,6 @@ def recipe_training_arguments(recipe: str, base: TrainingArguments, output_dir: 
     if recipe not in PAPER_HYPERPARAMETERS:
         raise ValueError(f"Unknown training recipe {recipe!r}; choose one of {sorted(PAPER_HYPERPARAMETERS)}.")
     return with_recipe_defaults(base, PAPER_HYPERPARAMETERS[recipe], output_dir)
-
-
-def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: str) -> TrainingArguments:
-    """A copy of `base` writing to `output_dir`, with `defaults` for every field `base` left at the library default."""
-    overrides = {name: value for name, value in defaults.items() if getattr(base, name) == _LIBRARY_DEFAULTS[name]}
-    return dataclasses.replace(base, output_dir=output_dir, **overrides)
 
 
 def language_modeling_dataset(

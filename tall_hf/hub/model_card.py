@@ -1,17 +1,18 @@
-"""Model cards for checkpoints of the package's models, rendered from the Jinja2 templates in `tall_hf/model_cards/`."""
+"""Model cards for checkpoints of the package's models, rendered from the Jinja2 templates in `tall_hf/model_cards/`
+(also when the model was loaded with `trust_remote_code=True`: the checkpoint's code holds them)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-TEMPLATE_PACKAGE = "tall_hf.model_cards"
+from ..model_cards import TEMPLATES
+
 DEFAULT_TEMPLATE = "tall_model_card.md.j2"
 # Where each component of TALL sits among the seven stages, for the card's component table.
 STAGE_LABELS = {"lr_hr": "1 (encoder)", "llm": "4 (LLM)", "hr_lr": "7 (decoder, LM head)"}
@@ -55,12 +56,11 @@ def is_hub_id(name_or_path: str | None) -> bool:
     return True
 
 
-def template_path(name: str) -> str:
-    """The path of a card template shipped in the package (`tall_hf/model_cards/`)."""
-    path = resources.files(TEMPLATE_PACKAGE).joinpath(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"No model card template {name!r} in {TEMPLATE_PACKAGE}.")
-    return str(path)
+def card_template(name: str) -> str:
+    """The text of a card template shipped in the package (`tall_hf/model_cards/NAME`)."""
+    if name not in TEMPLATES:
+        raise ValueError(f"No model card template {name!r}; the package has {sorted(TEMPLATES)}.")
+    return TEMPLATES[name]
 
 
 def render_model_card(
@@ -129,7 +129,7 @@ def render_model_card(
         "version": __version__,
     }
     name = template or model.model_card_template or DEFAULT_TEMPLATE
-    return ModelCard.from_template(card_data, template_path=template_path(name), **context)
+    return ModelCard.from_template(card_data, template_str=card_template(name), **context)
 
 
-__all__ = ["ModelCardInfo", "is_hub_id", "render_model_card", "template_path"]
+__all__ = ["ModelCardInfo", "card_template", "is_hub_id", "render_model_card"]

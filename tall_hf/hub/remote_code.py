@@ -4,16 +4,26 @@ transformers runs a checkpoint's own code from flat files beside `config.json`, 
 imports (`from .module import name`). The modules that define a model, its config and its processor are copied
 with every module they import from the package, each as one flat file (`tall_hf.adapters.mixin` ->
 `tall_hf__adapters__mixin.py`) with its package-relative imports rewritten to those files; `if TYPE_CHECKING:` blocks
-are dropped (they never run). The returned `auto_map` points the Auto classes at the copied classes.
+are dropped (they never run). Package data a module reads from files (the model card templates) is written into its
+copy as a literal (`INLINED_MODULES`). The returned `auto_map` points the Auto classes at the copied classes.
+
+A model that was itself loaded with `trust_remote_code=True` saves the copy it runs, with every module it imports
+(transformers' `get_relative_import_files`), so its checkpoints load the same way.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import os
+import shutil
+import sys
 from pathlib import Path
 
 PACKAGE = "tall_hf"
+# Modules whose copy is the value of one variable, written as a literal: they read package data (files a checkpoint's
+# code does not carry).
+INLINED_MODULES = {"tall_hf.model_cards": "TEMPLATES"}
 _ROOT = Path(__file__).resolve().parents[1]  # the tall_hf package folder
 
 
@@ -27,9 +37,15 @@ def _source_file(module: str) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
+def _is_package_module(module: str) -> bool:
+    return module.split(".")[0] == PACKAGE
+
+
 def flat_name(module: str) -> str:
     """The flat file (module) name of a package module in a checkpoint (`tall_hf.utils.hub` -> `tall_hf__utils__hub`,
-    a package's `__init__` -> `..___init__`)."""
+    a package's `__init__` -> `..___init__`); a module that is already a checkpoint's copy keeps its name."""
+    if not _is_package_module(module):
+        return module.rsplit(".", 1)[-1]
     package = _source_file(module).name == "__init__.py"
     return module.replace(".", "__") + ("___init__" if package else "")
 
@@ -49,6 +65,10 @@ def _is_type_checking(node: ast.AST) -> bool:
 
 def _flatten(module: str) -> tuple[str, list[str]]:
     """The module's source with its relative imports rewritten to flat modules, and the modules it imports."""
+    if module in INLINED_MODULES:
+        name = INLINED_MODULES[module]
+        value = getattr(importlib.import_module(module), name)
+        return f'"""The copy of `{module}` in a checkpoint: its `{name}` as a literal."""\n\n{name} = {value!r}\n', []
     lines = _source_file(module).read_text(encoding="utf-8").splitlines(keepends=True)
     tree = ast.parse("".join(lines))
     skipped: set[int] = set()
@@ -78,7 +98,15 @@ def _flatten(module: str) -> tuple[str, list[str]]:
 def save_remote_code(save_directory: str | os.PathLike, classes: dict[str, type]) -> dict[str, str]:
     """Copy the modules defining `classes` (`{"AutoModel": TallForCausalLM, ...}`) and everything they import from the
     package into `save_directory` as flat files; returns the `auto_map` (`{"AutoModel": "file.Class", ...}`)."""
-    todo = [cls.__module__ for cls in classes.values()]
+    todo = [cls.__module__ for cls in classes.values() if _is_package_module(cls.__module__)]
+    copies = [cls.__module__ for cls in classes.values() if not _is_package_module(cls.__module__)]
+    if copies:
+        from transformers.dynamic_module_utils import get_relative_import_files
+
+        for module in dict.fromkeys(copies):
+            source = sys.modules[module].__file__
+            for path in (source, *get_relative_import_files(source)):
+                shutil.copyfile(path, Path(save_directory, Path(path).name))
     done: set[str] = set()
     while todo:
         module = todo.pop()

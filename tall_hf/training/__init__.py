@@ -2,7 +2,8 @@
 
 from .adapter_pretraining import AdapterAutoencoder, pretrain_alignment_adapters
 from .metrics import TallMetrics, preprocess_logits_for_metrics
-from .trainer import SaveProcessorCallback, create_tall_trainer, tall_training_arguments, train_tall
+from .recipes import tall_training_arguments
+from .trainer import SaveProcessorCallback, create_tall_trainer, train_tall
 
 __all__ = [
     "AdapterAutoencoder",

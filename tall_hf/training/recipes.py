@@ -1,6 +1,6 @@
 """TALL's training recipes in one place: the model options (`TallConfig` fields) and optimisation settings
-(`TrainingArguments` fields) each recipe sets. `tall_training_arguments`, `tall-hf train`, the evaluation runner's
-TALL and the demo all read them from here.
+(`TrainingArguments` fields) each recipe sets. `tall-hf train` (`parser_training_defaults`), `tall_training_arguments`,
+the evaluation's TALL (`with_recipe_defaults`) and the demo all read them from here.
 
 - `paper`: the TALL paper's recipe: custom transformer 1 replaces the LLM's input, both custom transformers start
   random, the loss is taken at the last piece of the last word only; AdamW at 1e-4, cosine, 100 warm-up steps.
@@ -13,7 +13,12 @@ TALL and the demo all read them from here.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import os
 from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
 
 # Settings every recipe shares: evaluation and checkpoints by steps, the best checkpoint by eval loss restored.
 COMMON_TRAINING = {
@@ -78,4 +83,52 @@ def training_defaults(recipe: str = DEFAULT_RECIPE) -> dict:
     return {**COMMON_TRAINING, **get_recipe(recipe).training}
 
 
-__all__ = ["COMMON_TRAINING", "DEFAULT_RECIPE", "TALL_RECIPES", "TallRecipe", "get_recipe", "training_defaults"]
+def recipe_field(description: str):
+    """A dataclass field naming a recipe (default: `DEFAULT_RECIPE`), for `HfArgumentParser` (`choices` checked)."""
+    return field(default=DEFAULT_RECIPE, metadata={"help": description, "choices": tuple(TALL_RECIPES)})
+
+
+# The default recipe's `training_defaults`, as a constant for callers that spread it into `TrainingArguments`.
+TRAINING_DEFAULTS = training_defaults(DEFAULT_RECIPE)
+
+
+def parser_training_defaults(argv: list[str]) -> dict:
+    """The training defaults of the recipe that command-line `argv` asks for (`--recipe NAME`, else the default),
+    for `HfArgumentParser.set_defaults`: any flag given still wins."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=tuple(TALL_RECIPES))
+    return training_defaults(parser.parse_known_args(argv)[0].recipe)
+
+
+def tall_training_arguments(
+    output_dir: str | os.PathLike, recipe: str = DEFAULT_RECIPE, **overrides
+) -> TrainingArguments:
+    """`TrainingArguments` of a TALL recipe (`"fast"` by default, `"paper"` for the paper's): AdamW, cosine schedule,
+    evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
+    overridden."""
+    return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
+
+
+_LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainingArguments)}
+
+
+def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: str) -> TrainingArguments:
+    """A copy of `base` writing to `output_dir`, with `defaults` for every field `base` left at the library default
+    (how the evaluation applies a recipe to the `TrainingArguments` it was given)."""
+    overrides = {name: value for name, value in defaults.items() if getattr(base, name) == _LIBRARY_DEFAULTS[name]}
+    return dataclasses.replace(base, output_dir=output_dir, **overrides)
+
+
+__all__ = [
+    "COMMON_TRAINING",
+    "DEFAULT_RECIPE",
+    "TALL_RECIPES",
+    "TRAINING_DEFAULTS",
+    "TallRecipe",
+    "get_recipe",
+    "parser_training_defaults",
+    "recipe_field",
+    "tall_training_arguments",
+    "training_defaults",
+    "with_recipe_defaults",
+]

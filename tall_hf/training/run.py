@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 from dataclasses import dataclass, field
 
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from ..data import PreparationArguments, prepare_tall_dataset
-from ..data.text_files import read_text_lines
+from ..data.text_files import read_sentences
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS
 from ..modules.fusion import FUSION_METHODS
 from ..tiny import build_tiny_components
 from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
-from .recipes import DEFAULT_RECIPE, RECIPE_MODEL_FIELDS, TALL_RECIPES, get_recipe, training_defaults
+from .recipes import (
+    RECIPE_MODEL_FIELDS,
+    get_recipe,
+    recipe_field,
+)
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
-
-# Training defaults of the default recipe, applied by the scripts' parsers (any flag overrides them; `tall-hf train
-# --recipe paper` takes the paper's).
-TRAINING_DEFAULTS = training_defaults(DEFAULT_RECIPE)
-
-
-def parser_training_defaults(argv: list[str]) -> dict:
-    """The training defaults of the recipe that command-line `argv` asks for (`--recipe NAME`, else the default)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=tuple(TALL_RECIPES))
-    return training_defaults(parser.parse_known_args(argv)[0].recipe)
 
 
 @dataclass
@@ -44,13 +35,9 @@ class TallModelArguments:
     lr_hr_revision: str | None = field(default=None, metadata={"help": "Revision of the LR->HR translator."})
     llm_revision: str | None = field(default=None, metadata={"help": "Revision of the LLM."})
     hr_lr_revision: str | None = field(default=None, metadata={"help": "Revision of the HR->LR translator."})
-    recipe: str = field(
-        default=DEFAULT_RECIPE,
-        metadata={
-            "help": "TALL recipe (tall_hf.training.recipes): its model options and training defaults; 'paper' is the "
-            "paper's. Options given below win.",
-            "choices": tuple(TALL_RECIPES),
-        },
+    recipe: str = recipe_field(
+        "TALL recipe (tall_hf.training.recipes): its model options and training defaults; 'paper' is the paper's. "
+        "Options given below win."
     )
     loss_mode: str | None = field(
         default=None, metadata={"help": f"One of {LOSS_MODES} (default: the recipe's).", "choices": LOSS_MODES}
@@ -114,13 +101,10 @@ class TallDataArguments:
     validation_split_percentage: float = field(
         default=5.0, metadata={"help": "Without --validation_file, hold out this share of the prepared training data."}
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Read only the first N training lines."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on the first N sentences (non-blank lines) of the file only."}
+    )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most N validation sentences."})
-
-
-def read_lines(path: str | os.PathLike, limit: int | None = None) -> list[str]:
-    """The first `limit` lines of a text file (all of them by default); errors name the file."""
-    return read_text_lines(path, limit)
 
 
 def run_training(
@@ -142,8 +126,8 @@ def run_training(
         )
         return None
     # The text first: a missing or non-UTF-8 file fails, naming itself, before any component loads.
-    train_lines = read_lines(data_args.train_file, data_args.max_train_samples)
-    validation_lines = read_lines(data_args.validation_file) if data_args.validation_file else None
+    train_lines = read_sentences(data_args.train_file, data_args.max_train_samples)
+    validation_lines = read_sentences(data_args.validation_file) if data_args.validation_file else None
     set_seed(training_args.seed)
     warn_on_process_mismatch(training_args)
     paths = model_args.components()

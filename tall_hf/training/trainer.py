@@ -16,7 +16,7 @@ from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
 from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .metrics import TallMetrics, preprocess_logits_for_metrics
-from .recipes import DEFAULT_RECIPE, training_defaults
+from .recipes import tall_training_arguments
 
 logger = logging.get_logger(__name__)
 
@@ -35,15 +35,6 @@ class SaveProcessorCallback(TrainerCallback):
             self.processor.save_pretrained(
                 os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
             )
-
-
-def tall_training_arguments(
-    output_dir: str | os.PathLike, recipe: str = DEFAULT_RECIPE, **overrides
-) -> TrainingArguments:
-    """`TrainingArguments` of a TALL recipe (`tall_hf.training.recipes`; `"fast"` by default, `"paper"` for the
-    paper's): AdamW, cosine schedule, evaluation and checkpoints by steps, best checkpoint by eval loss restored at
-    the end. Any field can be overridden."""
-    return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
 
 
 def create_tall_trainer(
@@ -118,4 +109,4 @@ def train_tall(
     return trainer
 
 
-__all__ = ["SaveProcessorCallback", "create_tall_trainer", "tall_training_arguments", "train_tall"]
+__all__ = ["SaveProcessorCallback", "create_tall_trainer", "train_tall"]

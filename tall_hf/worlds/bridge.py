@@ -239,7 +239,7 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     # map being one to one, an LR sentence and its HR form split into pieces alike), dropout-free as the TALL world's
     # translators, trained to write HR from LR (translation) and from HR (copying), so that the two forms of a sentence
     # get alike encoder states. The test sentences are in none of its training text.
-    logger.warning(f"Bridge world: training the bilingual encoder on {2 * len(rest)} sentence pairs.")
+    logger.info(f"Bridge world: training the bilingual encoder on {2 * len(rest)} sentence pairs.")
     source_spm = _train_sentencepiece(rest + hr_rest, settings.spm_vocab_size, "bpe")
     target_spm = _train_sentencepiece(hr_rest, settings.spm_vocab_size, "bpe")
     tokenizer = write_marian_tokenizer(
@@ -266,9 +266,9 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
         "encoder_layers": model.config.encoder_layers,
         "vocab_size": model.config.vocab_size,
     }
-    logger.warning(f"Bridge world: encoder-decoder exact LR->HR rate {encoder_facts['exact_lr_to_hr_rate']:.3f}.")
+    logger.info(f"Bridge world: encoder-decoder exact LR->HR rate {encoder_facts['exact_lr_to_hr_rate']:.3f}.")
 
-    logger.warning(f"Bridge world: training the {llm} LLM on {len(hr_rest)} HR sentences.")
+    logger.info(f"Bridge world: training the {llm} LLM on {len(hr_rest)} HR sentences.")
     llm_model = train_llm(
         staging / "llm",
         llm,
@@ -299,7 +299,7 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
         "build_seconds": round(time.perf_counter() - start, 1),
     }
     (staging / BRIDGE_WORLD_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
-    logger.warning(f"Bridge world built in {facts['build_seconds']} s.")
+    logger.info(f"Bridge world built in {facts['build_seconds']} s.")
 
 
 __all__ = [

@@ -38,7 +38,7 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-WORLD_BUILD_VERSION = 2  # 2: the ceiling uses the fair causal-LM prompting (no trailing space)
+WORLD_BUILD_VERSION = 3  # 2: the ceiling prompts without a trailing space; 3: it generates until the word ends
 WORLD_FILE = "world.json"
 SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
@@ -254,7 +254,7 @@ def _write_world(
 
     # Translators: BPE sentencepiece models (the two sides then split alike, the letter map being one to one), trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
     # Naive translate prefixes), measured on the held-out test sentences.
-    logger.warning(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
+    logger.info(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
     lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
     spm_models = {
         "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, "bpe"),
@@ -287,11 +287,11 @@ def _write_world(
             "vocab_size": model.config.vocab_size,
             "d_model": model.config.d_model,
         }
-        logger.warning(
+        logger.info(
             f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}"
         )
 
-    logger.warning(f"World: training the {llm} LLM on {len(hr['pretrain'])} HR sentences.")
+    logger.info(f"World: training the {llm} LLM on {len(hr['pretrain'])} HR sentences.")
     model = train_llm(
         staging / "llm",
         llm,
@@ -329,7 +329,7 @@ def _write_world(
         "build_seconds": round(time.perf_counter() - start, 1),
     }
     (staging / WORLD_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
-    logger.warning(f"World built in {facts['build_seconds']} s; LLM ceiling {ceiling['accuracy']:.3f}.")
+    logger.info(f"World built in {facts['build_seconds']} s; LLM ceiling {ceiling['accuracy']:.3f}.")
 
 
 def hr_ceiling(components: dict[str, str], hr_sentences: list[str], scratch: str, confidence: float = 0.95) -> dict:

@@ -16,19 +16,11 @@ from datasets import Dataset
 from transformers import BatchEncoding
 from transformers.utils import logging
 
+from ...data.text_files import read_sentences
 from .processing_bridge import BridgeProcessor
 from .task_data import load_data_file
 
 logger = logging.get_logger(__name__)
-
-
-def read_lines(path: str | os.PathLike) -> list[str]:
-    """The non-empty, stripped lines of a UTF-8 text file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Training text file {str(path)!r} does not exist.")
-    with path.open(encoding="utf-8") as handle:
-        return [line.strip() for line in handle if line.strip()]
 
 
 def split_prefix_continuation(words: list[str], rng: random.Random, min_fraction: float, max_fraction: float) -> int:
@@ -59,7 +51,7 @@ def prefix_lm_pairs(
         raise ValueError(f"A prefix and a continuation need at least two words: min_words={min_words}.")
     if isinstance(texts, (str, os.PathLike)):
         if Path(texts).suffix.lower() in (".txt", ".text", ""):
-            texts = read_lines(texts)
+            texts = read_sentences(texts)
         else:
             data = load_data_file(texts)
             if text_column not in data.column_names:
@@ -108,4 +100,4 @@ class PrefixLMCollator:
         return self.processor.pad([{k: f[k] for k in ("input_ids", "llm_input_ids")} for f in features])
 
 
-__all__ = ["PrefixLMCollator", "prefix_lm_pairs", "read_lines", "tokenize_prefix_lm"]
+__all__ = ["PrefixLMCollator", "prefix_lm_pairs", "tokenize_prefix_lm"]
