@@ -14,9 +14,8 @@ from tall_hf.utils.text import normalize_text
 from tall_hf.worlds import SPLITS, HebrewSentenceGenerator, LetterMap, World, build_world
 from tall_hf.worlds import build as world_build
 from tall_hf.worlds.build import PRESETS
-from tall_hf.worlds.translators import exact_rate
 from tall_hf.worlds.hebrew_generator import DAYS
-
+from tall_hf.worlds.translators import exact_rate
 
 # The build's plumbing (cache, determinism, atomic build, a user's text) checked on worlds that train a few steps only;
 # the facts of a world that learnt are checked on the `test` preset's world (the `test_world` fixture).
