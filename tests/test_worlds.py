@@ -156,7 +156,7 @@ def test_demo_on_the_default_world(tmp_path, capsys):
     for row in results:
         assert 0 <= row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] <= 100
     world = World.load(next((output / "worlds").glob("world-*")))
-    assert ceiling[0]["accuracy"] == pytest.approx(100 * world.facts["ceiling"]["accuracy"], abs=1e-6)
+    assert ceiling[0]["accuracy"] == pytest.approx(100 * world.facts["ceiling"]["accuracy"], abs=1e-4)  # 4 decimals
     # Issue 11's target: TALL's CI above Direct's and From scratch's, and at least half the ceiling.
     by_name = {row["approach"]: row for row in results}
     for baseline in ("Direct", "From scratch"):
