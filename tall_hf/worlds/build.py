@@ -201,8 +201,9 @@ def build_world(
 ) -> World:
     """Build (or reuse) the world of `lr_text` (default: generated Hebrew and the shipped sample) under `directory`.
 
-    The build is deterministic for `seed`, keyed by a hash of the text, the settings and the build version, written to
-    a temporary folder and moved into place when complete (a killed build is never picked up).
+    The build is deterministic for `seed` and the torch thread count (recorded in `world.json`), keyed by a hash of
+    the text, the settings and the build version, written to a temporary folder and moved into place when complete
+    (a killed build is never picked up).
     """
     check_tiny_llm(llm)
     if settings is None:
