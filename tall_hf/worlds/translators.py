@@ -63,16 +63,16 @@ def train_translator(
     positions: int,
     seed: int,
 ) -> MarianMTModel:
-    """Train a Marian model of `architecture` (position tables of `positions`) on the `sources` -> `targets` pairs and
-    save it (with a greedy `generation_config` of at most `max_length` tokens) beside `tokenizer` in `folder`."""
+    """Train a Marian model of `architecture` (over `TRANSLATOR_ARCHITECTURE`; position tables of `positions`) on the
+    `sources` -> `targets` pairs and save it (with a greedy `generation_config` of at most `max_length` tokens) beside
+    `tokenizer` in `folder`."""
     pad = tokenizer.pad_token_id
     config = MarianConfig(
         vocab_size=len(tokenizer.encoder),
         pad_token_id=pad,
         decoder_start_token_id=pad,
         max_position_embeddings=positions,
-        **TRANSLATOR_ARCHITECTURE,
-        **architecture,
+        **{**TRANSLATOR_ARCHITECTURE, **architecture},
     )
     set_seed(seed)
     model = MarianMTModel(config)
