@@ -52,6 +52,15 @@ def tiny_paths(tiny_cache) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def test_world(tiny_cache):
+    """The `test` preset's known-answer world (trained translators and LLM, about 25 s to build on one thread), built
+    once and cached with the tiny components."""
+    from tall_hf.worlds import build_world
+
+    return build_world(tiny_cache / "worlds", preset="test")
+
+
+@pytest.fixture(scope="session")
 def tiny_processor(tiny_paths) -> TallProcessor:
     return TallProcessor.from_components(**tiny_paths)
 

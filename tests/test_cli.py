@@ -10,10 +10,13 @@ from tall_hf.cli import main
 
 
 @pytest.mark.parametrize(
-    ("setup", "expected"), [(["--world_preset", "test"], "| HR ceiling |"), (["--tiny"], "random weights")]
+    ("setup", "expected"),
+    [(["--world_preset", "test", "--test_sentences", "40"], "| HR ceiling |"), (["--tiny"], "random weights")],
 )
-def test_demo_then_predict(tmp_path, capsys, monkeypatch, setup, expected):
+def test_demo_then_predict(tmp_path, capsys, monkeypatch, request, setup, expected):
     output = tmp_path / "demo"
+    if "--world_preset" in setup:  # the session's test world (the `test_world` fixture), built once
+        setup = [*setup, "--world_dir", str(request.getfixturevalue("test_world").path.parent)]
     assert main(["demo", "--output-dir", str(output), *setup, "--tall_steps", "6", "--baseline_steps", "2"]) == 0
     captured = capsys.readouterr()
     printed = captured.out

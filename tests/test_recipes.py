@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, set_seed
 
 from tall_hf import TallForCausalLM
+from tall_hf.modules.losses import IGNORE_INDEX
 
 
 @pytest.fixture
@@ -103,38 +106,29 @@ def test_recipes_set_model_options_and_training_defaults(tmp_path):
         get_recipe("fastest")
 
 
-@pytest.fixture(scope="module")
-def test_world(tiny_cache):
-    from tall_hf.worlds import build_world
-
-    return build_world(tiny_cache / "worlds", preset="test")
-
-
-def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tiny_paths, tmp_path):
-    """The default recipe's options (lr 5e-3, no dropout: the tiny components learn slowly), 200 steps on the test
-    world's training sentences, scored on its test sentences by the training objective and the argmax accuracy at
-    the last word, against the same model untrained. (The test world's own translators train for seconds only and
-    their decoders hardly read their source: TALL cannot learn through them, so it is built from the tiny components,
-    whose decoders do.)"""
+def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tmp_path):
+    """The default recipe, 200 steps on the test world's own components and training sentences, scored on its
+    held-out test sentences by the training objective and the argmax accuracy at the last token, against the same
+    model untrained and against always answering the training set's most frequent last token."""
     from tall_hf import TallProcessor
-    from tall_hf.data import PreparationArguments, prepare_tall_dataset
+    from tall_hf.data import PreparationArguments, TallDataCollator, prepare_tall_dataset
     from tall_hf.training import create_tall_trainer, tall_training_arguments
     from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
 
+    components = test_world.components
     recipe = get_recipe(DEFAULT_RECIPE)
-    processor = TallProcessor.from_components(**tiny_paths, loss_mode=recipe.model["loss_mode"])
-    torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, **recipe.model, adapter_dropout=0.0, transformer_dropout=0.0)
+    processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
+    set_seed(0)
+    model = TallForCausalLM.from_components(**components, **recipe.model)
     preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens, cache_dir=str(tmp_path / "cache"))
     train, test = (
-        prepare_tall_dataset(test_world.sentences(split), processor, tiny_paths["lr_hr"], preparation)
+        prepare_tall_dataset(test_world.sentences(split), processor, components["lr_hr"], preparation)
         for split in ("train", "test")
     )
-    assert len(train) >= 100 and len(test) >= 40
+    assert len(train) == 300 and len(test) == 200
     args = tall_training_arguments(
         tmp_path / "run",
         max_steps=200,
-        learning_rate=5e-3,
         per_device_train_batch_size=16,
         per_device_eval_batch_size=64,
         eval_strategy="no",
@@ -148,9 +142,18 @@ def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tiny_paths, tmp_
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
-    # Measured: loss 6.71 -> 6.61, last-token accuracy 0/58 -> 5/58 (the tiny components' random decoder moves slowly).
-    assert after["eval_loss"] < before["eval_loss"] - 0.05, (before, after)
-    assert after["eval_last_token_accuracy"] >= before["eval_last_token_accuracy"] + 0.05, (before, after)
+    # Measured over world seeds 0-3 x training seeds 0-2 (12 runs): eval loss 5.33-7.36 -> 3.57-3.86 (smallest drop
+    # 1.76), last-token accuracy 0.025-0.15 -> 0.275-0.35 (smallest gain 0.185); the most frequent last token scores
+    # 0.085-0.10. (Generated whole last words are still rare after 200 steps, 0.5-5%, so they are not asserted.)
+    assert after["eval_loss"] < before["eval_loss"] - 1.0, (before, after)
+    assert after["eval_last_token_accuracy"] > before["eval_last_token_accuracy"] + 0.1, (before, after)
+    last_labels = {
+        name: [row[row != IGNORE_INDEX][-1].item() for row in TallDataCollator(processor)(list(dataset))["labels"]]
+        for name, dataset in (("train", train), ("test", test))
+    }
+    most_frequent = Counter(last_labels["train"]).most_common(1)[0][0]
+    always = last_labels["test"].count(most_frequent) / len(test)
+    assert after["eval_last_token_accuracy"] > always + 0.1, (always, after)
 
 
 @pytest.mark.slow

@@ -110,37 +110,47 @@ class WorldSettings:
 
 PRESETS: dict[str, WorldSettings] = {
     "default": WorldSettings(),
+    # The default test suite's world: built in 21.6 s with one thread (seed 0, 2 busy cores). The sides are a letter
+    # map of each other and split alike, so the translators only learn a token-for-token map: one attention head (its
+    # query matches positions with the whole width) and a high learning rate get there in 400 steps. Measured on the
+    # 200 test sentences, seeds 0/1/2/3: translators exact on lr_hr 0.845/0.84/0.82/0.75, hr_lr 0.815/0.825/0.87/
+    # 0.805 of the sentences; ceiling 0.18/0.12/0.14/0.14 (95% CI lower bounds 0.13/0.075/0.09/0.095).
     "test": WorldSettings(
-        generated_sentences=1200,
-        test_sentences=60,
+        generated_sentences=1600,
+        test_sentences=200,
         validation_sentences=30,
-        train_sentences=240,
+        train_sentences=300,
         spm_vocab_size=300,
         llm_vocab_size=400,
         max_length=48,
         translator_sizes={
-            "lr_hr": {
-                "d_model": 16,
+            role: {
+                "d_model": 64,
                 "encoder_layers": 1,
                 "decoder_layers": 1,
-                "encoder_ffn_dim": 32,
-                "decoder_ffn_dim": 32,
-                "encoder_attention_heads": 2,
-                "decoder_attention_heads": 2,
-            },
-            "hr_lr": {
-                "d_model": 24,
-                "encoder_layers": 1,
-                "decoder_layers": 1,
-                "encoder_ffn_dim": 32,
-                "decoder_ffn_dim": 32,
-                "encoder_attention_heads": 2,
-                "decoder_attention_heads": 2,
-            },
+                "encoder_ffn_dim": 128,
+                "decoder_ffn_dim": 128,
+                "encoder_attention_heads": 1,
+                "decoder_attention_heads": 1,
+                "dropout": 0.0,
+            }
+            for role in ("lr_hr", "hr_lr")
         },
-        translator_training={"max_steps": 30, "per_device_train_batch_size": 16, "learning_rate": 3e-3},
-        llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
-        llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+        translator_training={
+            "max_steps": 400,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 5e-3,
+            "warmup_steps": 30,
+            "lr_scheduler_type": "cosine",
+        },
+        llm_size={"width": 64, "ffn": 128, "layers": 2, "heads": 4},
+        llm_training={
+            "max_steps": 250,
+            "per_device_train_batch_size": 32,
+            "learning_rate": 5e-3,
+            "warmup_steps": 20,
+            "lr_scheduler_type": "cosine",
+        },
     ),
 }
 
