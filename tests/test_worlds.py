@@ -13,7 +13,7 @@ from tall_hf.cli import main
 from tall_hf.utils.text import normalize_text
 from tall_hf.worlds import SPLITS, HebrewSentenceGenerator, LetterMap, World, build_world
 from tall_hf.worlds import build as world_build
-from tall_hf.worlds.build import PRESETS
+from tall_hf.worlds.build import PRESETS, weak_translator_warnings
 from tall_hf.worlds.hebrew_generator import DAYS
 from tall_hf.worlds.translators import exact_rate
 
@@ -98,6 +98,23 @@ def test_world_facts_match_the_components(test_world):
     assert 0 <= ceiling["ci_lower"] <= ceiling["accuracy"] <= ceiling["ci_upper"] <= 1
     assert ceiling["ci_lower"] > 0 and ceiling["accuracy"] > 0.05, ceiling  # measured 0.12-0.18 over seeds 0-3
     assert facts["build_seconds"] > 0 and facts["versions"]["transformers"] and facts["seed"] == 0
+
+
+def test_weak_translators_are_named_in_a_warning():
+    translators = {"lr_hr": {"exact_sentence_rate": 0.49}, "hr_lr": {"exact_sentence_rate": 0.5}}
+    (warning,) = weak_translator_warnings(translators, floor=0.5)
+    assert "lr_hr translator is weak" in warning and "translator_training" in warning
+    assert weak_translator_warnings(translators, floor=0.4) == []
+
+
+def test_world_records_its_weak_translators(test_world):
+    facts = test_world.facts
+    weak = {role for role, recorded in facts["translators"].items() if recorded["exact_sentence_rate"] < 0.5}
+    assert facts["settings"]["translator_floor"] == 0.5
+    assert len(facts["warnings"]) == len(weak) and all(any(role in w for w in facts["warnings"]) for role in weak)
+    for role in ("lr_hr", "hr_lr"):  # an output layer of their own (tied, diverse text never learned the copy)
+        model = AutoModelForSeq2SeqLM.from_pretrained(test_world.components[role])
+        assert model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
 
 
 def test_world_is_cached_and_deterministic(test_world, tmp_path):

@@ -38,7 +38,8 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-WORLD_BUILD_VERSION = 3  # 2: the ceiling prompts without a trailing space; 3: it generates until the word ends
+WORLD_BUILD_VERSION = 4  # 2: the ceiling prompts without a trailing space; 3: it generates until the word ends;
+# 4: translators with untied output layers
 WORLD_FILE = "world.json"
 SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
@@ -92,6 +93,8 @@ class WorldSettings:
         }
     )
     translator_prefix_share: float = 0.5
+    # Below this exact-sentence rate on the test split a translator is reported weak (a warning, and in `world.json`).
+    translator_floor: float = 0.5
     llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
     llm_training: dict = field(
         default_factory=lambda: {
@@ -292,6 +295,10 @@ def _write_world(
             f"World: {role} translator exact on test sentences: {translators[role]['exact_sentence_rate']:.3f}"
         )
 
+    warnings = weak_translator_warnings(translators, settings.translator_floor)
+    for warning in warnings:
+        logger.warning(warning)
+
     logger.info(f"World: training the {llm} LLM on {len(hr['pretrain'])} HR sentences.")
     model = train_llm(
         staging / "llm",
@@ -312,6 +319,7 @@ def _write_world(
         "sentences": {name: len(split) for name, split in splits.items()},
         "filtered": dict(cleaned.filtered),
         "translators": translators,
+        "warnings": warnings,
         "llm": {
             "family": llm,
             "parameters": model.num_parameters(),
@@ -331,6 +339,17 @@ def _write_world(
     }
     (staging / WORLD_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
     logger.info(f"World built in {facts['build_seconds']} s; LLM ceiling {ceiling['accuracy']:.3f}.")
+
+
+def weak_translator_warnings(translators: dict[str, dict], floor: float) -> list[str]:
+    """One warning per translator whose exact-sentence rate on the test split is below `floor`."""
+    return [
+        f"World: the {role} translator is weak ({facts['exact_sentence_rate']:.3f} exact test sentences, floor "
+        f"{floor}): TALL and Naive cannot reach the HR ceiling through it. Train it longer or at a lower rate "
+        "(WorldSettings.translator_training, e.g. max_steps 1200, learning_rate 1e-3 on diverse text)."
+        for role, facts in translators.items()
+        if facts["exact_sentence_rate"] < floor
+    ]
 
 
 def hr_ceiling(components: dict[str, str], hr_sentences: list[str], scratch: str, confidence: float = 0.95) -> dict:

@@ -25,6 +25,9 @@ TRANSLATOR_ARCHITECTURE = {
     "activation_function": "swish",
     "scale_embedding": True,
     "share_encoder_decoder_embeddings": True,
+    # An output layer of its own: tied to the shared embeddings, the LR->HR model on 17k Hebrew Wikipedia sentences
+    # stayed at unigram loss (5.8 after 500 steps, 5.3 after 2,400) and never found the copy's alignment.
+    "tie_word_embeddings": False,
     "eos_token_id": 0,
 }
 
@@ -60,16 +63,16 @@ def train_translator(
     positions: int,
     seed: int,
 ) -> MarianMTModel:
-    """Train a Marian model of `architecture` (position tables of `positions`) on the `sources` -> `targets` pairs and
-    save it (with a greedy `generation_config` of at most `max_length` tokens) beside `tokenizer` in `folder`."""
+    """Train a Marian model of `architecture` (over `TRANSLATOR_ARCHITECTURE`; position tables of `positions`) on the
+    `sources` -> `targets` pairs and save it (with a greedy `generation_config` of at most `max_length` tokens) beside
+    `tokenizer` in `folder`."""
     pad = tokenizer.pad_token_id
     config = MarianConfig(
         vocab_size=len(tokenizer.encoder),
         pad_token_id=pad,
         decoder_start_token_id=pad,
         max_position_embeddings=positions,
-        **TRANSLATOR_ARCHITECTURE,
-        **architecture,
+        **{**TRANSLATOR_ARCHITECTURE, **architecture},
     )
     set_seed(seed)
     model = MarianMTModel(config)
