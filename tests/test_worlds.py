@@ -112,9 +112,6 @@ def test_world_records_its_weak_translators(test_world):
     weak = {role for role, recorded in facts["translators"].items() if recorded["exact_sentence_rate"] < 0.5}
     assert facts["settings"]["translator_floor"] == 0.5
     assert len(facts["warnings"]) == len(weak) and all(any(role in w for w in facts["warnings"]) for role in weak)
-    for role in ("lr_hr", "hr_lr"):  # an output layer of their own (tied, diverse text never learned the copy)
-        model = AutoModelForSeq2SeqLM.from_pretrained(test_world.components[role])
-        assert model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
 
 
 def test_world_is_cached_and_deterministic(test_world, tmp_path):

@@ -38,8 +38,7 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-WORLD_BUILD_VERSION = 4  # 2: the ceiling prompts without a trailing space; 3: it generates until the word ends;
-# 4: translators with untied output layers
+WORLD_BUILD_VERSION = 3  # 2: the ceiling prompts without a trailing space; 3: it generates until the word ends
 WORLD_FILE = "world.json"
 SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
