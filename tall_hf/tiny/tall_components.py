@@ -144,6 +144,19 @@ def build_once(
     return target
 
 
+def marian_generation_config(pad_token_id: int, max_length: int, num_beams: int) -> GenerationConfig:
+    """How a locally built Marian translator generates: from the pad token, ending at id 0 (`</s>`), never writing
+    padding."""
+    return GenerationConfig(
+        decoder_start_token_id=pad_token_id,
+        pad_token_id=pad_token_id,
+        eos_token_id=0,
+        bad_words_ids=[[pad_token_id]],
+        max_length=max_length,
+        num_beams=num_beams,
+    )
+
+
 def _train_sentencepiece(sentences: list[str], vocab_size: int = SPM_VOCAB_SIZE, model_type: str = "unigram") -> bytes:
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
@@ -201,14 +214,7 @@ def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: by
         for layer in model.get_decoder().layers:
             layer.encoder_attn.v_proj.weight.mul_(CROSS_ATTENTION_SCALE[role])
             layer.encoder_attn.out_proj.weight.mul_(CROSS_ATTENTION_SCALE[role])
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=pad,
-        pad_token_id=pad,
-        eos_token_id=0,
-        bad_words_ids=[[pad]],
-        max_length=TRANSLATION_MAX_LENGTH,
-        num_beams=2,
-    )
+    model.generation_config = marian_generation_config(pad, TRANSLATION_MAX_LENGTH, num_beams=2)
     model.save_pretrained(folder)
 
 

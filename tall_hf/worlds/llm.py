@@ -3,13 +3,13 @@ text only (it never sees the LR script)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainingArguments
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from ..evaluation.training_recipes import train_causal_lm
 from ..tiny.tall_components import TINY_LLM_CONFIGS, _write_llm, check_tiny_llm
+from .scratch import scratch_training_arguments
 
 # A family's own names for the width, depth, heads and feed-forward size of `TINY_LLM_CONFIGS`.
 _SIZE_FIELDS = {
@@ -39,18 +39,7 @@ def train_llm(
     _write_llm(folder, family, texts, seed, vocab_size=vocab_size, **llm_config_overrides(family, size))
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="right")
-    scratch = folder.parent / f".{folder.name}-trainer"
-    args = TrainingArguments(
-        output_dir=str(scratch),
-        seed=seed,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=50,
-        **training,
-    )
-    model = train_causal_lm(model, tokenizer, texts, args)
-    shutil.rmtree(scratch, ignore_errors=True)
+    with scratch_training_arguments(folder, seed, training) as args:
+        model = train_causal_lm(model, tokenizer, texts, args)
     model.save_pretrained(folder)
     return model

@@ -4,13 +4,11 @@ its parallel sentences with `Seq2SeqTrainer`."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from datasets import Dataset
 from transformers import (
     DataCollatorForSeq2Seq,
-    GenerationConfig,
     MarianConfig,
     MarianMTModel,
     MarianTokenizer,
@@ -20,6 +18,8 @@ from transformers import (
 )
 
 from ..data import translate
+from ..tiny.tall_components import marian_generation_config
+from .scratch import scratch_training_arguments
 
 TRANSLATOR_ARCHITECTURE = {
     "activation_function": "swish",
@@ -80,34 +80,15 @@ def train_translator(
     dataset = Dataset.from_dict({"source": sources, "target": targets}).map(
         tokenize, batched=True, remove_columns=["source", "target"]
     )
-    scratch = folder.parent / f".{folder.name}-trainer"
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(scratch),
-        seed=seed,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=50,
-        **training,
-    )
-    trainer = Seq2SeqTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-        processing_class=tokenizer,
-    )
-    trainer.train()
-    shutil.rmtree(scratch, ignore_errors=True)
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=pad,
-        pad_token_id=pad,
-        eos_token_id=0,
-        bad_words_ids=[[pad]],
-        max_length=max_length,
-        num_beams=1,
-    )
+    with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
+        Seq2SeqTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+            processing_class=tokenizer,
+        ).train()
+    model.generation_config = marian_generation_config(pad, max_length, num_beams=1)
     model.eval()
     model.save_pretrained(folder)
     return model
