@@ -26,6 +26,7 @@ from datasets import Dataset
 from transformers.utils import logging
 
 from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from .build import component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
@@ -67,38 +68,11 @@ class BridgeWorldSettings:
     spm_vocab_size: int = 800
     llm_vocab_size: int = 800
     max_length: int = 128
-    encoder_size: dict = field(
-        default_factory=lambda: {
-            "d_model": 128,
-            "encoder_layers": 4,
-            "decoder_layers": 2,
-            "encoder_ffn_dim": 256,
-            "decoder_ffn_dim": 256,
-            "encoder_attention_heads": 4,
-            "decoder_attention_heads": 4,
-            "dropout": 0.0,
-        }
-    )
-    encoder_training: dict = field(
-        default_factory=lambda: {
-            "max_steps": 800,
-            "per_device_train_batch_size": 32,
-            "learning_rate": 3e-3,
-            "warmup_steps": 50,
-            "lr_scheduler_type": "cosine",
-            "weight_decay": 0.01,
-        }
-    )
+    encoder_size: dict = field(default_factory=lambda: marian_size(128, encoder_layers=4))
+    encoder_training: dict = field(default_factory=lambda: component_training(max_steps=800, learning_rate=3e-3))
     llm_size: dict = field(default_factory=lambda: {"width": 64, "ffn": 192, "layers": 2, "heads": 4})
     llm_training: dict = field(
-        default_factory=lambda: {
-            "num_train_epochs": 1,
-            "per_device_train_batch_size": 32,
-            "learning_rate": 3e-3,
-            "warmup_steps": 30,
-            "lr_scheduler_type": "cosine",
-            "weight_decay": 0.01,
-        }
+        default_factory=lambda: component_training(num_train_epochs=1, learning_rate=3e-3, warmup_steps=30)
     )
 
 

@@ -44,6 +44,32 @@ SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
 
 
+def marian_size(d_model: int, *, encoder_layers: int = 2, decoder_layers: int = 2, heads: int = 4) -> dict:
+    """The shape of a small world Marian model: feed-forward layers twice `d_model` wide, no dropout."""
+    return {
+        "d_model": d_model,
+        "encoder_layers": encoder_layers,
+        "decoder_layers": decoder_layers,
+        "encoder_ffn_dim": 2 * d_model,
+        "decoder_ffn_dim": 2 * d_model,
+        "encoder_attention_heads": heads,
+        "decoder_attention_heads": heads,
+        "dropout": 0.0,
+    }
+
+
+def component_training(**settings) -> dict:
+    """`Trainer` settings of a world component: batch 32, 50 warm-up steps, cosine schedule, weight decay 0.01, with
+    `settings` (steps or epochs, learning rate, any other) on top."""
+    return {
+        "per_device_train_batch_size": 32,
+        "warmup_steps": 50,
+        "lr_scheduler_type": "cosine",
+        "weight_decay": 0.01,
+        **settings,
+    }
+
+
 @dataclass
 class WorldSettings:
     """Everything a world is built from besides its text; part of the cache key."""
@@ -57,54 +83,13 @@ class WorldSettings:
     max_length: int = 64
     # Longer than any translation, so TALL keeps every sentence whose translation is at most `max_length` tokens.
     position_embeddings: int = 128
-    translator_sizes: dict = field(
-        default_factory=lambda: {
-            "lr_hr": {
-                "d_model": 128,
-                "encoder_layers": 2,
-                "decoder_layers": 2,
-                "encoder_ffn_dim": 256,
-                "decoder_ffn_dim": 256,
-                "encoder_attention_heads": 4,
-                "decoder_attention_heads": 4,
-                "dropout": 0.0,
-            },
-            "hr_lr": {
-                "d_model": 112,
-                "encoder_layers": 2,
-                "decoder_layers": 2,
-                "encoder_ffn_dim": 224,
-                "decoder_ffn_dim": 224,
-                "encoder_attention_heads": 4,
-                "decoder_attention_heads": 4,
-                "dropout": 0.0,
-            },
-        }
-    )
-    translator_training: dict = field(
-        default_factory=lambda: {
-            "max_steps": 500,
-            "per_device_train_batch_size": 32,
-            "learning_rate": 3e-3,
-            "warmup_steps": 50,
-            "lr_scheduler_type": "cosine",
-            "weight_decay": 0.01,
-        }
-    )
+    translator_sizes: dict = field(default_factory=lambda: {"lr_hr": marian_size(128), "hr_lr": marian_size(112)})
+    translator_training: dict = field(default_factory=lambda: component_training(max_steps=500, learning_rate=3e-3))
     translator_prefix_share: float = 0.5
     # Below this exact-sentence rate on the test split a translator is reported weak (a warning, and in `world.json`).
     translator_floor: float = 0.5
     llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
-    llm_training: dict = field(
-        default_factory=lambda: {
-            "num_train_epochs": 3,
-            "per_device_train_batch_size": 32,
-            "learning_rate": 2e-3,
-            "warmup_steps": 50,
-            "lr_scheduler_type": "cosine",
-            "weight_decay": 0.01,
-        }
-    )
+    llm_training: dict = field(default_factory=lambda: component_training(num_train_epochs=3, learning_rate=2e-3))
 
 
 PRESETS: dict[str, WorldSettings] = {
