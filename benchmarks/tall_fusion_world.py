@@ -24,11 +24,9 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from transformers import TrainingArguments  # noqa: E402
 
-from tall_hf.data import PreparationArguments  # noqa: E402
+from tall_hf.demo import train_demo_tall  # noqa: E402
 from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evaluation  # noqa: E402
 from tall_hf.evaluation.zero_shot import bootstrap_difference  # noqa: E402
-from tall_hf.training.recipes import training_defaults  # noqa: E402
-from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
 FUSIONS = ("last", "global_softmax", "token_softmax")
@@ -54,28 +52,16 @@ def main() -> None:
     for fusion in [name.strip() for name in args.fusions.split(",") if name.strip()]:
         start = time.perf_counter()
         folder = output / fusion
-        interval = max(args.steps // 3, 1)
-        run_training(
-            TallModelArguments(
-                lr_hr_model=world.components["lr_hr"],
-                llm_model=world.components["llm"],
-                hr_lr_model=world.components["hr_lr"],
-                encoder_fusion=fusion,
-            ),
-            TallDataArguments(train_file=world.split_file("train"), validation_file=world.split_file("validation")),
-            PreparationArguments(cache_dir=str(output / "cache")),
-            TrainingArguments(
-                output_dir=str(folder / "tall"),
-                **{
-                    **training_defaults(),
-                    "max_steps": args.steps,
-                    "eval_steps": interval,
-                    "save_steps": interval,
-                    "per_device_train_batch_size": args.batch_size,
-                    "per_device_eval_batch_size": 64,
-                    **common,
-                },
-            ),
+        train_demo_tall(
+            world.components,
+            world.split_file("train"),
+            world.split_file("validation"),
+            folder / "tall",
+            cache_dir=output / "cache",
+            steps=args.steps,
+            batch_size=args.batch_size,
+            model_options={"encoder_fusion": fusion},
+            **common,
         )
         report = run_last_word_evaluation(
             LastWordEvaluationArguments(

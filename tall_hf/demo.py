@@ -84,27 +84,15 @@ def run_demo(args: DemoArguments) -> LastWordReport:
     common = {"use_cpu": True, "seed": args.seed, "report_to": "none", "disable_tqdm": False}
 
     logger.info(f"Training TALL for {args.tall_steps} steps into {output / 'tall'}.")
-    interval = max(args.tall_steps // 3, 1)
-    run_training(
-        TallModelArguments(
-            lr_hr_model=setup.components["lr_hr"],
-            llm_model=setup.components["llm"],
-            hr_lr_model=setup.components["hr_lr"],
-        ),
-        TallDataArguments(train_file=setup.train_file, validation_file=setup.validation_file),
-        PreparationArguments(cache_dir=str(output / "cache")),
-        TrainingArguments(
-            output_dir=str(output / "tall"),
-            **{
-                **TRAINING_DEFAULTS,
-                "max_steps": args.tall_steps,
-                "eval_steps": interval,
-                "save_steps": interval,
-                "per_device_train_batch_size": args.batch_size,
-                "per_device_eval_batch_size": 64,
-                **common,
-            },
-        ),
+    train_demo_tall(
+        setup.components,
+        setup.train_file,
+        setup.validation_file,
+        output / "tall",
+        cache_dir=output / "cache",
+        steps=args.tall_steps,
+        batch_size=args.batch_size,
+        **common,
     )
     logger.info("Training the baselines and evaluating the six approaches.")
     evaluation_args = LastWordEvaluationArguments(
@@ -132,6 +120,45 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         report.notes.append(world_note(setup.world))
     report.save(training_args.output_dir)
     return report
+
+
+def train_demo_tall(
+    components: dict[str, str],
+    train_file: str,
+    validation_file: str,
+    output_dir: Path,
+    *,
+    cache_dir: Path,
+    steps: int,
+    batch_size: int,
+    model_options: dict | None = None,
+    **training,
+) -> None:
+    """TALL trained as `tall-hf train` trains it with the default recipe, for `steps` steps with an evaluation and a
+    checkpoint at each third; `model_options` are `TallModelArguments` fields, `training` more `TrainingArguments`."""
+    interval = max(steps // 3, 1)
+    run_training(
+        TallModelArguments(
+            lr_hr_model=components["lr_hr"],
+            llm_model=components["llm"],
+            hr_lr_model=components["hr_lr"],
+            **(model_options or {}),
+        ),
+        TallDataArguments(train_file=train_file, validation_file=validation_file),
+        PreparationArguments(cache_dir=str(cache_dir)),
+        TrainingArguments(
+            output_dir=str(output_dir),
+            **{
+                **TRAINING_DEFAULTS,
+                "max_steps": steps,
+                "eval_steps": interval,
+                "save_steps": interval,
+                "per_device_train_batch_size": batch_size,
+                "per_device_eval_batch_size": 64,
+                **training,
+            },
+        ),
+    )
 
 
 def _world_setup(args: DemoArguments, output: Path) -> DemoSetup:
