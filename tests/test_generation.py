@@ -152,6 +152,32 @@ def test_pipeline_wraps_the_predictor(predictor, prefixes, saved_model):
         predict(prefixes[0], beams=2)
 
 
+def test_each_target_length_group_gets_fresh_stopping_criteria(predictor, prefixes):
+    """TALL's `generate` runs one decoder call per target length: a stateful criterion (the word boundary reads the
+    prompt length at its first step) must not carry one group's state into the next."""
+    from transformers import StoppingCriteriaList
+
+    from tall_hf.generation.word_boundary import WordBoundaryCriteria, word_start_mask
+
+    seen: dict[int, list[int]] = {}
+
+    class Recording(WordBoundaryCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            seen.setdefault(id(self), []).append(input_ids.shape[1])
+            return super().__call__(input_ids, scores, **kwargs)
+
+    processor = predictor.processor
+    batch = processor(prefixes[:5])
+    lengths = batch["decoder_attention_mask"].sum(dim=1)
+    assert len(lengths.unique()) > 1, "the batch must hold several target lengths"
+    word_start = word_start_mask(processor.target_tokenizer, predictor.model.config.hr_lr_config.vocab_size)
+    criterion = Recording(word_start, processor.target_tokenizer.eos_token_id)
+    predictor.model.generate(**batch, stopping_criteria=StoppingCriteriaList([criterion]), max_new_tokens=4)
+    assert len(seen) == len(lengths.unique()), "one criterion per group"
+    for steps in seen.values():  # each instance served exactly one generate call: consecutive lengths
+        assert steps == list(range(steps[0], steps[0] + len(steps))), seen
+
+
 def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, prefixes, saved_model):
     """HF-native use: `AutoModelForSeq2SeqLM` + `generate(**processor(prefixes))` with the word-boundary criterion
     gives the words of the paper's reference algorithm; rows of different target lengths go in one call."""

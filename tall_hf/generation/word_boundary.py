@@ -21,18 +21,18 @@ class WordBoundaryCriteria(StoppingCriteria):
     """Stops a sequence once its newest token ends the word being generated: the end-of-sentence token, or, after the
     word's first token, a token that starts a new word (that token is not part of the word: see [`split_words`]).
 
-    The prompt length is taken at the first step of each `generate` call (the criterion may serve several calls)."""
+    One criterion serves one `generate` call: it takes the prompt length at its first step. (TALL's `generate`,
+    which runs one call per target length, gives each call its own copy.)"""
 
     def __init__(self, word_start: torch.BoolTensor, eos_token_id: int) -> None:
         self.word_start = word_start
         self.eos_token_id = eos_token_id
-        self._prompt_length = self._last_length = -1
+        self._prompt_length: int | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
         length = input_ids.shape[1]
-        if length != self._last_length + 1:  # the first step of a new generate call
+        if self._prompt_length is None:
             self._prompt_length = length - 1
-        self._last_length = length
         newest = input_ids[:, -1]
         done = newest.eq(self.eos_token_id)
         if length - self._prompt_length > 1:

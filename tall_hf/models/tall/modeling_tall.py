@@ -18,6 +18,7 @@ stage, as `TallEncoder.forward` and `TallForCausalLM.forward` run them:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -407,8 +408,10 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
             group = TallEncoderOutput(
                 last_hidden_state=encoder_outputs.last_hidden_state[rows, :width], attention_mask=mask[:, :width]
             )
+            # Each group is a generate call of its own: stateful stopping criteria start afresh (a copy per group).
+            group_kwargs = {**kwargs, "stopping_criteria": copy.deepcopy(kwargs.get("stopping_criteria"))}
             generated = super().generate(
-                decoder_input_ids=decoder_input_ids[rows, :length], encoder_outputs=group, **kwargs
+                decoder_input_ids=decoder_input_ids[rows, :length], encoder_outputs=group, **group_kwargs
             )
             for row, sequence in zip(rows.tolist(), generated, strict=True):
                 rows_out[row] = sequence
