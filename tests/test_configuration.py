@@ -29,12 +29,25 @@ def test_custom_transformers_are_derived_from_the_components():
         lr_hr.decoder_attention_heads,
         lr_hr.decoder_ffn_dim,
     )
-    assert source.max_position_embeddings == lr_hr.max_position_embeddings
     assert (target.d_model, target.encoder_layers, target.encoder_ffn_dim) == (
         24,
         hr_lr.encoder_layers,
         hr_lr.encoder_ffn_dim,
     )
+
+
+def test_custom_transformer_1_is_the_references_not_the_translators():
+    """DESIGN.md: the reference builds custom transformer 1 from a fresh MarianConfig given only the shape fields;
+    activation, dropout and position count keep Marian's defaults, whatever the LR->HR translator uses."""
+    lr_hr, llm, hr_lr = _configs()
+    lr_hr.update({"activation_function": "relu", "dropout": 0.3, "max_position_embeddings": 512, "scale_embedding": True})
+    source = TallConfig.from_component_configs(lr_hr, llm, hr_lr).source_transformer_config
+    assert (source.activation_function, source.dropout, source.max_position_embeddings) == ("gelu", 0.1, 1024)
+    assert (source.attention_dropout, source.activation_dropout, source.scale_embedding) == (0.0, 0.0, True)
+    inherited = TallConfig.from_component_configs(lr_hr, llm, hr_lr, source_transformer_activation="translator")
+    assert inherited.source_transformer_config.activation_function == "relu"
+    with pytest.raises(ValueError, match="source_transformer_activation"):
+        TallConfig.from_component_configs(lr_hr, llm, hr_lr, source_transformer_activation="nope")
 
 
 def test_round_trip_through_save_and_auto_config(tmp_path):

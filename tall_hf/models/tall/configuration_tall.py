@@ -6,6 +6,7 @@ from typing import Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PretrainedConfig
+from transformers.activations import ACT2FN
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
@@ -27,8 +28,11 @@ class TallConfig(PretrainedConfig):
         lr_hr_config: config of the LR->HR translator (its encoder is stage 1).
         llm_config: config of the frozen LLM (stage 4; its input embeddings embed the bridge stream).
         hr_lr_config: config of the HR->LR translator (its decoder and LM head are stage 7).
-        source_transformer_config: Marian config of custom transformer 1 (stage 3, a decoder). Derived from
-            `lr_hr_config` with `d_model` set to the LLM's hidden size when not given.
+        source_transformer_config: Marian config of custom transformer 1 (stage 3, a decoder). When not given,
+            derived as the paper's reference does (see `derive_source_transformer_config`): the LR->HR translator's
+            decoder shape at the LLM's hidden size, Marian's defaults for the rest (`gelu`, 1,024 positions).
+        source_transformer_activation: activation of a derived custom transformer 1: `None` (the reference's, Marian's
+            default `gelu`), `"translator"` (the LR->HR translator's own) or any `transformers` activation name.
         target_transformer_config: Marian config of custom transformer 2 (stage 6, an encoder). Defaults to
             `hr_lr_config` as it is.
         adapter_hidden_factor: width of an alignment adapter's hidden layer, as a multiple of its output width.
@@ -81,6 +85,7 @@ class TallConfig(PretrainedConfig):
     hr_lr_config: dict | PretrainedConfig | None = None
     source_transformer_config: dict | PretrainedConfig | None = None
     target_transformer_config: dict | PretrainedConfig | None = None
+    source_transformer_activation: str | None = None
     adapter_hidden_factor: int = 2
     adapter_dropout: float = 0.1
     transformer_dropout: float | None = None
@@ -119,9 +124,20 @@ class TallConfig(PretrainedConfig):
             raise ValueError(
                 f"target_transformer_init must be one of {TARGET_TRANSFORMER_INITS}, got {self.target_transformer_init!r}."
             )
+        activation = self.source_transformer_activation
+        if activation not in (None, "translator") and activation not in ACT2FN:
+            raise ValueError(
+                f"source_transformer_activation must be None, 'translator' or an activation of transformers' ACT2FN, "
+                f"got {activation!r}."
+            )
         self.encoder_fusion_options = dict(self.encoder_fusion_options or {})
         if self.source_transformer_config is None:
-            self.source_transformer_config = derive_source_transformer_config(self.lr_hr_config, self.llm_config)
+            activation = self.source_transformer_activation
+            if activation == "translator":
+                activation = self.lr_hr_config.activation_function
+            self.source_transformer_config = derive_source_transformer_config(
+                self.lr_hr_config, self.llm_config, activation
+            )
         if self.target_transformer_config is None:
             self.target_transformer_config = derive_target_transformer_config(self.hr_lr_config)
         if self.transformer_dropout is not None:
@@ -199,15 +215,21 @@ def _marian_without_vocabulary(**fields) -> PretrainedConfig:
     )
 
 
-def derive_source_transformer_config(lr_hr_config: PretrainedConfig, llm_config: PretrainedConfig) -> PretrainedConfig:
-    """Custom transformer 1: the LR->HR translator's decoder shape (layers, heads, FFN, positions) at the LLM's width."""
+def derive_source_transformer_config(
+    lr_hr_config: PretrainedConfig, llm_config: PretrainedConfig, activation_function: str | None = None
+) -> PretrainedConfig:
+    """Custom transformer 1 as the paper's reference builds it: a fresh Marian config with the LLM's width and the
+    LR->HR translator's decoder shape (layers, heads, FFN) and `scale_embedding`; every other field keeps Marian's
+    default (`activation_function="gelu"`, `dropout=0.1`, 1,024 positions), whatever the translator uses.
+    `activation_function` overrides the activation (e.g. the translator's own)."""
+    fields = {"activation_function": activation_function} if activation_function else {}
     return _marian_without_vocabulary(
         d_model=llm_config.hidden_size,
         decoder_layers=lr_hr_config.decoder_layers,
         decoder_attention_heads=lr_hr_config.decoder_attention_heads,
         decoder_ffn_dim=lr_hr_config.decoder_ffn_dim,
-        max_position_embeddings=lr_hr_config.max_position_embeddings,
-        **{name: getattr(lr_hr_config, name) for name in _SHARED_FIELDS},
+        scale_embedding=lr_hr_config.scale_embedding,
+        **fields,
     )
 
 
