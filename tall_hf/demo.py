@@ -51,7 +51,13 @@ class DemoArguments:
         default=None,
         metadata={"help": "Build the world from this LR text file (default: generated Hebrew + the shipped sample)."},
     )
-    world_preset: str = field(default="default", metadata={"help": "Size of the world.", "choices": tuple(PRESETS)})
+    world_preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Size of the world (default: 'default' for the generated text, 'text' for --lr_text).",
+            "choices": tuple(PRESETS),
+        },
+    )
     llm: str = field(default="qwen2", metadata={"help": "LLM family of the world (qwen2, llama, bloom, gpt2)."})
     tall_steps: int = field(default=400, metadata={"help": "Training steps of TALL."})
     baseline_steps: int = field(default=150, metadata={"help": "Training steps of each trained baseline."})

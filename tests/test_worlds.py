@@ -156,6 +156,27 @@ def test_world_from_a_users_text(shared_path, tmp_path):
     assert set(world.sentences("test")) <= kept
 
 
+def test_world_with_a_sentencepiece_style_llm_tokenizer(shared_path, tmp_path):
+    wiki = shared_path("data", "hebrew", "svlm_wiki_50k.txt")
+    with wiki.open(encoding="utf-8") as handle:
+        text = tmp_path / "wiki.txt"
+        text.write_text("".join(next(handle) for _ in range(600)), encoding="utf-8")
+    settings = dataclasses.replace(PLUMBING, llm_tokenizer="metaspace_unigram")
+    with pytest.raises(ValueError, match="loads its tokenizer as a BPE model"):
+        build_world(tmp_path / "worlds", lr_text=text, llm="qwen2", settings=settings)
+    world = build_world(tmp_path / "worlds", lr_text=text, llm="llama", settings=settings)
+    tokenizer = AutoTokenizer.from_pretrained(world.components["llm"])
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    assert backend["model"]["type"] == "Unigram" and backend["pre_tokenizer"]["type"] == "Metaspace"
+    sentence = world.sentences("test", hr=True)[0]
+    assert tokenizer.decode(tokenizer(sentence)["input_ids"], skip_special_tokens=True) == sentence
+    assert world.facts["settings"]["llm_tokenizer"] == "metaspace_unigram"
+    assert world.facts["ceiling"]["n"] == PLUMBING.test_sentences  # the Direct prompt reads it
+    # The option is part of the cache key; at its default it is not (worlds built before it keep their key).
+    assert build_world(tmp_path / "worlds", lr_text=text, llm="llama", settings=PLUMBING).path != world.path
+    assert "llm_tokenizer" not in PLUMBING.cache_description()
+
+
 @pytest.mark.slow
 def test_demo_on_the_default_world(tmp_path, capsys):
     output = tmp_path / "demo"

@@ -21,6 +21,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoTokenizer,
     GenerationConfig,
     MarianConfig,
     MarianMTModel,
@@ -218,26 +219,65 @@ def _write_translator(folder: Path, role: str, source_spm: bytes, target_spm: by
     model.save_pretrained(folder)
 
 
+# The kinds of LLM tokenizer a locally built LLM can have: byte-level BPE (GPT-2, Qwen2, Bloom) or a sentencepiece-style
+# unigram model over Metaspace ("▁"-marked) words (Llama 1-2, T5, Gemma).
+LLM_TOKENIZERS = ("byte_level_bpe", "metaspace_unigram")
+
+
+def _llm_tokenizer(sentences: list[str], vocab_size: int, kind: str) -> Tokenizer:
+    """A `tokenizers` tokenizer of `kind` (one of `LLM_TOKENIZERS`) trained on `sentences`."""
+    special = ["<|endoftext|>", "<|pad|>"]
+    if kind == "byte_level_bpe":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+    elif kind == "metaspace_unigram":
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+        tokenizer.decoder = decoders.Metaspace(prepend_scheme="always")
+        trainer = trainers.UnigramTrainer(
+            vocab_size=vocab_size, special_tokens=[*special, "<unk>"], unk_token="<unk>", show_progress=False
+        )
+    else:
+        raise ValueError(f"Unknown LLM tokenizer kind {kind!r}; choose one of {LLM_TOKENIZERS}.")
+    tokenizer.train_from_iterator(sentences, trainer=trainer)
+    return tokenizer
+
+
+def _check_loads_as_written(folder: Path, tokenizer: PreTrainedTokenizerFast, family: str) -> None:
+    """`AutoTokenizer` gives back the tokenizer model that was written (transformers 5 replaces the saved tokenizer of
+    some families with their own class: every `qwen2` checkpoint loads a byte-level BPE `Qwen2Tokenizer`)."""
+    written = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["type"]
+    loaded = json.loads(AutoTokenizer.from_pretrained(folder).backend_tokenizer.to_str())["model"]["type"]
+    if loaded != written:
+        raise ValueError(
+            f"A {family} LLM's folder loads its tokenizer as a {loaded} model, not the {written} one written: "
+            "transformers ties this family to its own tokenizer class. Use another LLM family (e.g. llama)."
+        )
+
+
 def _write_llm(
-    folder: Path, family: str, sentences: list[str], seed: int, vocab_size: int = LLM_VOCAB_SIZE, **config_overrides
+    folder: Path,
+    family: str,
+    sentences: list[str],
+    seed: int,
+    vocab_size: int = LLM_VOCAB_SIZE,
+    tokenizer_kind: str = "byte_level_bpe",
+    **config_overrides,
 ) -> None:
     folder.mkdir(parents=True)
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    special = ["<|endoftext|>", "<|pad|>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=special,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(sentences, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe,
+        tokenizer_object=_llm_tokenizer(sentences, vocab_size, tokenizer_kind),
         bos_token="<|endoftext|>",
         eos_token="<|endoftext|>",
         pad_token="<|pad|>",
+        **({"unk_token": "<unk>"} if tokenizer_kind == "metaspace_unigram" else {}),
         model_max_length=256,
     )
     tokenizer.save_pretrained(folder)
@@ -255,3 +295,5 @@ def _write_llm(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
     model.save_pretrained(folder)
+    if tokenizer_kind != "byte_level_bpe":
+        _check_loads_as_written(folder, tokenizer, family)

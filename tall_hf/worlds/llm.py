@@ -1,4 +1,4 @@
-"""The world's LLM: a small causal LM of any tiny family, with its own BPE tokenizer, trained with `Trainer` on the HR
+"""The world's LLM: a small causal LM of any tiny family, with its own tokenizer (byte-level BPE or unigram), trained with `Trainer` on the HR
 text only (it never sees the LR script)."""
 
 from __future__ import annotations
@@ -33,10 +33,27 @@ def llm_config_overrides(family: str, size: dict[str, int]) -> dict:
 
 
 def train_llm(
-    folder: Path, family: str, texts: list[str], *, size: dict, vocab_size: int, training: dict, seed: int
+    folder: Path,
+    family: str,
+    texts: list[str],
+    *,
+    size: dict,
+    vocab_size: int,
+    training: dict,
+    seed: int,
+    tokenizer_kind: str = "byte_level_bpe",
 ) -> PreTrainedModel:
-    """Write a `family` LLM with a BPE tokenizer trained on `texts` to `folder`, train it on `texts` and save it."""
-    _write_llm(folder, family, texts, seed, vocab_size=vocab_size, **llm_config_overrides(family, size))
+    """Write a `family` LLM with a tokenizer of `tokenizer_kind` (`LLM_TOKENIZERS`) trained on `texts` to `folder`,
+    train it on `texts` and save it."""
+    _write_llm(
+        folder,
+        family,
+        texts,
+        seed,
+        vocab_size=vocab_size,
+        tokenizer_kind=tokenizer_kind,
+        **llm_config_overrides(family, size),
+    )
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="right")
     with scratch_training_arguments(folder, seed, training) as args:
