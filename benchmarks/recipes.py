@@ -13,6 +13,7 @@ world's ceiling (its LLM on the HR form of the test sentences) is printed beside
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from transformers import set_seed  # noqa: E402
 from transformers.utils import logging  # noqa: E402
 
 from tall_hf.data import PreparationArguments, prepare_tall_dataset  # noqa: E402
+from tall_hf.data.preparation import word_boundary_prefixes  # noqa: E402
 from tall_hf.evaluation import ApproachContext, DirectApproach, NaiveApproach, TallApproach  # noqa: E402
 from tall_hf.evaluation.runner import evaluate_approach  # noqa: E402
 from tall_hf.evaluation.task import make_examples  # noqa: E402
@@ -34,6 +36,7 @@ from tall_hf.generation import TallPredictor  # noqa: E402
 from tall_hf.models.tall import TallForCausalLM, TallProcessor  # noqa: E402
 from tall_hf.training import tall_training_arguments, train_tall  # noqa: E402
 from tall_hf.training.recipes import get_recipe  # noqa: E402
+from tall_hf.training.teacher import with_teacher_labels  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
 # Each variant: a recipe, then `TallConfig` options ("model") and `TrainingArguments` fields ("training") over it.
@@ -50,6 +53,15 @@ VARIANTS: dict[str, dict] = {
     },
     "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
     "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
+    "default, last_word loss, teacher labels": {"recipe": "fast", "model": _LAST_WORD, "labels": "teacher"},
+    "default, last_word loss, teacher then gold": {"recipe": "fast", "model": _LAST_WORD, "labels": "teacher+gold"},
+    "default, last_word loss, teacher labels, every boundary": {
+        "recipe": "fast",
+        "model": _LAST_WORD,
+        "labels": "teacher",
+        "boundaries": True,
+    },
+    "default, last_word loss, every boundary": {"recipe": "fast", "model": _LAST_WORD, "boundaries": True},
 }
 # The variants measured in benchmarks/README.md (the others take longer than one demo's budget to compare).
 MEASURED = [name for name in VARIANTS if name != "default, lr 1e-4"]
@@ -59,10 +71,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world_dir", default="benchmark-worlds", help="Where worlds are built and cached.")
     parser.add_argument("--lr_text", default=None, help="LR text file of the world (default: the generated one).")
-    parser.add_argument("--preset", default="default", help="World preset (tall_hf.worlds.PRESETS).")
+    parser.add_argument("--preset", default=None, help="World preset (default: build_world's for the text).")
     parser.add_argument("--variants", nargs="+", default=MEASURED, help=f"Any of: {', '.join(VARIANTS)}.")
     parser.add_argument("--steps", type=int, default=400, help="Training steps of every variant.")
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--train_sentences", type=int, default=None, help="Train on the first N sentences only.")
     parser.add_argument("--test_sentences", type=int, default=None, help="Score the first N test sentences only.")
     parser.add_argument("--baselines", nargs="*", default=["direct", "naive"], help="Reference approaches to run.")
     parser.add_argument("--output_dir", default="benchmark-recipes", help="Trained variants and results.json.")
@@ -100,7 +113,19 @@ def train_variant(
         disable_tqdm=True,
     )
     start = time.perf_counter()
-    trainer = train_tall(model, processor, dataset_of(processor, model.config.max_stream_tokens), args=training_args)
+    boundaries = spec.get("boundaries", False)
+    dataset = dataset_of(processor, model.config.max_stream_tokens, boundaries)
+    labels = spec.get("labels", "gold")
+    if labels.startswith("teacher"):
+        labels_dir = output_dir / f"teacher-labels{'-boundaries' if boundaries else ''}-{args.train_sentences}"
+        teacher = with_teacher_labels(dataset, processor, components, labels_dir)
+        teacher_args = dataclasses.replace(training_args, output_dir=str(folder / "teacher"))
+        trainer = train_tall(model, processor, teacher, args=teacher_args)
+    if labels != "teacher":
+        trainer = train_tall(model, processor, dataset, args=training_args)
+    else:
+        trainer.save_model(str(folder))
+        processor.save_pretrained(str(folder), save_translator=True)
     seconds = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return str(folder), seconds, losses[-1] if losses else float("nan")
@@ -123,15 +148,18 @@ def main(argv: list[str]) -> int:
 
     datasets = {}
 
-    def dataset_of(processor: TallProcessor, max_tokens: int):
-        if max_tokens not in datasets:
+    def dataset_of(processor: TallProcessor, max_tokens: int, boundaries: bool = False):
+        if (max_tokens, boundaries) not in datasets:
             preparation = PreparationArguments(
                 cache_dir=args.cache_dir or str(output_dir / "cache"), max_tokens=max_tokens
             )
-            datasets[max_tokens] = prepare_tall_dataset(
-                world.sentences("train"), processor, world.components["lr_hr"], preparation
+            sentences = world.sentences("train")[: args.train_sentences]
+            if boundaries:
+                sentences = word_boundary_prefixes(sentences, preparation.min_words)
+            datasets[max_tokens, boundaries] = prepare_tall_dataset(
+                sentences, processor, world.components["lr_hr"], preparation
             )
-        return datasets[max_tokens]
+        return datasets[max_tokens, boundaries]
 
     rows = []
     for name in args.baselines:

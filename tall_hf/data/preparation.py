@@ -125,6 +125,16 @@ def clean_sentences(texts: Iterable[str], args: PreparationArguments | None = No
     return kept
 
 
+def word_boundary_prefixes(sentences: Iterable[str], min_words: int = 5) -> list[str]:
+    """Every sentence cut after each of its words from the `min_words`-th on (the whole sentence included): each cut
+    is a last-word example of its own, so one sentence supervises every word boundary, not only its end."""
+    prefixes = []
+    for sentence in sentences:
+        words = sentence.split()
+        prefixes.extend(" ".join(words[:end]) for end in range(min_words, len(words) + 1))
+    return prefixes
+
+
 def read_texts(data: DataSource, text_column: str = "text") -> list[str]:
     """The raw lines of a text file, a list of strings or a column of a `datasets.Dataset`."""
     if isinstance(data, Dataset):
@@ -339,4 +349,5 @@ __all__ = [
     "read_texts",
     "translate_shards",
     "translator_fingerprint",
+    "word_boundary_prefixes",
 ]

@@ -39,10 +39,12 @@ COMMON_TRAINING = {
 
 @dataclass(frozen=True)
 class TallRecipe:
-    """A recipe: `model` holds `TallConfig` fields, `training` holds `TrainingArguments` fields."""
+    """A recipe: `model` holds `TallConfig` fields, `training` holds `TrainingArguments` fields, `data` holds the
+    `TallDataArguments` fields of `RECIPE_DATA_FIELDS` (what TALL learns from)."""
 
     model: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
 
 
 TALL_RECIPES: dict[str, TallRecipe] = {
@@ -66,9 +68,25 @@ TALL_RECIPES: dict[str, TallRecipe] = {
             "max_grad_norm": 1.0,
         },
     ),
+    "teacher": TallRecipe(
+        model={"loss_mode": "last_word", "source_residual": True, "target_transformer_init": "translator"},
+        training={
+            "learning_rate": 1e-3,
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": 0.05,
+            "weight_decay": 0.01,
+            "max_grad_norm": 1.0,
+            "per_device_train_batch_size": 32,
+            "num_train_epochs": 2,
+            "eval_steps": 500,
+            "save_steps": 500,
+        },
+        data={"teacher_labels": True, "word_boundaries": True},
+    ),
 }
-DEFAULT_RECIPE = "fast"
+DEFAULT_RECIPE = "teacher"
 RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
+RECIPE_DATA_FIELDS = ("teacher_labels", "word_boundaries")
 
 
 def get_recipe(name: str) -> TallRecipe:
@@ -122,6 +140,8 @@ def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: st
 __all__ = [
     "COMMON_TRAINING",
     "DEFAULT_RECIPE",
+    "RECIPE_DATA_FIELDS",
+    "RECIPE_MODEL_FIELDS",
     "TALL_RECIPES",
     "TRAINING_DEFAULTS",
     "TallRecipe",

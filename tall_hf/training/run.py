@@ -8,6 +8,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from ..data import PreparationArguments, prepare_tall_dataset
+from ..data.preparation import word_boundary_prefixes
 from ..data.text_files import read_sentences
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS
@@ -16,10 +17,12 @@ from ..tiny import build_tiny_components
 from ..utils.launch import warn_on_process_mismatch
 from .checkpointing import finished_run, last_complete_checkpoint
 from .recipes import (
+    RECIPE_DATA_FIELDS,
     RECIPE_MODEL_FIELDS,
     get_recipe,
     recipe_field,
 )
+from .teacher import TEACHER_DATA, with_teacher_labels
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
@@ -105,6 +108,27 @@ class TallDataArguments:
         default=None, metadata={"help": "Train on the first N sentences (non-blank lines) of the file only."}
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep at most N validation sentences."})
+    word_boundaries: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Every sentence also cut after each of its words (from --min_words on), each cut a last-word "
+            "example of its own (default: the recipe's)."
+        },
+    )
+    teacher_labels: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Train on the word the frozen components predict (translate, LLM, translate back) in place of "
+            "the gold last word (tall_hf.training.teacher; default: the recipe's)."
+        },
+    )
+
+    def recipe_options(self, recipe: str) -> dict:
+        """The recipe's data options (`RECIPE_DATA_FIELDS`), with those given here in their place."""
+        options = {name: False for name in RECIPE_DATA_FIELDS}
+        options.update(get_recipe(recipe).data)
+        options.update({name: getattr(self, name) for name in RECIPE_DATA_FIELDS if getattr(self, name) is not None})
+        return options
 
 
 def run_training(
@@ -128,6 +152,11 @@ def run_training(
     # The text first: a missing or non-UTF-8 file fails, naming itself, before any component loads.
     train_lines = read_sentences(data_args.train_file, data_args.max_train_samples)
     validation_lines = read_sentences(data_args.validation_file) if data_args.validation_file else None
+    data_options = data_args.recipe_options(model_args.recipe)
+    if data_options["word_boundaries"]:
+        train_lines = word_boundary_prefixes(train_lines, prep_args.min_words)
+        if validation_lines is not None:
+            validation_lines = word_boundary_prefixes(validation_lines, prep_args.min_words)
     set_seed(training_args.seed)
     warn_on_process_mismatch(training_args)
     paths = model_args.components()
@@ -163,6 +192,11 @@ def run_training(
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     if validation is None and training_args.eval_strategy != "no":
         raise ValueError("Evaluation is on but there is no validation data: pass --validation_file or a split.")
+    if data_options["teacher_labels"]:
+        teacher = {"components": paths, "output_dir": training_args.output_dir, "device": training_args.device}
+        train = with_teacher_labels(train, processor, **teacher)
+        if validation is not None:
+            validation = with_teacher_labels(validation, processor, **teacher, name=f"{TEACHER_DATA}_validation")
     logger.info(f"Training on {len(train)} sentences, evaluating on {len(validation) if validation else 0}.")
 
     checkpoint = training_args.resume_from_checkpoint

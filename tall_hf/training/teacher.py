@@ -1,0 +1,98 @@
+"""Teacher labels from the frozen pipeline itself: the last word of each training sentence replaced by the word the
+three frozen components predict for its prefix (the Naive approach: the prefix's HR translation, the LLM's next HR
+word, the completed HR sentence translated back to LR, its last word).
+
+Why: on real text the gold last word is one the LLM could not have predicted for most sentences (the ceiling is a few
+percent), so a loss on gold words teaches TALL the frequent words, not how to read the LLM. The teacher's word is,
+by construction, a function of what the LLM predicts: a consistent target that teaches stages 5-6 to carry the LLM's
+prediction to the LR decoder. It needs nothing beyond the components and the LR text.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from accelerate import PartialState
+from datasets import Dataset, load_from_disk
+from transformers.utils import logging
+
+from ..models.tall.processing_tall import TallProcessor
+
+logger = logging.get_logger(__name__)
+
+TEACHER_DATA = "teacher_data"
+
+
+def teacher_words(
+    prefixes: list[str],
+    translations: list[str],
+    components: dict[str, str],
+    output_dir: str | os.PathLike,
+    batch_size: int = 32,
+    device: torch.device | None = None,
+) -> list[str]:
+    """The frozen pipeline's LR word after each prefix, from the given HR `translations` of the prefixes: the LLM's
+    greedy next HR word (its first token a word start: neither the end of the text nor a piece that continues the
+    prefix's last word, so every prefix gets the LLM's best next word), the completed HR sentence translated back,
+    its last word. `""` where the back-translation has no word."""
+    from ..data.translation import translate
+    from ..evaluation.approaches import ApproachContext, DirectApproach, last_word  # the evaluation imports training
+
+    context = ApproachContext(**components, output_dir=str(output_dir), device=device or torch.device("cpu"))
+    llm = DirectApproach._load_pretrained(context)
+    not_word_starts = (~llm.word_start).nonzero().flatten().tolist()
+    eos = llm.tokenizer.eos_token_id
+    suppressed = not_word_starts + ([eos] if eos is not None else []) if llm.word_start.any() else None
+    hr_words = llm.predict(translations, batch_size=batch_size, begin_suppress_tokens=suppressed)
+    completed = [f"{translation} {word}" for translation, word in zip(translations, hr_words, strict=True)]
+    model, tokenizer = context.hr_lr_translator
+    back = translate(completed, model, tokenizer, batch_size=batch_size)
+    return [last_word(text) if word else "" for text, word in zip(back, hr_words, strict=True)]
+
+
+def with_teacher_labels(
+    dataset: Dataset,
+    processor: TallProcessor,
+    components: dict[str, str],
+    output_dir: str | os.PathLike,
+    batch_size: int = 32,
+    device: torch.device | None = None,
+    name: str = TEACHER_DATA,
+) -> Dataset:
+    """Rows of `prepare_tall_dataset` whose last word is the teacher's (rows without a teacher word dropped), saved
+    as `output_dir/name` and read from there when it exists (labelling costs one LLM word and one back-translation
+    per sentence; under `accelerate launch` the main process labels, the others read its result)."""
+    path = os.path.join(output_dir, name)
+    with PartialState().main_process_first():
+        if os.path.isdir(path):
+            logger.info(f"Teacher labels read from {path}.")
+            return load_from_disk(path)
+        return _label(dataset, processor, components, output_dir, batch_size, device, path)
+
+
+def _label(dataset, processor, components, output_dir, batch_size, device, path) -> Dataset:
+    words = teacher_words(dataset["prefix"], dataset["translation"], components, output_dir, batch_size, device)
+    keep = [index for index, word in enumerate(words) if word]
+    gold = dataset["last_word"]
+    agree = sum(words[index] == gold[index] for index in keep)
+    logger.info(f"Teacher labels: {len(keep)} of {len(words)} sentences got a word; {agree} equal the gold last word.")
+    labelled = dataset.select(keep).add_column("teacher_word", [words[index] for index in keep])
+
+    def relabel(batch: dict[str, list]) -> dict[str, list]:
+        sentences = [f"{prefix} {word}" for prefix, word in zip(batch["prefix"], batch["teacher_word"], strict=True)]
+        target_ids = processor.target_token_ids(sentences)
+        word_ids = processor.target_token_ids(batch["teacher_word"])
+        return {
+            "sentence": sentences,
+            "last_word": batch["teacher_word"],
+            "target_ids": target_ids,
+            "last_word_length": [min(len(w), len(t)) for w, t in zip(word_ids, target_ids, strict=True)],
+        }
+
+    labelled = labelled.map(relabel, batched=True, remove_columns=["teacher_word"], keep_in_memory=True)
+    labelled.save_to_disk(path)
+    return labelled
+
+
+__all__ = ["TEACHER_DATA", "teacher_words", "with_teacher_labels"]
