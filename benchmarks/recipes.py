@@ -13,7 +13,6 @@ world's ceiling (its LLM on the HR form of the test sentences) is printed beside
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -39,42 +38,41 @@ from tall_hf.training.recipes import get_recipe  # noqa: E402
 from tall_hf.training.teacher import with_teacher_labels  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
-# Each variant: a recipe, then `TallConfig` options ("model") and `TrainingArguments` fields ("training") over it.
-# `default` is the package's default recipe; the others each change one of its choices, or take the paper's recipe.
+# Each variant: a recipe, then `TallConfig` options ("model"), `TrainingArguments` fields ("training") and
+# `TallDataArguments` options ("data": `teacher_labels`, `word_boundaries`) over it. `default` is the package's default
+# recipe (`teacher`); the others each change one of its choices, or take the `fast` or `paper` recipe.
 _LAST_WORD = {"loss_mode": "last_word"}
 VARIANTS: dict[str, dict] = {
-    "default": {"recipe": "fast"},
+    "default": {"recipe": "teacher"},
+    "default, gold labels": {"recipe": "teacher", "data": {"teacher_labels": False}},
+    "default, one example per sentence": {"recipe": "teacher", "data": {"word_boundaries": False}},
+    "default, last_token loss": {"recipe": "teacher", "model": {"loss_mode": "last_token"}},
+    "default, lr 3e-4": {"recipe": "teacher", "training": {"learning_rate": 3e-4}},
+    "fast": {"recipe": "fast"},
     "paper": {"recipe": "paper"},
-    "default, last_word loss": {"recipe": "fast", "model": _LAST_WORD},
-    "default, all_tokens loss": {"recipe": "fast", "model": {"loss_mode": "all_tokens"}},
-    "default, last_word loss, random stage 6": {
+    "fast, last_word loss": {"recipe": "fast", "model": _LAST_WORD},
+    "fast, all_tokens loss": {"recipe": "fast", "model": {"loss_mode": "all_tokens"}},
+    "fast, last_word loss, random stage 6": {
         "recipe": "fast",
         "model": {**_LAST_WORD, "target_transformer_init": "random"},
     },
-    "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
-    "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
-    "default, last_word loss, teacher labels": {"recipe": "fast", "model": _LAST_WORD, "labels": "teacher"},
-    "default, last_word loss, teacher then gold": {"recipe": "fast", "model": _LAST_WORD, "labels": "teacher+gold"},
-    "default, last_word loss, teacher labels, every boundary": {
-        "recipe": "fast",
-        "model": _LAST_WORD,
-        "labels": "teacher",
-        "boundaries": True,
-    },
-    "default, last_word loss, every boundary": {"recipe": "fast", "model": _LAST_WORD, "boundaries": True},
+    "fast, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
+    "fast, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
 }
-# The variants measured in benchmarks/README.md (the others take longer than one demo's budget to compare).
-MEASURED = [name for name in VARIANTS if name != "default, lr 1e-4"]
+MEASURED = ["default", "default, gold labels", "default, one example per sentence", "fast", "paper"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world_dir", default="benchmark-worlds", help="Where worlds are built and cached.")
     parser.add_argument("--lr_text", default=None, help="LR text file of the world (default: the generated one).")
+    parser.add_argument("--llm", default="qwen2", help="LLM family of the world.")
     parser.add_argument("--preset", default=None, help="World preset (default: build_world's for the text).")
     parser.add_argument("--variants", nargs="+", default=MEASURED, help=f"Any of: {', '.join(VARIANTS)}.")
-    parser.add_argument("--steps", type=int, default=400, help="Training steps of every variant.")
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=None, help="Training steps of every variant (default: recipe's).")
+    parser.add_argument(
+        "--batch_size", type=int, default=None, help="Batch size (default: the recipe's, 16 where it sets none)."
+    )
     parser.add_argument("--train_sentences", type=int, default=None, help="Train on the first N sentences only.")
     parser.add_argument("--test_sentences", type=int, default=None, help="Score the first N test sentences only.")
     parser.add_argument("--baselines", nargs="*", default=["direct", "naive"], help="Reference approaches to run.")
@@ -102,30 +100,24 @@ def train_variant(
         folder,
         spec["recipe"],
         **training,
-        max_steps=args.steps,
-        per_device_train_batch_size=args.batch_size,
+        **({} if args.steps is None else {"max_steps": args.steps}),
+        per_device_train_batch_size=args.batch_size or training.get("per_device_train_batch_size", 16),
         eval_strategy="no",
         save_strategy="no",
         load_best_model_at_end=False,
-        logging_steps=max(args.steps // 10, 1),
+        logging_steps=max((args.steps or 500) // 10, 1),
         seed=args.seed,
         use_cpu=True,
         disable_tqdm=True,
     )
     start = time.perf_counter()
-    boundaries = spec.get("boundaries", False)
+    data = {**recipe.data, **spec.get("data", {})}
+    boundaries, teacher = data.get("word_boundaries", False), data.get("teacher_labels", False)
     dataset = dataset_of(processor, model.config.max_stream_tokens, boundaries)
-    labels = spec.get("labels", "gold")
-    if labels.startswith("teacher"):
-        labels_dir = output_dir / f"teacher-labels{'-boundaries' if boundaries else ''}-{args.train_sentences}"
-        teacher = with_teacher_labels(dataset, processor, components, labels_dir)
-        teacher_args = dataclasses.replace(training_args, output_dir=str(folder / "teacher"))
-        trainer = train_tall(model, processor, teacher, args=teacher_args)
-    if labels != "teacher":
-        trainer = train_tall(model, processor, dataset, args=training_args)
-    else:
-        trainer.save_model(str(folder))
-        processor.save_pretrained(str(folder), save_translator=True)
+    if teacher:
+        labels = output_dir / f"teacher-labels{'-boundaries' if boundaries else ''}-{len(dataset)}"
+        dataset = with_teacher_labels(dataset, processor, components, labels)
+    trainer = train_tall(model, processor, dataset, args=training_args)
     seconds = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return str(folder), seconds, losses[-1] if losses else float("nan")
@@ -139,7 +131,7 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     logging.set_verbosity_warning()
     output_dir = Path(args.output_dir)
-    world = build_world(args.world_dir, lr_text=args.lr_text, preset=args.preset, seed=args.seed)
+    world = build_world(args.world_dir, lr_text=args.lr_text, preset=args.preset, llm=args.llm, seed=args.seed)
     facts = world.facts
     ceiling = facts["ceiling"]
     examples = make_examples(world.sentences("test")[: args.test_sentences])
@@ -178,8 +170,9 @@ def main(argv: list[str]) -> int:
 
     translators = facts["translators"]
     print(
-        f"World: {world.path} ({facts['lr_text']}); {len(examples)} test sentences; {args.steps} steps of batch "
-        f"{args.batch_size}; translators exact: LR->HR {translators['lr_hr']['exact_sentence_rate']:.3f}, "
+        f"World: {world.path} ({facts['lr_text']}); {len(examples)} test sentences; steps: {args.steps or 'recipe'}, "
+        f"batch: {args.batch_size or 'recipe'}; translators exact: "
+        f"LR->HR {translators['lr_hr']['exact_sentence_rate']:.3f}, "
         f"HR->LR {translators['hr_lr']['exact_sentence_rate']:.3f}\n"
     )
     print("| variant | accuracy % [95% CI] | training s | final train loss |")

@@ -1,0 +1,59 @@
+"""Teacher labels from the frozen pipeline and every word boundary as an example: what the default recipe learns from."""
+
+from __future__ import annotations
+
+import pytest
+
+from tall_hf import TallProcessor
+from tall_hf.data import PreparationArguments, prepare_tall_dataset
+from tall_hf.data.preparation import word_boundary_prefixes
+from tall_hf.training import teacher
+from tall_hf.training.run import TallDataArguments
+from tall_hf.training.teacher import with_teacher_labels
+
+
+def test_every_word_boundary_is_an_example():
+    assert word_boundary_prefixes(["a b c d e f g", "a b c"], min_words=5) == [
+        "a b c d e",
+        "a b c d e f",
+        "a b c d e f g",
+    ]
+
+
+def test_recipes_set_the_data_options():
+    assert TallDataArguments(train_file="x").recipe_options("teacher") == {
+        "teacher_labels": True,
+        "word_boundaries": True,
+    }
+    assert TallDataArguments(train_file="x").recipe_options("paper") == {
+        "teacher_labels": False,
+        "word_boundaries": False,
+    }
+    given = TallDataArguments(train_file="x", teacher_labels=False).recipe_options("teacher")
+    assert given == {"teacher_labels": False, "word_boundaries": True}
+
+
+def test_teacher_labels_are_the_pipelines_words_and_are_cached(test_world, tmp_path, monkeypatch):
+    components = test_world.components
+    processor = TallProcessor.from_components(**components, loss_mode="last_word")
+    train = prepare_tall_dataset(
+        test_world.sentences("train"), processor, components["lr_hr"], PreparationArguments(cache_dir=str(tmp_path))
+    )
+    labelled = with_teacher_labels(train, processor, components, tmp_path / "run")
+    assert len(labelled) == len(train)  # the LLM's first token is a word start: every prefix gets a word
+    for row in labelled:
+        assert row["sentence"] == f"{row['prefix']} {row['last_word']}"
+        assert row["target_ids"] == processor.target_token_ids([row["sentence"]])[0]
+        assert row["last_word_length"] == len(processor.target_token_ids([row["last_word"]])[0])
+    # The teacher is the world LLM: measured, its word is the gold one for 11.7% of the 300 training sentences (the
+    # world's ceiling on the test sentences is 18%); a teacher of random words would agree with almost none.
+    agree = sum(row["last_word"] == gold for row, gold in zip(labelled, train["last_word"], strict=True))
+    assert agree / len(train) > 0.06, agree
+
+    def never(*args, **kwargs):
+        raise AssertionError("labelled again")
+
+    monkeypatch.setattr(teacher, "teacher_words", never)
+    assert with_teacher_labels(train, processor, components, tmp_path / "run")["last_word"] == labelled["last_word"]
+    with pytest.raises(AssertionError, match="labelled again"):
+        with_teacher_labels(train, processor, components, tmp_path / "other")
