@@ -96,12 +96,13 @@ def train_variant(
     set_seed(args.seed)
     model = TallForCausalLM.from_components(**components, **model_options)
     folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
+    training["per_device_train_batch_size"] = args.batch_size or training.get("per_device_train_batch_size", 16)
+    if args.steps is not None:
+        training["max_steps"] = args.steps
     training_args = tall_training_arguments(
         folder,
         spec["recipe"],
         **training,
-        **({} if args.steps is None else {"max_steps": args.steps}),
-        per_device_train_batch_size=args.batch_size or training.get("per_device_train_batch_size", 16),
         eval_strategy="no",
         save_strategy="no",
         load_best_model_at_end=False,
