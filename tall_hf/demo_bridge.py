@@ -31,7 +31,7 @@ from .evaluation.zero_shot import (
 from .models.bridge import BridgeForCausalLM, BridgeProcessor, create_bridge_trainer, supervised_pairs
 from .modules.fusion import FUSION_METHODS
 from .visualization.layer_weights import save_layer_weight_plots
-from .worlds.bridge import BRIDGE_PRESETS, BridgeWorld, build_bridge_world
+from .worlds.bridge import BRIDGE_PRESETS, ENCODER_KINDS, BridgeWorld, build_bridge_world
 
 logger = logging.get_logger(__name__)
 
@@ -49,6 +49,14 @@ class BridgeDemoArguments:
         default="last,global_softmax,token_softmax", metadata={"help": "Comma-separated fusion methods to train."}
     )
     preset: str = field(default="default", metadata={"help": f"World size: {sorted(BRIDGE_PRESETS)}."})
+    encoder: str = field(
+        default="premise",
+        metadata={
+            "help": "The world's encoder: `premise` (top layers specialised on in-script copying, so the shared "
+            "content sits in the middle layers) or `translation` (a translation encoder as it is).",
+            "choices": ENCODER_KINDS,
+        },
+    )
     world: str | None = field(
         default=None, metadata={"help": "A bridge world already built (its folder) instead of building one."}
     )
@@ -77,7 +85,11 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
         world = BridgeWorld.load(args.world)
     else:
         world = build_bridge_world(
-            os.path.join(args.output_dir, "components"), preset=args.preset, llm=args.llm, seed=args.seed
+            os.path.join(args.output_dir, "components"),
+            preset=args.preset,
+            llm=args.llm,
+            encoder=args.encoder,
+            seed=args.seed,
         )
     facts = world.facts
     logger.info(f"Bridge world ready at {world.path} ({time.perf_counter() - start:.0f} s).")

@@ -43,6 +43,10 @@ def test_world_facts_and_task(world):
     assert world.label_words == [" " + world.letter_map.to_hr(word) for word in LABEL_WORDS]
     assert facts["labels"] == list(TOPIC_WORDS)
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
+    probe, layers = facts["encoder"]["probe"], facts["encoder"]["encoder_layers"]
+    assert facts["encoder"]["kind"] == "premise" and facts["encoder"]["specialised_layers"] == 1
+    assert [len(probe[language]) for language in ("hr", "lr")] == [layers, layers]
+    assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
 
 
 def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
