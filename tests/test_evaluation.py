@@ -37,15 +37,6 @@ from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accu
 SENTENCES = ["הילדים הלכו אל הגן.", "אני אוהב לקרוא ספרים", "the cat sat on the mat!", "היא שתתה כוס מים"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models are far faster on one thread than on several contended ones; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class LookupApproach(LastWordApproach):
     """Answers from a fixed table of prefix -> word (an oracle when the table holds the gold words)."""
 
