@@ -182,6 +182,31 @@ def test_each_target_length_group_gets_fresh_stopping_criteria(predictor, prefix
         assert steps == list(range(steps[0], steps[0] + len(steps))), calls
 
 
+def test_generate_reads_the_cache_and_labelled_forwards_return_none(predictor, prefixes):
+    """With either name transformers gives the cache (`past_key_values` before 5.24, `cache` after), `generate` feeds
+    the LR decoder one new token per step; a forward with labels (Trainer's training and evaluation) keeps no cache."""
+    from tall_hf.models.tall.modeling_tall import CACHE_NAME
+
+    model, processor = predictor.model, predictor.processor
+    batch = processor(prefixes[:1])
+    widths: list[int] = []
+    handle = model.lr_decoder.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        cached = model.generate(**batch, max_new_tokens=4, min_new_tokens=4)
+    finally:
+        handle.remove()
+    assert widths == [batch["decoder_input_ids"].shape[1], 1, 1, 1]
+    assert torch.equal(cached, model.generate(**batch, max_new_tokens=4, min_new_tokens=4, use_cache=False))
+    labels = batch["decoder_input_ids"].clone()
+    with torch.no_grad():
+        output = model(**batch, labels=labels)
+    assert getattr(output, CACHE_NAME) is None and output.loss is not None
+    with torch.no_grad():
+        assert getattr(model(**batch, use_cache=True), CACHE_NAME) is not None
+
+
 def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, prefixes, saved_model):
     """HF-native use: `AutoModelForSeq2SeqLM` + `generate(**processor(prefixes))` with the word-boundary criterion
     gives the words of the paper's reference algorithm; rows of different target lengths go in one call."""
