@@ -39,15 +39,6 @@ from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accu
 SENTENCES = ["הילדים הלכו אל הגן.", "אני אוהב לקרוא ספרים", "the cat sat on the mat!", "היא שתתה כוס מים"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models are far faster on one thread than on several contended ones; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class LookupApproach(LastWordApproach):
     """Answers from a fixed table of prefix -> word (an oracle when the table holds the gold words)."""
 
@@ -281,8 +272,14 @@ def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixe
     one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
     assert len(set(one)) > 3
     assert one == sixteen
-    # Unpadded, the approach generates exactly what PEFT's own `generate` does.
-    assert one[:4] == DirectApproach(model, context.llm_tokenizer).predict(prefixes[:4], batch_size=1)
+    # Unpadded, the approach generates exactly what PEFT's own `generate` does. Uncached: with transformers >= 5.24
+    # (which renamed `past_key_values` to `cache`), PEFT 0.21's cached prompt-tuning path puts the prompt in again at
+    # every step after the first, and its words differ from the uncached ones.
+    class PeftGenerate(DirectApproach):
+        def generate_new_tokens(self, inputs, **generate_kwargs):
+            return super().generate_new_tokens(inputs, use_cache=False, **generate_kwargs)
+
+    assert one[:4] == PeftGenerate(model, context.llm_tokenizer).predict(prefixes[:4], batch_size=1)
 
 
 @pytest.mark.parametrize("approach_class", [NaiveApproach, TallApproach])
