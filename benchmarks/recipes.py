@@ -47,6 +47,7 @@ VARIANTS: dict[str, dict] = {
     "default, gold labels": {"recipe": "teacher", "data": {"teacher_labels": False}},
     "default, one example per sentence": {"recipe": "teacher", "data": {"word_boundaries": False}},
     "default, last_token loss": {"recipe": "teacher", "model": {"loss_mode": "last_token"}},
+    "default, all_tokens loss": {"recipe": "teacher", "model": {"loss_mode": "all_tokens"}},
     "default, lr 3e-4": {"recipe": "teacher", "training": {"learning_rate": 3e-4}},
     "fast": {"recipe": "fast"},
     "paper": {"recipe": "paper"},
