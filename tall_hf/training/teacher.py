@@ -74,6 +74,11 @@ def with_teacher_labels(
 def _label(dataset, processor, components, output_dir, batch_size, device, path) -> Dataset:
     words = teacher_words(dataset["prefix"], dataset["translation"], components, output_dir, batch_size, device)
     keep = [index for index, word in enumerate(words) if word]
+    if not keep:
+        raise ValueError(
+            "The frozen pipeline wrote no LR word for any training sentence, so there are no teacher labels: check "
+            "the components (or train on the gold last words, teacher_labels=False)."
+        )
     gold = dataset["last_word"]
     agree = sum(words[index] == gold[index] for index in keep)
     logger.info(f"Teacher labels: {len(keep)} of {len(words)} sentences got a word; {agree} equal the gold last word.")
