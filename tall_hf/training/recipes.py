@@ -1,14 +1,18 @@
-"""TALL's training recipes in one place: the model options (`TallConfig` fields) and optimisation settings
-(`TrainingArguments` fields) each recipe sets. `tall-hf train` (`parser_training_defaults`), `tall_training_arguments`,
-the evaluation's TALL (`with_recipe_defaults`) and the demo all read them from here.
+"""TALL's training recipes in one place: the model options (`TallConfig` fields), optimisation settings
+(`TrainingArguments` fields) and data options (`TallDataArguments` fields: what TALL learns from) each recipe sets.
+`tall-hf train` (`parser_training_defaults`), `tall_training_arguments`, the evaluation's TALL (`with_recipe_defaults`)
+and the demo all read them from here.
 
 - `paper`: the TALL paper's recipe: custom transformer 1 replaces the LLM's input, both custom transformers start
   random, the loss is taken at the last piece of the last word only; AdamW at 1e-4, cosine, 100 warm-up steps.
-- `fast` (the default): stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom
-  transformer 2 as the HR->LR translator's encoder, the paper's last-token loss, a 10x higher learning rate with a
-  5% warm-up. On the default known-answer world it reached 14.00% [11.33, 16.67] (half the ceiling of 27.33) after
-  20 steps, where the paper's recipe had 0.67% [0.00, 1.33]; after 400 steps both are near half the ceiling
-  (15.67 and 14.67, CIs overlapping). See `benchmarks/recipes.py` and `benchmarks/README.md`.
+- `fast`: stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom transformer 2 as the
+  HR->LR translator's encoder, the paper's last-token loss, a 10x higher learning rate with a 5% warm-up. It reaches
+  the ceiling of the generated world but learns nothing on real text (Wikipedia), where most gold last words are
+  ones the LLM could not have predicted.
+- `teacher` (the default): `fast`'s model with the loss on every piece of the last word, trained on what the
+  frozen pipeline itself predicts (`tall_hf.training.teacher`: the LLM's next HR word, translated back) at every word
+  boundary of the training sentences, batch 32, 2 epochs. Measured against the others on generated and Wikipedia
+  worlds in `benchmarks/README.md` (`benchmarks/recipes.py`).
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ def parser_training_defaults(argv: list[str]) -> dict:
 def tall_training_arguments(
     output_dir: str | os.PathLike, recipe: str = DEFAULT_RECIPE, **overrides
 ) -> TrainingArguments:
-    """`TrainingArguments` of a TALL recipe (`"fast"` by default, `"paper"` for the paper's): AdamW, cosine schedule,
+    """`TrainingArguments` of a TALL recipe (`DEFAULT_RECIPE` by default, `"paper"` for the paper's): AdamW, cosine schedule,
     evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
     overridden."""
     return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
