@@ -13,6 +13,7 @@ world's ceiling (its LLM on the HR form of the test sentences) is printed beside
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -34,6 +35,7 @@ from tall_hf.evaluation.task import make_examples  # noqa: E402
 from tall_hf.generation import TallPredictor  # noqa: E402
 from tall_hf.models.tall import TallForCausalLM, TallProcessor  # noqa: E402
 from tall_hf.training import tall_training_arguments, train_tall  # noqa: E402
+from tall_hf.training.adapter_pretraining import pretrain_next_token_reader  # noqa: E402
 from tall_hf.training.recipes import get_recipe  # noqa: E402
 from tall_hf.training.teacher import with_teacher_labels  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
@@ -49,6 +51,7 @@ VARIANTS: dict[str, dict] = {
     "default, last_token loss": {"recipe": "teacher", "model": {"loss_mode": "last_token"}},
     "default, all_tokens loss": {"recipe": "teacher", "model": {"loss_mode": "all_tokens"}},
     "default, lr 3e-4": {"recipe": "teacher", "training": {"learning_rate": 3e-4}},
+    "default, adapter B pre-trained to read the LLM's predictions": {"recipe": "teacher", "reader_steps": 500},
     "fast": {"recipe": "fast"},
     "paper": {"recipe": "paper"},
     "fast, last_word loss": {"recipe": "fast", "model": _LAST_WORD},
@@ -119,6 +122,11 @@ def train_variant(
     if teacher:
         labels = output_dir / f"teacher-labels{'-boundaries' if boundaries else ''}-{len(dataset)}"
         dataset = with_teacher_labels(dataset, processor, components, labels)
+    if spec.get("reader_steps"):
+        reader_args = dataclasses.replace(
+            training_args, output_dir=str(folder / "reader"), max_steps=spec["reader_steps"], warmup_steps=0.05
+        )
+        pretrain_next_token_reader(model, processor, dataset, reader_args, components["llm"])
     trainer = train_tall(model, processor, dataset, args=training_args)
     seconds = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

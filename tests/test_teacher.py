@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tall_hf import TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
@@ -57,3 +58,40 @@ def test_teacher_labels_are_the_pipelines_words_and_are_cached(test_world, tmp_p
     assert with_teacher_labels(train, processor, components, tmp_path / "run")["last_word"] == labelled["last_word"]
     with pytest.raises(AssertionError, match="labelled again"):
         with_teacher_labels(train, processor, components, tmp_path / "other")
+
+
+def test_adapter_b_learns_to_read_the_llms_predictions(test_world, tmp_path):
+    from tall_hf import TallForCausalLM
+    from tall_hf.training import tall_training_arguments
+    from tall_hf.training.adapter_pretraining import next_token_table, pretrain_next_token_reader
+
+    components = test_world.components
+    processor = TallProcessor.from_components(**components)
+    model = TallForCausalLM.from_components(**components, target_transformer_init="translator")
+    table = next_token_table(model, processor)
+    assert table.shape == (model.get_input_embeddings().weight.shape[0], model.config.hr_lr_config.d_model)
+    assert (table[processor.llm_tokenizer.all_special_ids] == 0).all()
+    used = {i for ids in processor.llm_tokenizer(test_world.sentences("train", hr=True))["input_ids"] for i in ids}
+    covered = [bool(table[i].any()) for i in sorted(used)]
+    assert sum(covered) / len(covered) > 0.9, sum(covered) / len(covered)  # the HR text's tokens read as HR text
+    train = prepare_tall_dataset(
+        test_world.sentences("train")[:64],
+        processor,
+        components["lr_hr"],
+        PreparationArguments(cache_dir=str(tmp_path)),
+    )
+    before = model.target_alignment.down.weight.detach().clone()
+    args = tall_training_arguments(
+        tmp_path / "reader",
+        max_steps=30,
+        save_strategy="no",
+        eval_strategy="no",
+        load_best_model_at_end=False,
+        logging_steps=10,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    losses = pretrain_next_token_reader(model, processor, train, args, components["llm"])
+    # Measured (test world): 0.91 -> 0.24 over 60 steps on 300 sentences, 0.92 -> 0.30 over these 30 steps on 64.
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert not torch.equal(model.target_alignment.down.weight, before)

@@ -6,6 +6,10 @@ an autoencoder over frozen hidden states, then initialises TALL's adapter.
 
 A mirror adapter decodes back to the input width, and the loss is the mean squared error over non-padding positions.
 Training runs through `transformers.Trainer` on the rows of `prepare_tall_dataset`.
+
+Adapter B can also be pre-trained to read what the LLM predicts (`pretrain_next_token_reader`, part of `tall-hf
+train` through a recipe's `next_token_reader_steps`): at every bridge position it learns to write what the HR->LR
+translator's encoder reads for the token the frozen LLM predicts there.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
@@ -24,10 +28,12 @@ from ..data.collator import TallDataCollator
 from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
 from ..modules.alignment import AlignmentAdapter
+from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 
 logger = logging.get_logger(__name__)
 
 ADAPTER_STAGES = ("source_alignment", "target_alignment")
+NEXT_TOKEN_READER = "next_token_reader"  # the sub-folder of a training run where adapter B's pre-training runs
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -108,4 +114,105 @@ def pretrain_alignment_adapters(
     return losses
 
 
-__all__ = ["AdapterAutoencoder", "masked_mse", "pretrain_alignment_adapters"]
+def next_token_table(model: TallForCausalLM, processor: TallProcessor) -> torch.Tensor:
+    """`(LLM vocabulary, HR->LR width)`: each LLM token's text as the HR->LR translator's encoder reads it (the mean of
+    its source pieces' scaled embeddings); zero for special tokens and tokens the translator reads as nothing."""
+    llm_tokenizer, translator_tokenizer = processor.llm_tokenizer, processor.target_tokenizer
+    encoder = model.config.hr_lr_config
+    embeddings = model.lr_decoder.embed_tokens.weight.detach()  # Marian shares the encoder's and decoder's tables
+    scale = encoder.d_model**0.5 if encoder.scale_embedding else 1.0
+    vocab_size = model.get_input_embeddings().weight.shape[0]
+    texts = [
+        "" if index in llm_tokenizer.all_special_ids else llm_tokenizer.decode([index])
+        for index in range(min(len(llm_tokenizer), vocab_size))
+    ]
+    pieces = translator_tokenizer(texts, add_special_tokens=False)["input_ids"]
+    table = torch.zeros(vocab_size, embeddings.shape[1])
+    for index, ids in enumerate(pieces):
+        ids = [i for i in ids if i != translator_tokenizer.unk_token_id]
+        if texts[index].strip() and ids:
+            table[index] = embeddings[ids].float().mean(dim=0) * scale
+    return table
+
+
+class NextTokenReader(nn.Module):
+    """A copy of adapter B (`target_alignment`) trained to turn the frozen LLM's state at each bridge position into
+    what the HR->LR translator's encoder reads for the token the LLM predicts there: the expected translator
+    embedding under the LLM's next-token distribution (`next_token_table`). Custom transformer 2 starting as that
+    encoder (`target_transformer_init="translator"`) then reads the LLM's prediction as HR text. Dense (every
+    position) and label-free: the targets come from the frozen LLM and translator."""
+
+    def __init__(self, model: TallForCausalLM, table: torch.Tensor, head: torch.Tensor) -> None:
+        super().__init__()
+        self.tall = [model]  # held outside the module tree: frozen, not saved, not optimized
+        self.encoder = copy.deepcopy(model.target_alignment)
+        self.register_buffer("table", table, persistent=False)
+        self.register_buffer("head", head.detach(), persistent=False)  # the LLM's output layer, `(vocab, width)`
+
+    @torch.no_grad()
+    def targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model = self.tall[0]
+        mask = batch["bridge_attention_mask"]
+        embeddings = model.get_input_embeddings()
+        states = model.llm(
+            inputs_embeds=embeddings(batch["bridge_input_ids"]), attention_mask=mask, use_cache=False
+        ).last_hidden_state
+        predicted = torch.softmax((states @ self.head.T).float(), dim=-1)
+        return states, predicted @ self.table, mask
+
+    def forward(self, **batch: torch.Tensor) -> ModelOutput:
+        states, target, mask = self.targets(batch)
+        return ModelOutput(loss=masked_mse(self.encoder(states, mask), target, mask))
+
+
+def llm_output_layer(model: TallForCausalLM, llm: str | os.PathLike) -> torch.Tensor:
+    """The LLM's output layer weights, `(vocab, width)`: its input embeddings when tied (TALL holds the LLM body
+    only), else loaded from `llm` (a hub id or folder)."""
+    if model.config.llm_config.tie_word_embeddings:
+        return model.get_input_embeddings().weight
+    head = AutoModelForCausalLM.from_pretrained(llm, dtype=model.dtype).get_output_embeddings()
+    return head.weight.to(model.device)
+
+
+def pretrain_next_token_reader(
+    model: TallForCausalLM,
+    processor: TallProcessor,
+    train_dataset: Dataset,
+    args: TrainingArguments,
+    llm: str | os.PathLike,
+) -> list[float]:
+    """Pre-train adapter B as a `NextTokenReader` with `Trainer` (in `args.output_dir`, resumable from its
+    checkpoints) and copy it into `model`; `llm` is the LLM component (for an untied output layer). Returns the
+    logged losses."""
+    table = next_token_table(model, processor)
+    reader = NextTokenReader(model, table, llm_output_layer(model, llm)).to(model.device)
+    stage_args = copy.deepcopy(args)
+    stage_args.remove_unused_columns = False
+    stage_args.load_best_model_at_end = False
+    stage_args.eval_strategy = "no"
+    trainer = Trainer(
+        model=reader,
+        args=stage_args,
+        train_dataset=train_dataset,
+        data_collator=TallDataCollator(processor, loss_mode=model.config.loss_mode),
+        callbacks=[CommitCheckpointCallback()],
+    )
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(stage_args.output_dir))
+    model.target_alignment.load_state_dict(reader.encoder.state_dict())
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if losses:
+        logger.info(
+            f"Pre-trained target_alignment on the LLM's predictions: loss {losses[0]:.4f} -> {losses[-1]:.4f}."
+        )
+    return losses
+
+
+__all__ = [
+    "NEXT_TOKEN_READER",
+    "AdapterAutoencoder",
+    "NextTokenReader",
+    "masked_mse",
+    "next_token_table",
+    "pretrain_alignment_adapters",
+    "pretrain_next_token_reader",
+]

@@ -49,6 +49,8 @@ class TallRecipe:
     model: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    # Steps of adapter B's pre-training on reading the LLM's predictions (`pretrain_next_token_reader`; 0: none).
+    next_token_reader_steps: int = 0
 
 
 TALL_RECIPES: dict[str, TallRecipe] = {

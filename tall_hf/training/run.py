@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 
 from transformers import Trainer, TrainingArguments, set_seed
@@ -15,6 +17,7 @@ from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INIT
 from ..modules.fusion import FUSION_METHODS
 from ..tiny import build_tiny_components
 from ..utils.launch import warn_on_process_mismatch
+from .adapter_pretraining import NEXT_TOKEN_READER, pretrain_next_token_reader
 from .checkpointing import finished_run, last_complete_checkpoint
 from .recipes import (
     RECIPE_DATA_FIELDS,
@@ -65,6 +68,13 @@ class TallModelArguments:
     adapter_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the alignment adapters."})
     transformer_dropout: float | None = field(
         default=None, metadata={"help": "Dropout of the custom transformers (default: the translators' own)."}
+    )
+    next_token_reader_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Steps of adapter B's pre-training on reading the LLM's predictions before TALL trains (0: none; "
+            "default: the recipe's). Resumable; skipped when TALL resumes from a checkpoint."
+        },
     )
     tiny_components: str | None = field(
         default=None,
@@ -204,6 +214,20 @@ def run_training(
         checkpoint = last_complete_checkpoint(training_args.output_dir)
         if checkpoint:
             logger.warning(f"Resuming from {checkpoint} (pass a new --output_dir to start afresh).")
+    reader_steps = model_args.next_token_reader_steps
+    if reader_steps is None:
+        reader_steps = get_recipe(model_args.recipe).next_token_reader_steps
+    if reader_steps and checkpoint is None:
+        reader_args = dataclasses.replace(
+            training_args,
+            output_dir=os.path.join(training_args.output_dir, NEXT_TOKEN_READER),
+            max_steps=reader_steps,
+            save_steps=reader_steps,
+            save_total_limit=1,
+            eval_strategy="no",
+            load_best_model_at_end=False,
+        )
+        pretrain_next_token_reader(model, processor, train, reader_args, paths["llm"])
     trainer = train_tall(
         model,
         processor,
