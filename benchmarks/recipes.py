@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict] = {
     "default, last_token loss": {"recipe": "teacher", "model": {"loss_mode": "last_token"}},
     "default, all_tokens loss": {"recipe": "teacher", "model": {"loss_mode": "all_tokens"}},
     "default, lr 3e-4": {"recipe": "teacher", "training": {"learning_rate": 3e-4}},
+    "default, 6 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 6}},
     "default, adapter B pre-trained to read the LLM's predictions": {"recipe": "teacher", "reader_steps": 500},
     "fast": {"recipe": "fast"},
     "paper": {"recipe": "paper"},
