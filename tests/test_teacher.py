@@ -41,15 +41,17 @@ def test_teacher_labels_are_the_pipelines_words_and_are_cached(test_world, tmp_p
         test_world.sentences("train"), processor, components["lr_hr"], PreparationArguments(cache_dir=str(tmp_path))
     )
     labelled = with_teacher_labels(train, processor, components, tmp_path / "run")
-    assert len(labelled) == len(train)  # the LLM's first token is a word start: every prefix gets a word
+    # Measured: the world LLM writes a word after 272 of the 300 prefixes (it ends the text after the others).
+    assert len(train) >= len(labelled) > len(train) / 2
     for row in labelled:
         assert row["sentence"] == f"{row['prefix']} {row['last_word']}"
         assert row["target_ids"] == processor.target_token_ids([row["sentence"]])[0]
         assert row["last_word_length"] == len(processor.target_token_ids([row["last_word"]])[0])
-    # The teacher is the world LLM: measured, its word is the gold one for 11.7% of the 300 training sentences (the
+    # The teacher is the world LLM: measured, its word is the gold one for 34 of the 300 training sentences (the
     # world's ceiling on the test sentences is 18%); a teacher of random words would agree with almost none.
-    agree = sum(row["last_word"] == gold for row, gold in zip(labelled, train["last_word"], strict=True))
-    assert agree / len(train) > 0.06, agree
+    gold = dict(zip(train["prefix"], train["last_word"], strict=True))
+    agree = sum(gold[row["prefix"]] == row["last_word"] for row in labelled)
+    assert agree > 17, agree
 
     def never(*args, **kwargs):
         raise AssertionError("labelled again")

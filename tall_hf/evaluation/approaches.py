@@ -231,10 +231,8 @@ class CausalLMApproach(LastWordApproach):
         top_k: int = 50,
         top_p: float = 0.95,
         seed: int | None = None,
-        **generate_kwargs,
     ) -> list[str]:
-        """The decoded text the model generates after each of `texts` (at most `max_new_tokens` tokens);
-        `generate_kwargs` go to `generate` (e.g. `begin_suppress_tokens`)."""
+        """The decoded text the model generates after each of `texts` (at most `max_new_tokens` tokens)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
         sampling = {"do_sample": do_sample}
@@ -261,7 +259,6 @@ class CausalLMApproach(LastWordApproach):
                 stopping_criteria=self.stopping_criteria(),
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
-                **generate_kwargs,
             )
             for row, text in zip(rows, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
                 outputs[row] = text

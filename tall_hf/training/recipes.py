@@ -11,7 +11,7 @@ and the demo all read them from here.
   ones the LLM could not have predicted.
 - `teacher` (the default): `fast`'s model with the loss on every piece of the last word, trained on what the
   frozen pipeline itself predicts (`tall_hf.training.teacher`: the LLM's next HR word, translated back) at every word
-  boundary of the training sentences, batch 32, 2 epochs. Measured against the others on generated and Wikipedia
+  boundary of the training sentences, batch 32, 4 epochs. Measured against the others on generated and Wikipedia
   worlds in `benchmarks/README.md` (`benchmarks/recipes.py`).
 """
 
@@ -83,7 +83,7 @@ TALL_RECIPES: dict[str, TallRecipe] = {
             "weight_decay": 0.01,
             "max_grad_norm": 1.0,
             "per_device_train_batch_size": 32,
-            "num_train_epochs": 2,
+            "num_train_epochs": 4,
             "eval_steps": 500,
             "save_steps": 500,
         },

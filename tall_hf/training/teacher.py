@@ -1,6 +1,7 @@
 """Teacher labels from the frozen pipeline itself: the last word of each training sentence replaced by the word the
 three frozen components predict for its prefix (the Naive approach: the prefix's HR translation, the LLM's next HR
-word, the completed HR sentence translated back to LR, its last word).
+word, the completed HR sentence translated back to LR, its last word); sentences where the LLM writes no word are
+left out.
 
 Why: on real text the gold last word is one the LLM could not have predicted for most sentences (the ceiling is a few
 percent), so a loss on gold words teaches TALL the frequent words, not how to read the LLM. The teacher's word is,
@@ -32,23 +33,13 @@ def teacher_words(
     batch_size: int = 32,
     device: torch.device | None = None,
 ) -> list[str]:
-    """The frozen pipeline's LR word after each prefix, from the given HR `translations` of the prefixes: the LLM's
-    greedy next HR word (its first token a word start: neither the end of the text nor a piece that continues the
-    prefix's last word, so every prefix gets the LLM's best next word), the completed HR sentence translated back,
-    its last word. `""` where the back-translation has no word."""
-    from ..data.translation import translate
-    from ..evaluation.approaches import ApproachContext, DirectApproach, last_word  # the evaluation imports training
+    """The Naive approach's greedy LR word after each prefix, from the given HR `translations` of the prefixes: the
+    LLM's next HR word, the completed HR sentence translated back, its last word; `""` where the LLM wrote no word
+    (it ended the text, or continued the prefix's last word)."""
+    from ..evaluation.approaches import ApproachContext, NaiveApproach  # the evaluation imports the training
 
     context = ApproachContext(**components, output_dir=str(output_dir), device=device or torch.device("cpu"))
-    llm = DirectApproach._load_pretrained(context)
-    not_word_starts = (~llm.word_start).nonzero().flatten().tolist()
-    eos = llm.tokenizer.eos_token_id
-    suppressed = not_word_starts + ([eos] if eos is not None else []) if llm.word_start.any() else None
-    hr_words = llm.predict(translations, batch_size=batch_size, begin_suppress_tokens=suppressed)
-    completed = [f"{translation} {word}" for translation, word in zip(translations, hr_words, strict=True)]
-    model, tokenizer = context.hr_lr_translator
-    back = translate(completed, model, tokenizer, batch_size=batch_size)
-    return [last_word(text) if word else "" for text, word in zip(back, hr_words, strict=True)]
+    return NaiveApproach.from_context(context).predict(prefixes, translations=translations, batch_size=batch_size)
 
 
 def with_teacher_labels(
