@@ -84,6 +84,12 @@ class LastWordEvaluationArguments:
             raise ValueError(f"Unknown approaches {unknown}; choose from {list(APPROACHES)}.")
         if not self.test_files:
             raise ValueError("Give at least one test file (--test_files).")
+        for name in ("max_train_samples", "max_test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(
+                    f"--{name} {value} keeps no sentence: pass a positive number, or leave it out for all."
+                )
         names = [Path(path).stem for path in self.test_files]
         if len(set(names)) != len(names):
             raise ValueError(f"Test files need distinct names (they label the table's columns), got {names}.")

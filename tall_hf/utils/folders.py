@@ -147,12 +147,10 @@ def main_process_first() -> Iterator[None]:
 
 def replace_entries(staging: Path, target: Path, stale: Callable[[str], bool] | None = None) -> None:
     """Move every entry of `staging` into `target` with `os.replace` (a file or link in `target` is replaced, a
-    folder swapped), files of weights last; then remove `target`'s entries that `stale(name)` marks and `staging` did
-    not bring."""
+    folder swapped), the entries `stale(name)` marks (weights) last; then remove `target`'s files that `stale` marks
+    and `staging` did not bring."""
     target.mkdir(parents=True, exist_ok=True)
-    from ..adapters.checkpoint import is_weight_file
-
-    names = sorted((entry.name for entry in staging.iterdir()), key=lambda name: (is_weight_file(name), name))
+    names = sorted((entry.name for entry in staging.iterdir()), key=lambda name: (bool(stale and stale(name)), name))
     for name in names:
         source, destination = staging / name, target / name
         if source.is_dir() and destination.is_dir() and not destination.is_symlink():
