@@ -171,7 +171,7 @@ def _run_training(
     if checkpoint is None:
         checkpoint = last_complete_checkpoint(training_args.output_dir)
         step = checkpoint_step(checkpoint) if checkpoint else None
-        if step is not None and 0 < training_args.max_steps <= step:
+        if step is not None and 0 < training_args.max_steps < step:  # at `max_steps` exactly, resuming saves it
             raise ValueError(
                 f"--max_steps {training_args.max_steps} trains nothing: {checkpoint} is already at step {step}. Pass "
                 "a larger --max_steps to train on, or a new --output_dir to start afresh."
