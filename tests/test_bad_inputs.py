@@ -33,7 +33,7 @@ from tall_hf.generation import TallPredictor
 from tall_hf.modules.losses import IGNORE_INDEX, last_token_cross_entropy, token_cross_entropy
 from tall_hf.resources import read_corpus
 from tall_hf.training.checkpointing import COMMIT_FILE
-from tall_hf.utils.folders import LOCK_NAME, hold_lock, save_pretrained_atomically
+from tall_hf.utils.folders import LOCK_NAME, FolderInUseError, hold_lock, save_pretrained_atomically
 from tall_hf.utils.hub import load_pretrained
 from tall_hf.utils.text import normalize_text, split_last_word
 
@@ -359,6 +359,15 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, caplog):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
     assert f"Taking over the lock of The folder left by pid {pid}" in caplog.text
     assert not lock.exists()  # released at the end
+
+
+def test_a_lock_of_another_host_is_refused_not_taken_over(tmp_path):
+    lock = tmp_path / LOCK_NAME
+    lock.write_text(json.dumps({"pid": 1234, "host": "another-host", "command": "tall-hf train"}))
+    with pytest.raises(FolderInUseError, match="locked by a run on another host .*pid 1234 on another-host"):
+        with hold_lock(lock, "The folder"):
+            pass
+    assert json.loads(lock.read_text())["host"] == "another-host"
 
 
 def test_a_build_waits_for_the_run_building_it_then_goes_on(tmp_path, lock_holder, caplog):

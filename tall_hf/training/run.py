@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import IntervalStrategy, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from ..data import PreparationArguments, prepare_tall_dataset
@@ -149,8 +149,8 @@ def check_run_values(data_args: TallDataArguments, training_args: TrainingArgume
         and data_args.validation_split_percentage == 0
     ):
         raise ValueError(
-            f"--eval_strategy {training_args.eval_strategy} evaluates, but there is no validation data: pass "
-            "--validation_file, a --validation_split_percentage above 0, or --eval_strategy no."
+            f"--eval_strategy {IntervalStrategy(training_args.eval_strategy).value} evaluates, but there is no "
+            "validation data: pass --validation_file, a --validation_split_percentage above 0, or --eval_strategy no."
         )
 
 
@@ -214,8 +214,6 @@ def _run_training(
         train, validation = split["train"], split["test"]
     if validation is not None and data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
-    if validation is None and training_args.eval_strategy != "no":
-        raise ValueError("Evaluation is on but there is no validation data: pass --validation_file or a split.")
     logger.info(f"Training on {len(train)} sentences, evaluating on {len(validation) if validation else 0}.")
 
     if checkpoint and training_args.resume_from_checkpoint is None:

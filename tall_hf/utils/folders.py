@@ -5,7 +5,8 @@ caches, model and processor saves).
 - `hold_lock(path, ...)`: an exclusive lock file (`fcntl.flock`, so a run that dies releases it) that records its
   owner's pid, host and command. A second run refuses at once with a one-line error naming the owner
   ([`FolderInUseError`]) or, for builds and caches, waits for it and then reuses what it wrote. A lock file left by
-  a dead process holds no `flock` and is taken over.
+  a dead process of this host holds no `flock` and is taken over; one of another host is refused (its process cannot
+  be checked from here).
 - `staged_folder(target)`: a temporary folder beside `target` to write into; when the block ends without error its
   entries replace `target`'s (`os.replace` each: a symbolic link in `target` is replaced, never written through),
   so an interrupted save leaves the previous contents whole.
@@ -103,6 +104,12 @@ def hold_lock(path: str | os.PathLike, what: str, *, wait: bool = False, hint: s
             break
         handle.close()
     previous = _read_owner(handle)
+    if previous.get("host") not in (None, socket.gethostname()):  # its flock may not reach this host: keep off
+        handle.close()
+        raise FolderInUseError(
+            f"{what} is locked by a run on another host ({_describe(previous)}; lock file {path}), which cannot be "
+            f"checked from here: if that run is gone, delete the lock file. {hint}".strip()
+        )
     if previous.get("pid") not in (None, os.getpid()):
         logger.warning(f"Taking over the lock of {what} left by {_describe(previous)}, which no longer runs.")
     handle.seek(0)
