@@ -181,8 +181,10 @@ def push(argv: list[str]) -> int:
     from .models.tall import TallForCausalLM, TallProcessor
 
     (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
-    model = TallForCausalLM.from_pretrained(args.model)
-    processor = TallProcessor.from_pretrained(args.model)
+    from .utils.hub import load_pretrained
+
+    model = load_pretrained(TallForCausalLM, args.model, role="TALL model")  # errors name the folder and file
+    processor = load_pretrained(TallProcessor, args.model, role="TALL processor")
     url = model.push_to_hub(
         args.repo_id,
         adapters_only=args.adapters_only,

@@ -620,8 +620,11 @@ def test_hand_edited_or_damaged_files_end_in_one_line_and_verbose_shows_the_trac
     model.save_pretrained(folder, adapters_only=damage is _adapter_weights_truncated)
     TallProcessor.from_components(**tiny_paths).save_pretrained(folder)
     damage(folder)
-    error = one_error_line(cli_error(["predict", "--model", str(folder), "שלום לכם"], capsys))
-    assert re.search(message, error)
+    for command in (
+        ["predict", "--model", str(folder), "שלום לכם"],
+        ["push", "--model", str(folder), "--repo_id", "x/y"],
+    ):
+        assert re.search(message, one_error_line(cli_error(command, capsys)))
     with pytest.raises(Exception, match=message.split(r"\(")[0]):
         main(["predict", "--model", str(folder), "שלום לכם", "--verbose"])
 
