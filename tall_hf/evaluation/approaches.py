@@ -42,6 +42,7 @@ from ..models.tall import TallForCausalLM, TallProcessor
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
 from ..utils.hub import load_pretrained
+from ..utils.text import words
 from . import training_recipes
 
 logger = logging.get_logger(__name__)
@@ -65,9 +66,9 @@ def register_approach(name: str, display_name: str):
 
 
 def first_word(text: str) -> str:
-    """The first whitespace-separated word of `text`, or `""` when it has none."""
-    words = text.split()
-    return words[0] if words else ""
+    """The first whitespace-separated word of `text` (invisible code points removed), or `""` when it has none."""
+    found = words(text)
+    return found[0] if found else ""
 
 
 def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -88,9 +89,9 @@ def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
 
 
 def last_word(text: str) -> str:
-    """The last whitespace-separated word of `text`, or `""` when it has none."""
-    words = text.split()
-    return words[-1] if words else ""
+    """The last whitespace-separated word of `text` (invisible code points removed), or `""` when it has none."""
+    found = words(text)
+    return found[-1] if found else ""
 
 
 @dataclass
@@ -409,7 +410,9 @@ class TallApproach(LastWordApproach):
                 validation_split_percentage=0,
             ),
             PreparationArguments(),
-            with_recipe_defaults(base, get_recipe(context.tall_recipe).training, output_dir),
+            with_recipe_defaults(
+                base, {"save_total_limit": 1, **get_recipe(context.tall_recipe).training}, output_dir
+            ),  # each checkpoint holds the frozen components: one is enough to resume
         )
         return output_dir
 

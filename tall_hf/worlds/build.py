@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from accelerate import PartialState
 from transformers.utils import logging
 
 from .. import __version__
@@ -203,6 +204,11 @@ def build_world(
     source = "generated Hebrew + shipped sample" if lr_text is None else os.path.abspath(lr_text)
 
     def write(staging: Path) -> None:
+        if PartialState().num_processes > 1:  # its Trainer runs would wait for processes that wait for the build
+            raise ValueError(
+                f"The world under {directory} is not built yet, and it cannot be built by several processes "
+                "(`accelerate launch`): build it once in a single process first (`build_world(DIR)`), then launch."
+            )
         _write_world(staging, texts, source, settings, llm, seed, text_hash)
 
     return World(build_once(directory, f"world-{llm}", description, write, seed))
