@@ -103,7 +103,7 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         batch_size=args.batch_size,
         **common,
     )
-    logger.info("Training the baselines and evaluating the six approaches.")
+    logger.info("Training the baselines and evaluating the approaches.")
     evaluation_args = LastWordEvaluationArguments(
         test_files=[setup.test_file],
         lr_hr_model=setup.components["lr_hr"],

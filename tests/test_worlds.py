@@ -206,21 +206,29 @@ def test_demo_on_the_default_world(tmp_path, capsys):
     output = tmp_path / "demo"
     assert main(["demo", "--output-dir", str(output)]) == 0
     printed = capsys.readouterr().out
-    assert "| HR ceiling |" in printed and "| TALL |" in printed
-    results = json.loads((output / "evaluation" / "results.json").read_text())["results"]
-    names = [row["approach"] for row in results]
-    assert {"Direct", "Fine-tuned", "Naive", "Soft prompt", "From scratch", "TALL"} <= set(names)
-    ceiling = [row for row in results if "ceiling" in row["approach"]]
-    assert len(ceiling) == 1 and all(row["n"] >= 500 for row in results)
+    assert "| HR ceiling |" in printed and "| Pivot bound |" in printed and "| TALL |" in printed
+    summary = json.loads((output / "evaluation" / "results.json").read_text())
+    results = summary["results"]
+    by_name = {row["approach"]: row for row in results}
+    approaches = {"Direct", "Fine-tuned", "Naive", "Naive, LR prefix forced", "Soft prompt", "From scratch", "TALL"}
+    assert approaches | {"HR ceiling", "Pivot bound"} == set(by_name) and all(row["n"] >= 600 for row in results)
     for row in results:
         assert 0 <= row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] <= 100
     world = World.load(next((output / "worlds").glob("world-*")))
-    assert ceiling[0]["accuracy"] == pytest.approx(100 * world.facts["ceiling"]["accuracy"], abs=1e-4)  # 4 decimals
-    # Issue 11's target: TALL's CI above Direct's and From scratch's, and at least half the ceiling.
-    by_name = {row["approach"]: row for row in results}
-    for baseline in ("Direct", "From scratch"):
-        assert by_name["TALL"]["ci_lower"] > by_name[baseline]["ci_upper"], (by_name["TALL"], by_name[baseline])
-    assert by_name["TALL"]["accuracy"] >= 0.5 * ceiling[0]["accuracy"], (by_name["TALL"], ceiling[0])
+    facts, stated = world.facts, summary["metadata"]["world"]
+    assert facts["hr_language"] == stated["hr_language"] == "genderless"
+    assert stated["ceiling"] == facts["ceiling"] and stated["pivot_bound"] == facts["pivot_bound"]
+    assert 0.3 <= facts["ambiguity"]["share"] <= 0.6, facts["ambiguity"]
+    for name, key in (("HR ceiling", "ceiling"), ("Pivot bound", "pivot_bound")):  # 4 decimals in results.json
+        assert by_name[name]["accuracy"] == pytest.approx(100 * facts[key]["accuracy"], abs=1e-4)
+    # Issue 20's target: TALL above Naive (intervals apart), Naive no higher than the pivot bound allows, TALL at least
+    # 0.8 x the ceiling, and the approaches that give the LLM LR text below TALL.
+    tall, naive, ceiling = by_name["TALL"], by_name["Naive"], by_name["HR ceiling"]
+    assert tall["ci_lower"] > naive["ci_upper"], (tall, naive)
+    assert naive["accuracy"] <= by_name["Pivot bound"]["ci_upper"], (naive, by_name["Pivot bound"])
+    assert tall["accuracy"] >= 0.8 * ceiling["accuracy"], (tall, ceiling)
+    for baseline in ("Direct", "Fine-tuned", "Soft prompt", "From scratch"):
+        assert by_name[baseline]["ci_upper"] < tall["ci_lower"], (by_name[baseline], tall)
     prefix = world.sentences("test")[0].rsplit(" ", 1)[0]
     assert main(["predict", "--model", str(output / "tall"), prefix]) == 0
     (word,) = capsys.readouterr().out.split()
