@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import __version__
-from .utils.logging import set_verbosity
+from .utils.logging import is_verbose, set_verbose
 
 # Errors a user can fix (a bad option value, a missing file or model): one line on stderr instead of a traceback.
 EXIT_CODES: dict[type[BaseException], int] = {ValueError: 2, FileNotFoundError: 1, OSError: 1}
@@ -205,9 +205,14 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch `tall-hf <command> [options]`; `--verbose` shows DEBUG messages and tracebacks."""
+    """Dispatch `tall-hf <command> [options]`; `--verbose` (anywhere, read back with `tall_hf.utils.logging.is_verbose()`)
+    shows DEBUG messages, the libraries' progress bars and tracebacks."""
     argv = sys.argv[1:] if argv is None else argv
-    usage = "usage: tall-hf {" + ",".join(COMMANDS) + "} [options]   (tall-hf <command> --help for its options)"
+    usage = (
+        "usage: tall-hf {"
+        + ",".join(COMMANDS)
+        + "} [options] [--verbose]   (tall-hf <command> --help for its options)"
+    )
     if argv and argv[0] == "--version":
         print(f"tall-hf {__version__}")
         return 0
@@ -220,16 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"tall-hf: unknown command {argv[0]!r}.\n{usage}", file=sys.stderr)
         return 2
-    verbose = "--verbose" in argv
-    set_verbosity(pylogging.DEBUG if verbose else pylogging.INFO)
     if "-h" not in argv and "--help" not in argv:
-        from transformers.utils import logging
-
-        logging.set_verbosity_info() if verbose else logging.set_verbosity_warning()
+        set_verbose("--verbose" in argv)
     try:
         return command([arg for arg in argv[1:] if arg != "--verbose"])
     except tuple(EXIT_CODES) as error:
-        if verbose:
+        if is_verbose():
             raise
         code = next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
         print(f"tall-hf {argv[0]}: error: {_one_line(error)}", file=sys.stderr)

@@ -68,6 +68,21 @@ def test_expected_errors_are_one_line_messages(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_verbose_flag_is_read_back_anywhere_and_brings_back_bars_and_tracebacks(tmp_path, monkeypatch):
+    import datasets
+    from transformers.utils import logging
+
+    from tall_hf.utils.logging import VERBOSE_ENV, is_verbose
+
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # restored afterwards; the command sets it for the whole process
+    missing = ["--model", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt")]
+    with pytest.raises(FileNotFoundError):
+        main(["predict", "--verbose", *missing])
+    assert is_verbose() and logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()
+    assert main(["predict", *missing]) == 1
+    assert not is_verbose() and not logging.is_progress_bar_enabled() and not datasets.is_progress_bar_enabled()
+
+
 def test_process_count_mismatch_warns(monkeypatch, tmp_path):
     from transformers import TrainingArguments
 

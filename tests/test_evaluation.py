@@ -31,19 +31,12 @@ from tall_hf.evaluation import (
     run_last_word_evaluation,
     words_match,
 )
+from tall_hf.evaluation.scoring import bootstrap_seeded_accuracy, bootstrap_seeded_difference
+from tall_hf.evaluation.zero_shot import bootstrap_difference
 from tall_hf.testing import build_tiny_components
 from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accuracy_curves
 
 SENTENCES = ["הילדים הלכו אל הגן.", "אני אוהב לקרוא ספרים", "the cat sat on the mat!", "היא שתתה כוס מים"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The tiny models are far faster on one thread than on several contended ones; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class LookupApproach(LastWordApproach):
@@ -102,6 +95,30 @@ def test_bootstrap_is_seeded_and_brackets_the_accuracy():
         bootstrap_accuracy([])
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_accuracy([True], confidence=95)
+
+
+def _runs(accuracies: list[float], n: int = 400) -> list[list[bool]]:
+    """One run per accuracy: its first `accuracy * n` sentences right."""
+    return [[i < round(accuracy * n) for i in range(n)] for accuracy in accuracies]
+
+
+def test_seeded_difference_holds_the_spread_between_training_runs():
+    """Per-seed differences of +30, -30 and 0 points: each seed alone is a clear verdict over 400 sentences, but over
+    seeds and sentences together the interval holds zero; a steady +10 over three seeds excludes it."""
+    noisy, baseline = _runs([0.9, 0.5, 0.7]), _runs([0.6, 0.8, 0.7])
+    for seed in range(2):
+        alone = bootstrap_difference(noisy[seed], baseline[seed])
+        assert alone["ci_lower"] > 0 or alone["ci_upper"] < 0
+    spread = bootstrap_seeded_difference(noisy, baseline)
+    assert spread["difference"] == pytest.approx(0.0) and spread["seeds"] == 3
+    assert spread["ci_lower"] < -0.1 and spread["ci_upper"] > 0.1
+    steady = bootstrap_seeded_difference(_runs([0.8, 0.7, 0.6]), _runs([0.7, 0.6, 0.5]))
+    assert steady["difference"] == pytest.approx(0.1) and steady["ci_lower"] > 0.03
+    estimate = bootstrap_seeded_accuracy(noisy)
+    assert (estimate.seeds, estimate.n) == (3, 400) and estimate.accuracy == pytest.approx(0.7)
+    assert estimate.lower < 0.55 and estimate.upper > 0.85  # the seeds' spread, not the sentences' (about +-0.045)
+    with pytest.raises(ValueError, match="one shape"):
+        bootstrap_seeded_difference(noisy, baseline[:2])
 
 
 # ---------------------------------------------------------------- the task
@@ -279,8 +296,14 @@ def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixe
     one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
     assert len(set(one)) > 3
     assert one == sixteen
-    # Unpadded, the approach generates exactly what PEFT's own `generate` does.
-    assert one[:4] == DirectApproach(model, context.llm_tokenizer).predict(prefixes[:4], batch_size=1)
+    # Unpadded, the approach generates exactly what PEFT's own `generate` does. Uncached: with transformers >= 5.24
+    # (which renamed `past_key_values` to `cache`), PEFT 0.21's cached prompt-tuning path puts the prompt in again at
+    # every step after the first, and its words differ from the uncached ones.
+    class PeftGenerate(DirectApproach):
+        def generate_new_tokens(self, inputs, **generate_kwargs):
+            return super().generate_new_tokens(inputs, use_cache=False, **generate_kwargs)
+
+    assert one[:4] == PeftGenerate(model, context.llm_tokenizer).predict(prefixes[:4], batch_size=1)
 
 
 @pytest.mark.parametrize("approach_class", [NaiveApproach, TallApproach])

@@ -159,11 +159,11 @@ def test_each_target_length_group_gets_fresh_stopping_criteria(predictor, prefix
 
     from tall_hf.generation.word_boundary import WordBoundaryCriteria, word_start_mask
 
-    seen: dict[int, list[int]] = {}
+    calls: list[tuple[bool, int]] = []  # per call: was it the first call of its criterion, and the sequence length
 
     class Recording(WordBoundaryCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            seen.setdefault(id(self), []).append(input_ids.shape[1])
+            calls.append((self._prompt_length is None, input_ids.shape[1]))
             return super().__call__(input_ids, scores, **kwargs)
 
     processor = predictor.processor
@@ -173,9 +173,38 @@ def test_each_target_length_group_gets_fresh_stopping_criteria(predictor, prefix
     word_start = word_start_mask(processor.target_tokenizer, predictor.model.config.hr_lr_config.vocab_size)
     criterion = Recording(word_start, processor.target_tokenizer.eos_token_id)
     predictor.model.generate(**batch, stopping_criteria=StoppingCriteriaList([criterion]), max_new_tokens=4)
-    assert len(seen) == len(lengths.unique()), "one criterion per group"
-    for steps in seen.values():  # each instance served exactly one generate call: consecutive lengths
-        assert steps == list(range(steps[0], steps[0] + len(steps))), seen
+    assert criterion._prompt_length is None, "the caller's criterion stays unused"
+    starts = [index for index, (first, _) in enumerate(calls) if first]
+    assert starts[0] == 0 and len(starts) == len(lengths.unique()), f"one fresh criterion per group: {calls}"
+    ends = [*starts[1:], len(calls)]
+    for start, end in zip(starts, ends, strict=True):  # each copy served one generate call: consecutive lengths
+        steps = [length for _, length in calls[start:end]]
+        assert steps == list(range(steps[0], steps[0] + len(steps))), calls
+
+
+def test_generate_reads_the_cache_and_labelled_forwards_return_none(predictor, prefixes):
+    """With either name transformers gives the cache (`past_key_values` before 5.24, `cache` after), `generate` feeds
+    the LR decoder one new token per step; a forward with labels (Trainer's training and evaluation) keeps no cache."""
+    from tall_hf.models.tall.modeling_tall import CACHE_NAME
+
+    model, processor = predictor.model, predictor.processor
+    batch = processor(prefixes[:1])
+    widths: list[int] = []
+    handle = model.lr_decoder.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        cached = model.generate(**batch, max_new_tokens=4, min_new_tokens=4)
+    finally:
+        handle.remove()
+    assert widths == [batch["decoder_input_ids"].shape[1], 1, 1, 1]
+    assert torch.equal(cached, model.generate(**batch, max_new_tokens=4, min_new_tokens=4, use_cache=False))
+    labels = batch["decoder_input_ids"].clone()
+    with torch.no_grad():
+        output = model(**batch, labels=labels)
+    assert getattr(output, CACHE_NAME) is None and output.loss is not None
+    with torch.no_grad():
+        assert getattr(model(**batch, use_cache=True), CACHE_NAME) is not None
 
 
 def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, prefixes, saved_model):

@@ -80,7 +80,6 @@ def test_target_transformer_starts_as_the_translators_encoder(tiny_paths, batch)
         theirs = translator(inputs_embeds=states, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(ours, theirs)
     assert model.target_transformer.layers[0].fc1.weight.requires_grad, "the copy trains"
-    assert model.target_transformer.layers[0].fc1.weight.data_ptr() != translator.layers[0].fc1.weight.data_ptr()
 
 
 def test_unknown_target_init_is_rejected(tiny_paths):

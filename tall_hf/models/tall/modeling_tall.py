@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 
@@ -40,6 +40,9 @@ from .configuration_tall import TallConfig
 
 logger = logging.get_logger(__name__)
 
+# transformers 5.24 renamed the decoder cache, in model outputs and forward arguments, from `past_key_values` to `cache`:
+# the name the installed version uses.
+CACHE_NAME = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
 FROZEN_STAGES = ("lr_encoder", "llm", "lr_decoder", "lm_head")
 TRAINABLE_STAGES = (
     "encoder_fusion",
@@ -59,23 +62,20 @@ class TallEncoderOutput(ModelOutput):
 
 
 @dataclass
-class TallCausalLMOutput(ModelOutput):
-    """Output of [`TallForCausalLM`].
+class TallCausalLMOutput(Seq2SeqLMOutput):
+    """Output of [`TallForCausalLM`]: transformers' sequence-to-sequence output with the mask of stage 6's states.
 
     Args:
         loss: the configured target-stream loss, when `labels` are given.
         logits: LR vocabulary scores at every target position, `(batch, target_length, vocab)`; in training mode
             with `labels` and loss mode `last_token` or `last_word`, only at the positions the loss reads,
             `(kept positions, vocab)` in the order of `labels[keep]` (`tall_hf.modules.logits.loss_positions`).
-        past_key_values: the LR decoder's cache, when `use_cache=True`.
+        cache (`past_key_values` before transformers 5.24, see `CACHE_NAME`): the LR decoder's cache, when
+            `use_cache=True` and no `labels` are given (training and evaluation forwards return none).
         encoder_last_hidden_state: stage 6's output, reusable for every token of the next word.
         encoder_attention_mask: its mask.
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    encoder_last_hidden_state: torch.FloatTensor | None = None
     encoder_attention_mask: torch.LongTensor | None = None
 
 
@@ -301,13 +301,13 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.LongTensor,
         encoder_outputs: TallEncoderOutput,
         decoder_attention_mask: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         use_cache: bool | None = None,
         keep: torch.BoolTensor | None = None,
     ) -> tuple[torch.FloatTensor, Cache | None]:
         """Stage 7: the LR decoder reads the target stream; returns LR logits and its cache. With `keep` (a
         `(batch, length)` mask), the LM head runs only at those positions: logits `(kept positions, vocab)`."""
-        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        past_length = cache.get_seq_length() if cache is not None else 0
         limit = self.config.hr_lr_config.max_position_embeddings - past_length
         check_lengths(limit, decoder_input_ids=decoder_input_ids)
         decoded = self.lr_decoder(
@@ -315,12 +315,12 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
             attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=encoder_outputs.attention_mask,
-            past_key_values=past_key_values,
             use_cache=use_cache,
+            **{CACHE_NAME: cache},
         )
         hidden = decoded.last_hidden_state if keep is None else decoded.last_hidden_state[keep]
         logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.dtype)
-        return logits, decoded.past_key_values
+        return logits, getattr(decoded, CACHE_NAME)
 
     def forward(
         self,
@@ -332,8 +332,9 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         decoder_attention_mask: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         encoder_outputs: TallEncoderOutput | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> TallCausalLMOutput:
         r"""
@@ -343,7 +344,11 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
             shifted right behind the decoder start token (built from `labels` when omitted).
         labels: the unshifted target tokens, `-100` where no loss is taken.
         encoder_outputs: stages 1-6 already computed by [`~TallForCausalLM.encode`] (skips them).
+        cache: the LR decoder's cache during generation (`past_key_values`, the name before transformers 5.24).
+        use_cache: return the updated cache; never with `labels` (training and evaluation keep no cache).
         """
+        cache = cache if cache is not None else past_key_values
+        use_cache = False if labels is not None else use_cache
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("Pass `decoder_input_ids` (the target stream) or `labels` to build it from.")
@@ -355,9 +360,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         if labels is not None and self.training and self.config.loss_mode in REDUCED_LOGITS_MODES:
             check_label_shape(decoder_input_ids, labels)
             keep = loss_positions(labels, self.config.loss_mode)  # the LM head runs only where the loss reads
-        logits, past_key_values = self.decode(
-            decoder_input_ids, encoder_outputs, decoder_attention_mask, past_key_values, use_cache, keep
-        )
+        logits, cache = self.decode(decoder_input_ids, encoder_outputs, decoder_attention_mask, cache, use_cache, keep)
         loss = None
         if labels is not None:
             if keep is not None:
@@ -369,7 +372,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         return TallCausalLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=past_key_values,
+            **{CACHE_NAME: cache},
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_attention_mask=encoder_outputs.attention_mask,
         )
