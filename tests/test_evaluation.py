@@ -1,4 +1,4 @@
-"""Last-word evaluation: scoring, the shipped metric, the six approaches, the report and the end-to-end runner."""
+"""Last-word evaluation: scoring, the shipped metric, the approaches, the report and the end-to-end runner."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_an_approach_returning_the_wrong_count_is_an_error():
         evaluate_approach(Short({}), make_examples(SENTENCES))
 
 
-# ---------------------------------------------------------------- the six approaches on the tiny components
+# ---------------------------------------------------------------- the approaches on the tiny components
 @pytest.fixture(scope="module")
 def tall_dir(tiny_paths, tiny_processor, tmp_path_factory):
     torch.manual_seed(0)
@@ -242,6 +242,7 @@ def test_forced_prefix_naive_decodes_after_the_lr_prefix(context, prefixes, monk
     start = model.generation_config.decoder_start_token_id
     expected = tokenizer(text_target=prefixes[:6], add_special_tokens=False)["input_ids"]
     assert forced == {(start, *ids) for ids in expected}
+    assert approach.back_translated_words(prefixes[:6], completed, batch_size=1) == words  # padding changes nothing
 
 
 @pytest.mark.parametrize("name", list(APPROACHES))
@@ -296,6 +297,7 @@ def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixe
     one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
     assert len(set(one)) > 3
     assert one == sixteen
+
     # Unpadded, the approach generates exactly what PEFT's own `generate` does. Uncached: with transformers >= 5.24
     # (which renamed `past_key_values` to `cache`), PEFT 0.21's cached prompt-tuning path puts the prompt in again at
     # every step after the first, and its words differ from the uncached ones.
