@@ -5,12 +5,13 @@ Built from the TALL world's pieces: generated Hebrew sentences (LR) and their le
 with `Trainer` on HR text only, and
 
 - a **bilingual encoder**: the encoder of a Marian model trained on LR->HR translation and HR->HR copying, with one
-  sentencepiece model over both scripts on its source side, so that it reads both languages. With
-  `encoder="premise"` (the default) the fusion paper's premise is built in: the translation encoder has the lower
-  layers, and `specialised_layers` new layers stacked on it are trained on in-script copying (LR->LR, HR->HR) with
-  everything below frozen, an objective that rewards telling the scripts apart; so the cross-lingual content is
-  known to sit in the middle (the translation encoder's output) and the top layers are language-specific. A per-layer linear probe of the label (fit on HR, read on HR and LR) records where the
-  shared content sits (`bridge_world.json` `encoder.probe`). `encoder="translation"` stops after the first stage;
+  sentencepiece model over both scripts on its source side, so that it reads both languages. `encoder="premise"`
+  (an experiment, not the default) tries to build the fusion paper's premise in: the translation encoder has the
+  lower layers, and `specialised_layers` new layers stacked on it train on in-script copying (LR->LR, HR->HR) with
+  everything below frozen, so that the top layers would be language-specific. Measured, they are not (see
+  `benchmarks/README.md`): neither the probe nor the bridges show a middle-layer advantage. For either encoder a
+  per-layer linear probe of the label (fit on HR, read on HR and LR) records where the content the languages share
+  sits (`bridge_world.json` `encoder.probe`);
 - a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
   city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
   out. The test sentences are held out of every training text and come in both forms, balanced over the labels
@@ -65,7 +66,7 @@ sentences: the label the bridge is trained to write, in the HR script after a sp
 A frozen LM writes such a word readily, and then its end-of-sentence token, which greedy generation + exact match
 needs; a word it met only mid-sentence it follows with more words."""
 LANGUAGES = ("hr", "lr")
-ENCODER_KINDS = ("premise", "translation")
+ENCODER_KINDS = ("translation", "premise")
 
 
 def sentence_topic(sentence: str) -> int | None:
@@ -170,13 +171,14 @@ def build_bridge_world(
     *,
     preset: str = "default",
     llm: str = "qwen2",
-    encoder: str = "premise",
+    encoder: str = "translation",
     seed: int = 0,
     settings: BridgeWorldSettings | None = None,
 ) -> BridgeWorld:
     """Build (or reuse) the bridge world under `directory`: deterministic for `seed`, keyed by a hash of the settings
-    and the build version, written to a temporary folder moved into place when complete. `encoder` is `"premise"`
-    (layers stacked on a translation encoder, trained on in-script copying) or `"translation"` (the translation encoder as it is)."""
+    and the build version, written to a temporary folder moved into place when complete. `encoder` is
+    `"translation"` (the translation encoder as it is) or `"premise"` (layers stacked on it, trained on in-script
+    copying; an experiment)."""
     check_tiny_llm(llm)
     if encoder not in ENCODER_KINDS:
         raise ValueError(f"Unknown bridge world encoder {encoder!r}; choose one of {ENCODER_KINDS}.")
