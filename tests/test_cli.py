@@ -21,6 +21,8 @@ def test_demo_then_predict(tmp_path, capsys, monkeypatch, request, setup, expect
     captured = capsys.readouterr()
     printed = captured.out
     assert "| TALL |" in printed and "| Naive |" in printed and expected in printed
+    # Standard output is the report alone (no Trainer log lines or metrics blocks), the table last but for its notes.
+    assert printed.strip() == (output / "evaluation" / "results.md").read_text(encoding="utf-8").strip()
     # Progress at INFO on standard error, the package's only: transformers' own INFO lines stay off.
     assert f"[tall_hf.demo] INFO: Training TALL for 6 steps into {output / 'tall'}." in captured.err
     assert "[tall_hf.evaluation.runner] INFO: Preparing the tall approach." in captured.err
@@ -72,9 +74,8 @@ def test_verbose_flag_is_read_back_anywhere_and_brings_back_bars_and_tracebacks(
     import datasets
     from transformers.utils import logging
 
-    from tall_hf.utils.logging import VERBOSE_ENV, is_verbose
+    from tall_hf.utils.logging import is_verbose
 
-    monkeypatch.setenv(VERBOSE_ENV, "0")  # restored afterwards; the command sets it for the whole process
     missing = ["--model", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt")]
     with pytest.raises(FileNotFoundError):
         main(["predict", "--verbose", *missing])

@@ -19,6 +19,7 @@ from ..data.fingerprint import component_fingerprint
 from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
 from ..training.recipes import recipe_field
+from ..utils.progress import phase_progress
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (
     ApproachResult,
@@ -147,9 +148,9 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
             approach_results = []
             for dataset, examples in test_sets.items():
                 if approach.uses_translation and dataset not in translations:
-                    logger.info(f"Translating the {len(examples)} prefixes of {dataset} to HR.")
                     prefixes = [example.prefix for example in examples]
-                    translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
+                    with phase_progress(f"Translating the {len(examples)} prefixes of {dataset} to HR", len(prefixes)):
+                        translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
                 logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
                 approach_results.append(
                     evaluate_approach(
@@ -209,7 +210,8 @@ def evaluate_approach(
     (HR translations of the prefixes) are handed to approaches that use them, `generation` to `predict`."""
     prefixes = [example.prefix for example in examples]
     used = translations if approach.uses_translation else None
-    predictions = approach.predict(prefixes, translations=used, **generation)
+    with phase_progress(f"Evaluating {approach.display_name} on {dataset}", len(prefixes)):
+        predictions = approach.predict(prefixes, translations=used, **generation)
     if len(predictions) != len(examples):
         raise RuntimeError(
             f"The {approach.name} approach returned {len(predictions)} predictions for {len(examples)} prefixes."
