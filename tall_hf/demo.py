@@ -192,8 +192,10 @@ def _ceiling_result(world: World, evaluation_args: LastWordEvaluationArguments, 
     """The world LLM on the HR form of the evaluated test sentences, as the Direct approach prompts it."""
     hr_sentences = world.sentences("test", hr=True)[: evaluation_args.max_test_samples]
     context = ApproachContext(**world.components, output_dir=output_dir)
+    ceiling = DirectApproach.from_context(context)
+    ceiling.display_name = CEILING_DISPLAY  # names its progress bar
     result = evaluate_approach(
-        DirectApproach.from_context(context),
+        ceiling,
         make_examples(hr_sentences),
         dataset=Path(evaluation_args.test_files[0]).stem,
         confidence=evaluation_args.confidence,
