@@ -1,13 +1,14 @@
 """`tall-hf demo --bridge`: the fusion paper's claim on a known-answer world, offline, in minutes.
 
 Builds (or reuses) the bridge world (`tall_hf.worlds.bridge`: a bilingual encoder, an LLM that knows only the HR
-language, a classification task), trains one bridge per fusion method on HR task data only (the supervised
-objective), and classifies the held-out test sentences in HR (the in-language ceiling) and in LR (zero-shot) by greedy
+language, a classification task), trains one bridge per fusion method and training seed on HR task data only (the
+supervised objective), and classifies the held-out test sentences in HR (the in-language ceiling) and in LR (zero-shot) by greedy
 generation + exact match (the paper's scoring) and by label log-likelihood. Writes, under `OUTPUT_DIR`:
 
 - `evaluation/results.{md,json}` (generation) and `evaluation/log_likelihood/results.{md,json}`: accuracy per fusion
-  and language with 95% bootstrap intervals, the chance level, and each fusion against `last` (paired bootstrap);
-- `bridge/<fusion>/`: the trained bridges (adapters only) with their layer-weight plots.
+  and language (the mean over training seeds, 95% bootstrap intervals over seeds and sentences), the chance level,
+  and each fusion against `last` (paired by seed and sentence; a verdict only with at least `MIN_VERDICT_SEEDS`);
+- `bridge/<fusion>/seed-<k>/`: the trained bridges (adapters only) with their layer-weight plots.
 """
 
 from __future__ import annotations
@@ -20,11 +21,17 @@ import torch
 from transformers import TrainingArguments
 from transformers.utils import logging
 
-from .evaluation.zero_shot import SCORING_METHODS, ZeroShotReport, ZeroShotResult, evaluate_zero_shot
+from .evaluation.zero_shot import (
+    MIN_VERDICT_SEEDS,
+    SCORING_METHODS,
+    ZeroShotReport,
+    ZeroShotResult,
+    evaluate_zero_shot,
+)
 from .models.bridge import BridgeForCausalLM, BridgeProcessor, create_bridge_trainer, supervised_pairs
 from .modules.fusion import FUSION_METHODS
 from .visualization.layer_weights import save_layer_weight_plots
-from .worlds.bridge import BRIDGE_PRESETS, BridgeWorld, build_bridge_world
+from .worlds.bridge import BRIDGE_PRESETS, ENCODER_KINDS, BridgeWorld, build_bridge_world
 
 logger = logging.get_logger(__name__)
 
@@ -42,13 +49,25 @@ class BridgeDemoArguments:
         default="last,global_softmax,token_softmax", metadata={"help": "Comma-separated fusion methods to train."}
     )
     preset: str = field(default="default", metadata={"help": f"World size: {sorted(BRIDGE_PRESETS)}."})
+    encoder: str = field(
+        default="premise",
+        metadata={
+            "help": "The world's encoder: `premise` (top layers specialised on in-script copying, so the shared "
+            "content sits in the middle layers) or `translation` (a translation encoder as it is).",
+            "choices": ENCODER_KINDS,
+        },
+    )
     world: str | None = field(
         default=None, metadata={"help": "A bridge world already built (its folder) instead of building one."}
     )
     steps: int = field(default=300, metadata={"help": "Training steps of each bridge."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size."})
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate (cosine, 5% warm-up)."})
-    seed: int = field(default=0, metadata={"help": "Seed of the world and of the training."})
+    seed: int = field(default=0, metadata={"help": "Seed of the world and of the first training run."})
+    training_seeds: int = field(
+        default=MIN_VERDICT_SEEDS,
+        metadata={"help": "Training runs per fusion (seeds seed, seed+1, ...): verdicts need at least 3."},
+    )
     threads: int = field(default=2, metadata={"help": "torch threads (the demo is meant to run alone)."})
 
 
@@ -58,13 +77,19 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
     unknown = sorted(set(fusions) - set(FUSION_METHODS))
     if unknown or not fusions:
         raise ValueError(f"Unknown fusion method(s) {unknown}; choose from {sorted(FUSION_METHODS)}.")
+    if args.training_seeds < 1:
+        raise ValueError(f"--training_seeds must be at least 1, got {args.training_seeds}.")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     if args.world:
         world = BridgeWorld.load(args.world)
     else:
         world = build_bridge_world(
-            os.path.join(args.output_dir, "components"), preset=args.preset, llm=args.llm, seed=args.seed
+            os.path.join(args.output_dir, "components"),
+            preset=args.preset,
+            llm=args.llm,
+            encoder=args.encoder,
+            seed=args.seed,
         )
     facts = world.facts
     logger.info(f"Bridge world ready at {world.path} ({time.perf_counter() - start:.0f} s).")
@@ -75,49 +100,39 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
         language: test.filter(lambda row, lang=language: row["language"] == lang)["text"][:PLOT_SENTENCES_PER_LANGUAGE]
         for language in LANGUAGE_ROLES
     }
-    results: dict[tuple[str, str], ZeroShotResult] = {}
+    seeds = [args.seed + offset for offset in range(args.training_seeds)]
+    results: dict[tuple[str, str], list[ZeroShotResult]] = {(f, m): [] for f in fusions for m in SCORING_METHODS}
     seconds = {}
     for fusion in fusions:
         fusion_start = time.perf_counter()
-        folder = os.path.join(args.output_dir, "bridge", fusion)
-        torch.manual_seed(args.seed)
-        model = BridgeForCausalLM.from_components(**world.components, fusion=fusion)
-        training_args = TrainingArguments(
-            output_dir=folder,
-            max_steps=args.steps,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            lr_scheduler_type="cosine",
-            warmup_steps=0.05,
-            logging_steps=max(1, args.steps // 5),
-            save_strategy="no",
-            report_to="none",
-            use_cpu=True,
-            disable_tqdm=True,
-            seed=args.seed,
-        )
-        trainer = create_bridge_trainer(model, processor, train_pairs, training_args)
-        trainer.train()
-        model.eval().save_pretrained(folder, adapters_only=True, processor=processor)
-        for method in SCORING_METHODS:
-            results[(fusion, method)] = evaluate_zero_shot(
-                model,
-                processor,
-                test,
-                template="{text}",
-                label_words=world.label_words,
-                method=method,
-                batch_size=64,
-                seed=args.seed,
-            )
-        save_layer_weight_plots(model, processor, folder, texts_by_language["lr"][0], texts_by_language)
+        for seed in seeds:
+            folder = os.path.join(args.output_dir, "bridge", fusion, f"seed-{seed}")
+            model = _train_bridge(args, world, processor, train_pairs, fusion, seed, folder)
+            for method in SCORING_METHODS:
+                results[(fusion, method)].append(
+                    evaluate_zero_shot(
+                        model,
+                        processor,
+                        test,
+                        template="{text}",
+                        label_words=world.label_words,
+                        method=method,
+                        batch_size=64,
+                        seed=seed,
+                    )
+                )
+            save_layer_weight_plots(model, processor, folder, texts_by_language["lr"][0], texts_by_language)
         seconds[fusion] = round(time.perf_counter() - fusion_start, 1)
         accuracies = ", ".join(
-            f"{method} {language} {100 * accuracy:.1f}%"
+            f"{method} {language} "
+            + "/".join(f"{100 * run.per_language[language]:.1f}" for run in results[(fusion, method)])
+            + "%"
             for method in SCORING_METHODS
-            for language, accuracy in results[(fusion, method)].per_language.items()
+            for language in results[(fusion, method)][0].per_language
         )
-        logger.info(f"Bridge demo: {fusion} trained and evaluated in {seconds[fusion]} s ({accuracies}).")
+        logger.info(
+            f"Bridge demo: {fusion}, seeds {seeds}, trained and evaluated in {seconds[fusion]} s ({accuracies})."
+        )
 
     metadata = {
         "world": str(world.path),
@@ -133,20 +148,22 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "schedule": "cosine, 5% warm-up",
-            "seed": args.seed,
+            "seeds": seeds,
         },
         "seconds_per_fusion": seconds,
         "seconds_total": round(time.perf_counter() - start, 1),
     }
     notes = [
         "Trained on HR task data only; LR is the zero-shot language (the encoder read it, the LLM never did).",
+        f"Each fusion trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); rows are means over the seeds, "
+        "intervals resample seeds and sentences together.",
         f"Chance: {100 * facts['chance']:.2f}% ({facts['chance_note']}).",
     ]
     reports = {}
     for method in SCORING_METHODS:
         title = f"Bridge world, zero-shot classification ({method.replace('_', ' ')})"
         reports[method] = ZeroShotReport(
-            {key: result for key, result in results.items() if key[1] == method},
+            {key: runs for key, runs in results.items() if key[1] == method},
             chance=facts["chance"],
             title=title,
             languages=LANGUAGE_ROLES,
@@ -157,6 +174,37 @@ def run_bridge_demo(args: BridgeDemoArguments) -> dict[str, ZeroShotReport]:
     reports["generation"].save(evaluation)
     reports["log_likelihood"].save(os.path.join(evaluation, "log_likelihood"))
     return reports
+
+
+def _train_bridge(
+    args: BridgeDemoArguments,
+    world: BridgeWorld,
+    processor: BridgeProcessor,
+    train_pairs,
+    fusion: str,
+    seed: int,
+    folder: str,
+) -> BridgeForCausalLM:
+    """One bridge of `fusion` trained with `seed` on the HR task pairs, saved (adapters only) under `folder`."""
+    torch.manual_seed(seed)
+    model = BridgeForCausalLM.from_components(**world.components, fusion=fusion)
+    training_args = TrainingArguments(
+        output_dir=folder,
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        logging_steps=max(1, args.steps // 5),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=seed,
+    )
+    create_bridge_trainer(model, processor, train_pairs, training_args).train()
+    model.eval().save_pretrained(folder, adapters_only=True, processor=processor)
+    return model
 
 
 __all__ = ["BridgeDemoArguments", "run_bridge_demo"]

@@ -219,11 +219,8 @@ def test_report_table_for_every_fusion(supervised_model, bridge_paths, bridge_pr
     assert markdown.count("| global_softmax |") == 2 + 4  # two table rows, four comparisons with `last`
     comparisons = {(row["scoring"], row["language"]): row for row in saved["comparisons"]}
     assert len(comparisons) == 4 and {row["fusion"] for row in saved["comparisons"]} == {"global_softmax"}
-    for row in comparisons.values():
-        assert row["ci_lower"] <= row["difference"] <= row["ci_upper"]
-        assert row["verdict"] == (
-            "better" if row["ci_lower"] > 0 else "worse" if row["ci_upper"] < 0 else "no clear difference"
-        )
+    for row in comparisons.values():  # one training run each: the spread between runs is unknown, so no verdict
+        assert row["seeds"] == 1 and row["verdict"] == "no verdict (1 seed(s); 3 needed)"
     trained_english = results[("global_softmax", "log_likelihood")].estimates["en"].accuracy
     baseline_english = results[("last", "log_likelihood")].estimates["en"].accuracy
     assert comparisons[("log_likelihood", "en")]["difference"] == round(100 * (trained_english - baseline_english), 4)

@@ -43,6 +43,10 @@ def test_world_facts_and_task(world):
     assert world.label_words == [" " + world.letter_map.to_hr(word) for word in LABEL_WORDS]
     assert facts["labels"] == list(TOPIC_WORDS)
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
+    probe, layers = facts["encoder"]["probe"], facts["encoder"]["encoder_layers"]
+    assert facts["encoder"]["kind"] == "premise" and facts["encoder"]["specialised_layers"] == 1
+    assert [len(probe[language]) for language in ("hr", "lr")] == [layers, layers]
+    assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
 
 
 def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
@@ -50,6 +54,7 @@ def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
     (output / "components").mkdir(parents=True)
     (output / "components" / world.path.name).symlink_to(world.path)  # reuse the module's build
     argv = ["demo", "--bridge", "--output-dir", str(output), "--preset", "test", "--steps", "4", "--threads", "1"]
+    argv += ["--training_seeds", "2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "LR (zero-shot)" in printed and "| token_softmax | generation |" in printed
@@ -59,9 +64,12 @@ def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
         rows = {(row["fusion"], row["language"]): row for row in saved["results"]}
         assert set(rows) == {(f, lang) for f in ("last", "global_softmax", "token_softmax") for lang in ("hr", "lr")}
         for row in rows.values():
-            assert row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] and row["n"] == 40
+            assert row["n"] == 40 and row["seeds"] == 2 and len(row["per_seed"]) == 2
+            assert row["accuracy"] == pytest.approx(sum(row["per_seed"]) / 2, abs=1e-3)
         assert {row["fusion"] for row in saved["comparisons"]} == {"global_softmax", "token_softmax"}
-    for fusion in ("global_softmax", "token_softmax"):
-        assert (output / "bridge" / fusion / "layer_weights.png").is_file()
-    assert (output / "bridge" / "token_softmax" / "layer_weights_by_language.png").is_file()
-    assert (output / "bridge" / "last" / "adapter_model.safetensors").is_file()
+        assert {row["verdict"] for row in saved["comparisons"]} == {"no verdict (2 seed(s); 3 needed)"}
+    for seed in (0, 1):
+        for fusion in ("global_softmax", "token_softmax"):
+            assert (output / "bridge" / fusion / f"seed-{seed}" / "layer_weights.png").is_file()
+        assert (output / "bridge" / "token_softmax" / f"seed-{seed}" / "layer_weights_by_language.png").is_file()
+        assert (output / "bridge" / "last" / f"seed-{seed}" / "adapter_model.safetensors").is_file()

@@ -1,4 +1,4 @@
-"""Last-word evaluation: scoring, the shipped metric, the six approaches, the report and the end-to-end runner."""
+"""Last-word evaluation: scoring, the shipped metric, the approaches, the report and the end-to-end runner."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from tall_hf.evaluation import (
     run_last_word_evaluation,
     words_match,
 )
+from tall_hf.evaluation.scoring import bootstrap_seeded_accuracy, bootstrap_seeded_difference
+from tall_hf.evaluation.zero_shot import bootstrap_difference
 from tall_hf.testing import build_tiny_components
 from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accuracy_curves
 
@@ -95,6 +97,30 @@ def test_bootstrap_is_seeded_and_brackets_the_accuracy():
         bootstrap_accuracy([True], confidence=95)
 
 
+def _runs(accuracies: list[float], n: int = 400) -> list[list[bool]]:
+    """One run per accuracy: its first `accuracy * n` sentences right."""
+    return [[i < round(accuracy * n) for i in range(n)] for accuracy in accuracies]
+
+
+def test_seeded_difference_holds_the_spread_between_training_runs():
+    """Per-seed differences of +30, -30 and 0 points: each seed alone is a clear verdict over 400 sentences, but over
+    seeds and sentences together the interval holds zero; a steady +10 over three seeds excludes it."""
+    noisy, baseline = _runs([0.9, 0.5, 0.7]), _runs([0.6, 0.8, 0.7])
+    for seed in range(2):
+        alone = bootstrap_difference(noisy[seed], baseline[seed])
+        assert alone["ci_lower"] > 0 or alone["ci_upper"] < 0
+    spread = bootstrap_seeded_difference(noisy, baseline)
+    assert spread["difference"] == pytest.approx(0.0) and spread["seeds"] == 3
+    assert spread["ci_lower"] < -0.1 and spread["ci_upper"] > 0.1
+    steady = bootstrap_seeded_difference(_runs([0.8, 0.7, 0.6]), _runs([0.7, 0.6, 0.5]))
+    assert steady["difference"] == pytest.approx(0.1) and steady["ci_lower"] > 0.03
+    estimate = bootstrap_seeded_accuracy(noisy)
+    assert (estimate.seeds, estimate.n) == (3, 400) and estimate.accuracy == pytest.approx(0.7)
+    assert estimate.lower < 0.55 and estimate.upper > 0.85  # the seeds' spread, not the sentences' (about +-0.045)
+    with pytest.raises(ValueError, match="one shape"):
+        bootstrap_seeded_difference(noisy, baseline[:2])
+
+
 # ---------------------------------------------------------------- the task
 def test_one_word_sentences_are_rejected_with_a_clear_message():
     with pytest.raises(ValueError, match=r"Sentence 1: .*one word.*at least two words"):
@@ -125,7 +151,7 @@ def test_an_approach_returning_the_wrong_count_is_an_error():
         evaluate_approach(Short({}), make_examples(SENTENCES))
 
 
-# ---------------------------------------------------------------- the six approaches on the tiny components
+# ---------------------------------------------------------------- the approaches on the tiny components
 @pytest.fixture(scope="module")
 def tall_dir(tiny_paths, tiny_processor, tmp_path_factory):
     torch.manual_seed(0)
@@ -187,11 +213,36 @@ def test_left_padding_is_safe_for_other_llm_families(family, tiny_cache, prefixe
     assert one == sixteen
 
 
-def test_registry_lists_the_six_approaches_in_table_order():
-    assert list(APPROACHES) == ["direct", "fine_tuned", "naive", "soft_prompt", "from_scratch", "tall"]
-    assert [cls.display_name for cls in APPROACHES.values()] == [
-        "Direct", "Fine-tuned", "Naive", "Soft prompt", "From scratch", "TALL"
+def test_registry_lists_the_approaches_in_table_order():
+    assert list(APPROACHES) == [
+        "direct", "fine_tuned", "naive", "naive_forced", "soft_prompt", "from_scratch", "tall"
     ]  # fmt: skip
+    assert [cls.display_name for cls in APPROACHES.values()] == [
+        "Direct", "Fine-tuned", "Naive", "Naive, LR prefix forced", "Soft prompt", "From scratch", "TALL"
+    ]  # fmt: skip
+
+
+def test_forced_prefix_naive_decodes_after_the_lr_prefix(context, prefixes, monkeypatch):
+    """The back-translation's decoder starts with its start token and the LR prefix's tokens, and the word after
+    the prefix is the prediction: whatever the HR sentence says, the prefix stays as given."""
+    approach = APPROACHES["naive_forced"].from_context(context)
+    model, tokenizer = context.hr_lr_translator
+    calls = []
+    generate = model.generate
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["decoder_input_ids"])
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", recording)
+    completed = [f"x{i}" for i in range(6)]
+    words = approach.back_translated_words(prefixes[:6], completed, batch_size=4)
+    assert len(words) == 6 and all(len(word.split()) <= 1 for word in words)
+    forced = {tuple(row.tolist()) for call in calls for row in call}
+    start = model.generation_config.decoder_start_token_id
+    expected = tokenizer(text_target=prefixes[:6], add_special_tokens=False)["input_ids"]
+    assert forced == {(start, *ids) for ids in expected}
+    assert approach.back_translated_words(prefixes[:6], completed, batch_size=1) == words  # padding changes nothing
 
 
 @pytest.mark.parametrize("name", list(APPROACHES))
@@ -246,6 +297,7 @@ def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixe
     one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
     assert len(set(one)) > 3
     assert one == sixteen
+
     # Unpadded, the approach generates exactly what PEFT's own `generate` does. Uncached: with transformers >= 5.24
     # (which renamed `past_key_values` to `cache`), PEFT 0.21's cached prompt-tuning path puts the prompt in again at
     # every step after the first, and its words differ from the uncached ones.

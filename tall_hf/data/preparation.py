@@ -9,6 +9,7 @@ file, so preparing the same data again, or resuming a killed preparation, never 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections import Counter
@@ -25,6 +26,7 @@ from transformers import AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedToken
 from transformers.utils import logging
 
 from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
+from ..utils.folders import hold_lock
 from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase, phase_progress
 from ..utils.text import normalize_text
@@ -38,6 +40,10 @@ DataSource = str | os.PathLike | Iterable[str] | Dataset
 TranslatorSpec = str | os.PathLike | PreTrainedModel
 FILTER_REASONS = ("empty", "too_short", "too_long", "duplicate")
 _PREPARATION_VERSION = 2
+
+
+class NoSentenceLeftError(ValueError):
+    """Every line of the input was filtered out (empty, too short, too long or a duplicate)."""
 
 
 @dataclass
@@ -225,17 +231,28 @@ def translate_shards(
                 desc=f"Translating shard {index + 1}/{args.num_shards}",
                 **kwargs,
             )
-            try:
-                shards.append(translate_shard())
-            except (OSError, pyarrow.ArrowException) as error:
-                if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
-                    raise
-                logger.warning(
-                    f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+            # Another run translating the same shard into the same cache is waited for, then its file is read.
+            lock = (
+                hold_lock(
+                    cache_dir / f"translation-{shard_fingerprint}.lock",
+                    f"The translation cache of shard {index}",
+                    wait=True,
                 )
-                os.remove(kwargs["cache_file_name"])
-                cached -= 1
-                shards.append(translate_shard())
+                if kwargs
+                else contextlib.nullcontext()
+            )
+            with lock:
+                try:
+                    shards.append(translate_shard())
+                except (OSError, pyarrow.ArrowException) as error:
+                    if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
+                        raise
+                    logger.warning(
+                        f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+                    )
+                    os.remove(kwargs["cache_file_name"])
+                    cached -= 1
+                    shards.append(translate_shard())
     logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 
@@ -269,7 +286,13 @@ def prepare_tall_dataset(
     cleaned = clean_sentences(read_texts(data, args.text_column), args)
     _log_counts(len(cleaned.sentences), cleaned.filtered)
     if not cleaned.sentences:
-        raise ValueError("No sentence left after filtering; see the counts logged above.")
+        counts = ", ".join(
+            f"{reason}: {cleaned.filtered[reason]}" for reason in FILTER_REASONS if cleaned.filtered[reason]
+        )
+        raise NoSentenceLeftError(
+            f"No sentence left after filtering ({counts or 'no lines'}; sentences of {args.min_words}-{args.max_words} "
+            "words are kept, see --min_words and --max_words)."
+        )
     if args.num_shards > len(cleaned.sentences):
         raise ValueError(f"num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
     processor.check_reads(cleaned.sentences[:1000])  # before translating: a wrong tokenizer fails in seconds

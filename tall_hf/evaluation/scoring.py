@@ -1,4 +1,5 @@
-"""The paper's scoring of last-word prediction: exact word match after punctuation removal, with bootstrap CIs."""
+"""The paper's scoring of last-word prediction: exact word match after punctuation removal, with bootstrap CIs (over
+sentences, or over training seeds and sentences together for a method trained several times)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class AccuracyEstimate:
     upper: float
     n: int
     confidence: float
+    seeds: int = 1
 
     def as_percent(self) -> str:
         """`"5.59 [4.10, 7.20]"`: accuracy and interval in percent, as in the paper's tables."""
@@ -55,3 +57,49 @@ def bootstrap_accuracy(
     tail = 100 * (1 - confidence) / 2
     lower, upper = np.percentile(resampled, [tail, 100 - tail])
     return AccuracyEstimate(float(outcomes.mean()), float(lower), float(upper), int(outcomes.size), confidence)
+
+
+def _as_runs(outcomes) -> np.ndarray:
+    """Outcomes as a `[runs, sentences]` float array (one run for a flat sequence)."""
+    runs = np.asarray(outcomes, dtype=float)
+    runs = runs[None, :] if runs.ndim == 1 else runs
+    if runs.ndim != 2 or runs.size == 0:
+        raise ValueError(f"Expected outcomes as [runs, sentences], non-empty; got shape {runs.shape}.")
+    return runs
+
+
+def bootstrap_runs(
+    outcomes, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of a `[runs, sentences]` array (e.g. training seeds x test sentences) with a two-level percentile
+    bootstrap interval: each resample draws the runs with replacement, then the sentences with replacement (the same
+    sentences for every run), so the interval holds the spread between training runs as well as the sampling of
+    test sentences. Returns `(mean, lower, upper)`."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}.")
+    runs = _as_runs(outcomes)
+    rng = np.random.default_rng(seed)
+    run_draws = rng.integers(0, runs.shape[0], size=(n_resamples, runs.shape[0]))
+    sentence_draws = rng.integers(0, runs.shape[1], size=(n_resamples, runs.shape[1]))
+    resampled = runs[run_draws[:, :, None], sentence_draws[:, None, :]].mean(axis=(1, 2))
+    tail = 100 * (1 - confidence) / 2
+    lower, upper = np.percentile(resampled, [tail, 100 - tail])
+    return float(runs.mean()), float(lower), float(upper)
+
+
+def bootstrap_seeded_accuracy(outcomes, *, confidence: float = 0.95, seed: int = 0) -> AccuracyEstimate:
+    """Accuracy of a method trained with several seeds (`outcomes[seed][sentence]`): the mean over seeds with an
+    interval over seeds and sentences together ([`bootstrap_runs`])."""
+    runs = _as_runs(outcomes)
+    mean, lower, upper = bootstrap_runs(runs, confidence=confidence, seed=seed)
+    return AccuracyEstimate(mean, lower, upper, int(runs.shape[1]), confidence, seeds=int(runs.shape[0]))
+
+
+def bootstrap_seeded_difference(outcomes, baseline, *, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Accuracy of `outcomes` minus `baseline` (both `[seeds, sentences]`, paired by seed index and sentence), with
+    the interval of [`bootstrap_runs`]: `{"difference", "ci_lower", "ci_upper", "seeds"}` (fractions)."""
+    first, second = _as_runs(outcomes), _as_runs(baseline)
+    if first.shape != second.shape:
+        raise ValueError(f"A paired difference needs outcomes of one shape: {first.shape} vs {second.shape}.")
+    difference, lower, upper = bootstrap_runs(first - second, confidence=confidence, seed=seed)
+    return {"difference": difference, "ci_lower": lower, "ci_upper": upper, "seeds": int(first.shape[0])}

@@ -1,7 +1,9 @@
 """Zero-shot classification with the bridge, as in the fusion paper: the encoder reads the input in any language, and
 the frozen LLM either writes the label (greedy generation, exact match: the paper's scoring) or has each label word
 scored by its log-likelihood after the soft prompt. Accuracy per language with bootstrap confidence intervals, and one
-table (Markdown + JSON) for several fusion methods.
+table (Markdown + JSON) for several fusion methods, each possibly trained with several seeds: its rows are means over
+the seeds with intervals over seeds and sentences together, and a fusion is called better or worse than `last` only
+when at least `MIN_VERDICT_SEEDS` seeds stand behind it and that interval excludes zero.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .scoring import AccuracyEstimate, bootstrap_accuracy
+from .scoring import AccuracyEstimate, bootstrap_accuracy, bootstrap_seeded_accuracy, bootstrap_seeded_difference
 
 XNLI_TEMPLATE = "{premise} Question: {hypothesis} True, False or Neither? Answer:"
 XNLI_LABEL_WORDS = ("True", "Neither", "False")
@@ -29,6 +31,10 @@ SCORING_METHODS = ("generation", "log_likelihood")
 
 NO_LABEL = -1
 """The prediction of a generation that is none of the label words."""
+
+MIN_VERDICT_SEEDS = 3
+"""Training seeds a comparison needs before the report calls one method better or worse than another: with fewer, the
+spread between training runs (which can exceed the difference between methods) is not measured."""
 
 
 @dataclass
@@ -207,52 +213,87 @@ def chance_accuracy(labels: Sequence[int]) -> float:
 class ZeroShotReport:
     """One table of zero-shot results: a row per (fusion method, scoring method, language), with the chance level.
 
-    `results` maps `(fusion, scoring method)` to a [`ZeroShotResult`]; `languages` may name each language's role
-    (e.g. `{"hr": "HR (in-language)", "lr": "LR (zero-shot)"}`) for the Markdown table."""
+    `results` maps `(fusion, scoring method)` to a [`ZeroShotResult`], or to a list of them, one per training seed
+    (the same test rows in the same order). `languages` may name each language's role (e.g.
+    `{"hr": "HR (in-language)", "lr": "LR (zero-shot)"}`) for the Markdown table."""
 
-    results: dict[tuple[str, str], ZeroShotResult]
+    results: dict[tuple[str, str], ZeroShotResult | list[ZeroShotResult]]
     chance: float
     title: str = "Zero-shot classification"
     languages: dict[str, str] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def runs(self, key: tuple[str, str]) -> list[ZeroShotResult]:
+        """The results of `(fusion, scoring method)`, one per training seed."""
+        value = self.results[key]
+        return list(value) if isinstance(value, list | tuple) else [value]
+
+    def outcomes(self, key: tuple[str, str], language: str) -> list[list[bool]]:
+        """`[seed][sentence]`: whether each run classified each test row of `language` right."""
+        return [run.correct[language] for run in self.runs(key)]
+
+    def estimate(self, key: tuple[str, str], language: str) -> AccuracyEstimate:
+        """A single run's own sentence-bootstrap estimate; for several seeds, the mean over seeds with an interval
+        over seeds and sentences together."""
+        runs = self.runs(key)
+        if len(runs) == 1:
+            return runs[0].estimates[language]
+        confidence = runs[0].estimates[language].confidence
+        return bootstrap_seeded_accuracy(self.outcomes(key, language), confidence=confidence)
+
+    def languages_of(self, key: tuple[str, str]) -> list[str]:
+        return list(self.runs(key)[0].estimates)
+
     def rows(self) -> list[dict]:
-        """Flat rows, accuracies and interval bounds in percent."""
-        return [
-            {
-                "fusion": fusion,
-                "scoring": method,
-                "language": language,
-                "accuracy": round(100 * estimate.accuracy, 4),
-                "ci_lower": round(100 * estimate.lower, 4),
-                "ci_upper": round(100 * estimate.upper, 4),
-                "n": estimate.n,
-            }
-            for (fusion, method), result in self.results.items()
-            for language, estimate in result.estimates.items()
-        ]
+        """Flat rows, accuracies and interval bounds in percent, with the seeds behind each and their accuracies."""
+        rows = []
+        for key in self.results:
+            for language in self.languages_of(key):
+                estimate = self.estimate(key, language)
+                rows.append(
+                    {
+                        "fusion": key[0],
+                        "scoring": key[1],
+                        "language": language,
+                        "accuracy": round(100 * estimate.accuracy, 4),
+                        "ci_lower": round(100 * estimate.lower, 4),
+                        "ci_upper": round(100 * estimate.upper, 4),
+                        "n": estimate.n,
+                        "seeds": len(self.runs(key)),
+                        "per_seed": [round(100 * run.estimates[language].accuracy, 4) for run in self.runs(key)],
+                    }
+                )
+        return rows
 
     def comparisons(self, baseline: str = "last") -> list[dict]:
         """Each other fusion against `baseline`, per scoring method and language: the accuracy difference in points
-        with a paired bootstrap interval, and the verdict (`better` / `worse` when the interval excludes zero)."""
+        (paired by seed and test row) with an interval over seeds and sentences, and the verdict: `better` / `worse`
+        when at least `MIN_VERDICT_SEEDS` seeds stand behind both and the interval excludes zero."""
         rows = []
-        for (fusion, method), result in self.results.items():
-            reference = self.results.get((baseline, method))
-            if fusion == baseline or reference is None:
+        for fusion, method in self.results:
+            if fusion == baseline or (baseline, method) not in self.results:
                 continue
-            for language, hits in result.correct.items():
-                if language not in reference.correct:
+            for language in self.languages_of((fusion, method)):
+                if language not in self.languages_of((baseline, method)):
                     continue
-                estimate = result.estimates[language]
-                difference = bootstrap_difference(hits, reference.correct[language], confidence=estimate.confidence)
-                verdict = (
-                    "better"
-                    if difference["ci_lower"] > 0
-                    else "worse"
-                    if difference["ci_upper"] < 0
-                    else "no clear difference"
-                )
+                ours, theirs = self.outcomes((fusion, method), language), self.outcomes((baseline, method), language)
+                if len(ours) != len(theirs):
+                    raise ValueError(
+                        f"{fusion} has {len(ours)} training seeds and {baseline} {len(theirs)}: a paired comparison "
+                        "needs the same seeds."
+                    )
+                confidence = self.runs((fusion, method))[0].estimates[language].confidence
+                difference = bootstrap_seeded_difference(ours, theirs, confidence=confidence)
+                if difference["seeds"] < MIN_VERDICT_SEEDS:
+                    verdict = f"no verdict ({difference['seeds']} seed(s); {MIN_VERDICT_SEEDS} needed)"
+                elif difference["ci_lower"] > 0:
+                    verdict = "better"
+                elif difference["ci_upper"] < 0:
+                    verdict = "worse"
+                else:
+                    verdict = "no clear difference"
+                seeds = difference.pop("seeds")
                 rows.append(
                     {
                         "fusion": fusion,
@@ -260,6 +301,7 @@ class ZeroShotReport:
                         "scoring": method,
                         "language": language,
                         **{key: round(100 * value, 4) for key, value in difference.items()},
+                        "seeds": seeds,
                         "verdict": verdict,
                     }
                 )
@@ -268,27 +310,33 @@ class ZeroShotReport:
     def to_markdown(self) -> str:
         """A row per fusion method and scoring, a column per language: accuracy % [95% CI]; then each fusion against
         `last` (difference in points, paired bootstrap interval)."""
-        languages = list(dict.fromkeys(language for r in self.results.values() for language in r.estimates))
-        confidence = next(iter(next(iter(self.results.values())).estimates.values())).confidence
-        header = ["fusion", "scoring", *(self.languages.get(language, language) for language in languages)]
+        languages = list(dict.fromkeys(language for key in self.results for language in self.languages_of(key)))
+        first = next(iter(self.results))
+        confidence = self.runs(first)[0].estimates[self.languages_of(first)[0]].confidence
+        header = ["fusion", "scoring", "seeds", *(self.languages.get(language, language) for language in languages)]
         lines = [
-            f"{self.title}: accuracy (%) with {100 * confidence:.0f}% bootstrap confidence intervals; "
-            f"chance (the most frequent label) {100 * self.chance:.2f}%.",
+            f"{self.title}: accuracy (%), the mean over training seeds, with {100 * confidence:.0f}% bootstrap "
+            f"confidence intervals (over seeds and test sentences); chance (the most frequent label) "
+            f"{100 * self.chance:.2f}%.",
             "",
             "| " + " | ".join(header) + " |",
             "| " + " | ".join(["---"] * len(header)) + " |",
         ]
-        for (fusion, method), result in self.results.items():
-            cells = [result.estimates[lang].as_percent() if lang in result.estimates else "" for lang in languages]
-            lines.append("| " + " | ".join([fusion, method, *cells]) + " |")
+        for key in self.results:
+            present = self.languages_of(key)
+            cells = [self.estimate(key, lang).as_percent() if lang in present else "" for lang in languages]
+            lines.append("| " + " | ".join([*key, str(len(self.runs(key))), *cells]) + " |")
         comparisons = self.comparisons()
         if comparisons:
-            lines += ["", "| fusion vs last | scoring | language | difference (points) [CI] | verdict |"]
-            lines.append("| --- | --- | --- | --- | --- |")
+            lines += ["", "| fusion vs last | scoring | language | seeds | difference (points) [CI] | verdict |"]
+            lines.append("| --- | --- | --- | --- | --- | --- |")
             for row in comparisons:
                 language = self.languages.get(row["language"], row["language"])
                 interval = f"{row['difference']:+.2f} [{row['ci_lower']:+.2f}, {row['ci_upper']:+.2f}]"
-                lines.append(f"| {row['fusion']} | {row['scoring']} | {language} | {interval} | {row['verdict']} |")
+                lines.append(
+                    f"| {row['fusion']} | {row['scoring']} | {language} | {row['seeds']} | {interval} | "
+                    f"{row['verdict']} |"
+                )
         lines.extend(["", *self.notes] if self.notes else [])
         return "\n".join(lines) + "\n"
 
@@ -317,6 +365,7 @@ class ZeroShotReport:
 
 
 __all__ = [
+    "MIN_VERDICT_SEEDS",
     "NO_LABEL",
     "SCORING_METHODS",
     "XNLI_LABEL_WORDS",

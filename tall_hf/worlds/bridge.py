@@ -5,7 +5,12 @@ Built from the TALL world's pieces: generated Hebrew sentences (LR) and their le
 with `Trainer` on HR text only, and
 
 - a **bilingual encoder**: the encoder of a Marian model trained on LR->HR translation and HR->HR copying, with one
-  sentencepiece model over both scripts on its source side, so that it reads both languages;
+  sentencepiece model over both scripts on its source side, so that it reads both languages. With
+  `encoder="premise"` (the default) the fusion paper's premise is built in: the translation encoder has the lower
+  layers, and `specialised_layers` new layers stacked on it are trained on in-script copying (LR->LR, HR->HR) with
+  everything below frozen, an objective that rewards telling the scripts apart; so the cross-lingual content is
+  known to sit in the middle (the translation encoder's output) and the top layers are language-specific. A per-layer linear probe of the label (fit on HR, read on HR and LR) records where the
+  shared content sits (`bridge_world.json` `encoder.probe`). `encoder="translation"` stops after the first stage;
 - a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
   city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
   out. The test sentences are held out of every training text and come in both forms, balanced over the labels
@@ -22,7 +27,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from datasets import Dataset
+from transformers import (
+    DataCollatorForSeq2Seq,
+    MarianConfig,
+    MarianMTModel,
+    MarianTokenizer,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    set_seed,
+)
 from transformers.utils import logging
 
 from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
@@ -30,11 +45,12 @@ from .build import component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
+from .scratch import scratch_training_arguments
 from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-BRIDGE_WORLD_BUILD_VERSION = 4
+BRIDGE_WORLD_BUILD_VERSION = 5  # 5: the premise encoder (layers stacked and trained on in-script copying), probes
 BRIDGE_WORLD_FILE = "bridge_world.json"
 # topic -> the words that make a sentence of that topic.
 TOPIC_WORDS: dict[str, frozenset[str]] = {
@@ -49,6 +65,7 @@ sentences: the label the bridge is trained to write, in the HR script after a sp
 A frozen LM writes such a word readily, and then its end-of-sentence token, which greedy generation + exact match
 needs; a word it met only mid-sentence it follows with more words."""
 LANGUAGES = ("hr", "lr")
+ENCODER_KINDS = ("premise", "translation")
 
 
 def sentence_topic(sentence: str) -> int | None:
@@ -70,6 +87,8 @@ class BridgeWorldSettings:
     max_length: int = 128
     encoder_size: dict = field(default_factory=lambda: marian_size(128, encoder_layers=4))
     encoder_training: dict = field(default_factory=lambda: component_training(max_steps=800, learning_rate=3e-3))
+    specialised_layers: int = 2
+    specialising_training: dict = field(default_factory=lambda: component_training(max_steps=400, learning_rate=3e-3))
     llm_size: dict = field(default_factory=lambda: {"width": 64, "ffn": 192, "layers": 2, "heads": 4})
     llm_training: dict = field(
         default_factory=lambda: component_training(num_train_epochs=1, learning_rate=3e-3, warmup_steps=30)
@@ -96,6 +115,8 @@ BRIDGE_PRESETS: dict[str, BridgeWorldSettings] = {
             "dropout": 0.0,
         },
         encoder_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
+        specialised_layers=1,
+        specialising_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
         llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
         llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
     ),
@@ -149,22 +170,26 @@ def build_bridge_world(
     *,
     preset: str = "default",
     llm: str = "qwen2",
+    encoder: str = "premise",
     seed: int = 0,
     settings: BridgeWorldSettings | None = None,
 ) -> BridgeWorld:
     """Build (or reuse) the bridge world under `directory`: deterministic for `seed`, keyed by a hash of the settings
-    and the build version, written to a temporary folder moved into place when complete."""
+    and the build version, written to a temporary folder moved into place when complete. `encoder` is `"premise"`
+    (layers stacked on a translation encoder, trained on in-script copying) or `"translation"` (the translation encoder as it is)."""
     check_tiny_llm(llm)
+    if encoder not in ENCODER_KINDS:
+        raise ValueError(f"Unknown bridge world encoder {encoder!r}; choose one of {ENCODER_KINDS}.")
     if settings is None:
         if preset not in BRIDGE_PRESETS:
             raise ValueError(f"Unknown bridge world preset {preset!r}; choose one of {sorted(BRIDGE_PRESETS)}.")
         settings = BRIDGE_PRESETS[preset]
-    description = [BRIDGE_WORLD_BUILD_VERSION, llm, seed, dataclasses.asdict(settings)]
+    description = [BRIDGE_WORLD_BUILD_VERSION, llm, encoder, seed, dataclasses.asdict(settings)]
 
     def write(staging: Path) -> None:
-        _write_bridge_world(staging, settings, llm, seed)
+        _write_bridge_world(staging, settings, llm, encoder, seed)
 
-    return BridgeWorld(build_once(directory, f"bridge-world-{llm}", description, write, seed))
+    return BridgeWorld(build_once(directory, f"bridge-world-{llm}-{encoder}", description, write, seed))
 
 
 def _balanced_split(sentences: list[str], per_label: int) -> tuple[list[tuple[str, int]], set[int]]:
@@ -181,7 +206,7 @@ def _balanced_split(sentences: list[str], per_label: int) -> tuple[list[tuple[st
     return taken, picked
 
 
-def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, seed: int) -> None:
+def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, encoder: str, seed: int) -> None:
     start = time.perf_counter()
     sentences = list(dict.fromkeys(HebrewSentenceGenerator(seed).generate(settings.generated_sentences)))
     random.Random(seed).shuffle(sentences)
@@ -219,12 +244,20 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     tokenizer = write_marian_tokenizer(
         staging / "encoder", source_spm, target_spm, _marian_vocab([source_spm, target_spm]), settings.max_length
     )
+    translation_layers = settings.encoder_size["encoder_layers"]
+    if encoder == "premise":
+        translation_layers -= settings.specialised_layers
+        if translation_layers < 1:
+            raise ValueError(
+                f"specialised_layers={settings.specialised_layers} leaves no translation layer of "
+                f"{settings.encoder_size['encoder_layers']}."
+            )
     model = train_translator(
         staging / "encoder",
         tokenizer,
         rest + hr_rest,
         hr_rest + hr_rest,
-        architecture=settings.encoder_size,
+        architecture={**settings.encoder_size, "encoder_layers": translation_layers},
         training=settings.encoder_training,
         max_length=settings.max_length,
         positions=settings.max_length,
@@ -239,8 +272,29 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
         "encoder_parameters": model.get_encoder().num_parameters(),
         "encoder_layers": model.config.encoder_layers,
         "vocab_size": model.config.vocab_size,
+        "kind": encoder,
     }
     logger.info(f"Bridge world: encoder-decoder exact LR->HR rate {encoder_facts['exact_lr_to_hr_rate']:.3f}.")
+    if encoder == "premise":
+        logger.info(f"Bridge world: {settings.specialised_layers} encoder layers stacked and trained on copying.")
+        model = stack_specialised_layers(
+            staging / "encoder",
+            model,
+            tokenizer,
+            rest + hr_rest,
+            layers=settings.specialised_layers,
+            training=settings.specialising_training,
+            max_length=settings.max_length,
+            seed=seed + 3,
+        )
+        encoder_facts.update(
+            specialised_layers=settings.specialised_layers,
+            translation_layers=translation_layers,
+            encoder_layers=model.config.encoder_layers,
+            parameters=model.num_parameters(),
+            encoder_parameters=model.get_encoder().num_parameters(),
+        )
+    encoder_facts["probe"] = layer_probe(model.get_encoder(), tokenizer, rows["train"], rows["test"])
 
     logger.info(f"Bridge world: training the {llm} LLM on {len(hr_rest)} HR sentences.")
     llm_model = train_llm(
@@ -276,8 +330,105 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     logger.info(f"Bridge world built in {facts['build_seconds']} s.")
 
 
+def stack_specialised_layers(
+    folder: Path,
+    model: MarianMTModel,
+    tokenizer: MarianTokenizer,
+    texts: list[str],
+    *,
+    layers: int,
+    training: dict,
+    max_length: int,
+    seed: int,
+) -> MarianMTModel:
+    """Stack `layers` new encoder layers on the translation encoder of `model` and train them (with the decoder) on
+    copying each text in its own script, everything below frozen; save the grown model to `folder`. The targets are
+    the source side's own pieces (the shared vocabulary holds both scripts), so the new top layers must keep the
+    scripts apart, while the layer below them stays the translation encoder's output, where the two languages meet."""
+    if layers < 1:
+        raise ValueError(f"specialised_layers must be at least 1, got {layers}.")
+    config = model.config.to_dict()
+    config["encoder_layers"] += layers
+    set_seed(seed)
+    grown = MarianMTModel(MarianConfig(**config))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    new_prefix = [
+        f"model.encoder.layers.{index}." for index in range(model.config.encoder_layers, config["encoder_layers"])
+    ]
+    if unexpected or any(not name.startswith(tuple(new_prefix)) for name in missing):
+        raise RuntimeError(f"Growing the encoder lost weights: missing {missing}, unexpected {unexpected}.")
+    grown.generation_config = model.generation_config
+    for parameter in grown.parameters():
+        parameter.requires_grad_(False)
+    for module in (*grown.get_encoder().layers[-layers:], grown.get_decoder()):
+        for name, parameter in module.named_parameters():
+            parameter.requires_grad_("embed" not in name)
+
+    def tokenize(batch: dict[str, list[str]]) -> dict:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        return {**encoded, "labels": encoded["input_ids"]}
+
+    dataset = Dataset.from_dict({"text": texts}).map(tokenize, batched=True, remove_columns=["text"])
+    with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
+        Seq2SeqTrainer(
+            model=grown,
+            args=args,
+            train_dataset=dataset,
+            data_collator=DataCollatorForSeq2Seq(tokenizer, model=grown),
+            processing_class=tokenizer,
+        ).train()
+    for parameter in grown.parameters():
+        parameter.requires_grad_(True)
+    grown.eval()
+    grown.save_pretrained(folder)
+    return grown
+
+
+@torch.no_grad()
+def layer_probe(encoder, tokenizer, train_rows: list[dict], test_rows: list[dict], ridge: float = 1.0) -> dict:
+    """Per encoder layer (1 = the first transformer layer), a linear probe of the label: a ridge classifier on the
+    mean of the layer's states over each HR training sentence, read on the HR and LR test sentences. Accuracy per
+    layer and language (`{"hr": [...], "lr": [...]}`): where the LR accuracy stays near the HR one, the layer's
+    content is shared by the two languages."""
+
+    def features(texts: list[str]) -> list[torch.Tensor]:
+        per_layer = None
+        for start in range(0, len(texts), 64):
+            batch = tokenizer(texts[start : start + 64], return_tensors="pt", padding=True, truncation=True)
+            states = encoder(**batch, output_hidden_states=True).hidden_states[1:]
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = [(layer * mask).sum(1) / mask.sum(1) for layer in states]
+            per_layer = pooled if per_layer is None else [torch.cat(p) for p in zip(per_layer, pooled, strict=True)]
+        return [layer.double() for layer in per_layer]
+
+    labels = torch.tensor([row["label"] for row in train_rows])
+    targets = torch.nn.functional.one_hot(labels).double()
+    train = features([row["text"] for row in train_rows])
+    probe: dict[str, list[float]] = {language: [] for language in LANGUAGES}
+    tests = {
+        language: (
+            features([row["text"] for row in test_rows if row["language"] == language]),
+            torch.tensor([row["label"] for row in test_rows if row["language"] == language]),
+        )
+        for language in LANGUAGES
+    }
+    for layer, states in enumerate(train):
+        mean, scale = states.mean(0), states.std(0) + 1e-6
+        inputs = torch.cat([(states - mean) / scale, torch.ones(len(states), 1, dtype=states.dtype)], dim=1)
+        weights = torch.linalg.solve(
+            inputs.T @ inputs + ridge * torch.eye(inputs.shape[1], dtype=states.dtype), inputs.T @ targets
+        )
+        for language, (test_states, test_labels) in tests.items():
+            test_inputs = (test_states[layer] - mean) / scale
+            test_inputs = torch.cat([test_inputs, torch.ones(len(test_inputs), 1, dtype=states.dtype)], dim=1)
+            accuracy = (test_inputs @ weights).argmax(-1).eq(test_labels).double().mean().item()
+            probe[language].append(round(accuracy, 4))
+    return probe
+
+
 __all__ = [
     "BRIDGE_PRESETS",
+    "ENCODER_KINDS",
     "BridgeWorld",
     "BridgeWorldSettings",
     "LABEL_WORDS",
