@@ -17,6 +17,7 @@ def test_demo_then_predict(tmp_path, capsys, monkeypatch, request, setup, expect
     output = tmp_path / "demo"
     if "--world_preset" in setup:  # the session's test world (the `test_world` fixture), built once
         setup = [*setup, "--world_dir", str(request.getfixturevalue("test_world").path.parent)]
+        capsys.readouterr()  # what building it through the Python API printed (when this test builds it first)
     assert main(["demo", "--output-dir", str(output), *setup, "--tall_steps", "6", "--baseline_steps", "2"]) == 0
     captured = capsys.readouterr()
     printed = captured.out
