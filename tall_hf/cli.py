@@ -154,12 +154,12 @@ def demo(argv: list[str]) -> int:
 
     (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
     report = run_demo(args)
-    print(report.to_markdown())
-    print(f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
-    print(
+    logger.info(
+        f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall\n"
         f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
+        f"{REAL_MODELS_HINT}"
     )
-    print(REAL_MODELS_HINT)
+    print(report.to_markdown())  # last: the table is what standard output ends with
     return 0
 
 

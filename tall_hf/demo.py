@@ -255,7 +255,10 @@ def world_note(world: World) -> str:
         f"held-out sentences: LR->HR {rates['lr_hr']:.1f}%, HR->LR {rates['hr_lr']:.1f}%. The HR ceiling row is "
         "the LLM on the HR form of the same test sentences: what an approach that passes through this LLM can reach. "
         "All models are small and trained in minutes on CPU: the figures say how the approaches compare on this "
-        "world, not how they compare on real languages and checkpoints."
+        "world, not how they compare on real languages and checkpoints. The world was built on this machine with "
+        f"{facts['torch_threads']} torch threads (torch {facts['versions']['torch']}, transformers "
+        f"{facts['versions']['transformers']}): another machine or thread count builds other weights, so read each "
+        "row against this table's own HR ceiling."
     )
 
 

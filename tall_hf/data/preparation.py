@@ -28,6 +28,7 @@ from transformers.utils import logging
 from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
 from ..utils.folders import hold_lock
 from ..utils.hub import load_pretrained
+from ..utils.progress import advance_phase, phase_progress
 from ..utils.text import normalize_text
 from .fingerprint import component_fingerprint
 from .text_files import read_text_lines
@@ -187,6 +188,7 @@ class _LazyTranslator:
             max_batch_tokens=self.args.translation_max_tokens,
             num_beams=self.args.num_beams,
             max_new_tokens=self.args.max_new_tokens,
+            advance_progress=True,
         )
         return {"translation": translations}
 
@@ -207,46 +209,50 @@ def translate_shards(
     cache_dir.mkdir(parents=True, exist_ok=True)
     indices = list(range(args.num_shards) if shard_indices is None else shard_indices)
     shards, cached = [], 0
-    for index in indices:
-        shard = cleaned.shard(args.num_shards, index, contiguous=True)
-        kwargs = {}
-        if fingerprint is not None:
-            shard_fingerprint = f"{fingerprint}-{index:05d}of{args.num_shards:05d}"
-            kwargs = {
-                "new_fingerprint": shard_fingerprint,
-                "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
-            }
-            cached += os.path.exists(kwargs["cache_file_name"])
-        translate_shard = functools.partial(
-            shard.map,
-            translator,
-            batched=True,
-            batch_size=args.translation_window,
-            desc=f"Translating shard {index + 1}/{args.num_shards}",
-            **kwargs,
-        )
-        # Another run translating the same shard into the same cache is waited for, then its file is read.
-        lock = (
-            hold_lock(
-                cache_dir / f"translation-{shard_fingerprint}.lock",
-                f"The translation cache of shard {index}",
-                wait=True,
+    sizes = [len(cleaned.shard(args.num_shards, index, contiguous=True)) for index in indices]
+    with phase_progress(f"Translating {sum(sizes)} sentences", sum(sizes)):
+        for index, size in zip(indices, sizes, strict=True):
+            shard = cleaned.shard(args.num_shards, index, contiguous=True)
+            kwargs = {}
+            if fingerprint is not None:
+                shard_fingerprint = f"{fingerprint}-{index:05d}of{args.num_shards:05d}"
+                kwargs = {
+                    "new_fingerprint": shard_fingerprint,
+                    "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
+                }
+                if os.path.exists(kwargs["cache_file_name"]):
+                    cached += 1
+                    advance_phase(size)
+            translate_shard = functools.partial(
+                shard.map,
+                translator,
+                batched=True,
+                batch_size=args.translation_window,
+                desc=f"Translating shard {index + 1}/{args.num_shards}",
+                **kwargs,
             )
-            if kwargs
-            else contextlib.nullcontext()
-        )
-        with lock:
-            try:
-                shards.append(translate_shard())
-            except (OSError, pyarrow.ArrowException) as error:
-                if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
-                    raise
-                logger.warning(
-                    f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+            # Another run translating the same shard into the same cache is waited for, then its file is read.
+            lock = (
+                hold_lock(
+                    cache_dir / f"translation-{shard_fingerprint}.lock",
+                    f"The translation cache of shard {index}",
+                    wait=True,
                 )
-                os.remove(kwargs["cache_file_name"])
-                cached -= 1
-                shards.append(translate_shard())
+                if kwargs
+                else contextlib.nullcontext()
+            )
+            with lock:
+                try:
+                    shards.append(translate_shard())
+                except (OSError, pyarrow.ArrowException) as error:
+                    if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
+                        raise
+                    logger.warning(
+                        f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+                    )
+                    os.remove(kwargs["cache_file_name"])
+                    cached -= 1
+                    shards.append(translate_shard())
     logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 

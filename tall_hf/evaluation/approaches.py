@@ -43,6 +43,7 @@ from ..models.tall import TallForCausalLM, TallProcessor
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
 from ..utils.hub import load_pretrained
+from ..utils.progress import advance_phase
 from ..utils.text import words
 from . import training_recipes
 
@@ -153,7 +154,7 @@ class ApproachContext:
     def translate_to_hr(self, texts: list[str], batch_size: int = 16) -> list[str]:
         """HR translations of LR `texts` with the LR->HR translator (its own generation settings)."""
         model, tokenizer = self.lr_hr_translator
-        return translate(texts, model, tokenizer, batch_size=batch_size)
+        return translate(texts, model, tokenizer, batch_size=batch_size, advance_progress=True)
 
     def _translator(self, name_or_path: str, role: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         model = load_pretrained(AutoModelForSeq2SeqLM, name_or_path, role=role).to(self.device).eval()
@@ -264,6 +265,7 @@ class CausalLMApproach(LastWordApproach):
             )
             for row, text in zip(rows, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
                 outputs[row] = text
+            advance_phase(len(rows))
         if self.unreadable or self.truncated:
             logger.warning(
                 f"{self.display_name}: of {len(texts)} texts, {self.unreadable} have no tokens for the LLM's tokenizer "

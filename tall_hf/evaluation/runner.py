@@ -20,6 +20,7 @@ from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
 from ..training.recipes import recipe_field
 from ..utils.folders import lock_output_folder
+from ..utils.progress import phase_progress
 from ..utils.text import words
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (
@@ -161,9 +162,9 @@ def _run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: 
             approach_results = []
             for dataset, examples in test_sets.items():
                 if approach.uses_translation and dataset not in translations:
-                    logger.info(f"Translating the {len(examples)} prefixes of {dataset} to HR.")
                     prefixes = [example.prefix for example in examples]
-                    translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
+                    with phase_progress(f"Translating the {len(examples)} prefixes of {dataset} to HR", len(prefixes)):
+                        translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
                 logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
                 approach_results.append(
                     evaluate_approach(
@@ -223,7 +224,8 @@ def evaluate_approach(
     (HR translations of the prefixes) are handed to approaches that use them, `generation` to `predict`."""
     prefixes = [example.prefix for example in examples]
     used = translations if approach.uses_translation else None
-    predictions = approach.predict(prefixes, translations=used, **generation)
+    with phase_progress(f"Evaluating {approach.display_name} on {dataset}", len(prefixes)):
+        predictions = approach.predict(prefixes, translations=used, **generation)
     if len(predictions) != len(examples):
         raise RuntimeError(
             f"The {approach.name} approach returned {len(predictions)} predictions for {len(examples)} prefixes."

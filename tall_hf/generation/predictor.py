@@ -26,6 +26,7 @@ from transformers.utils import logging
 
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.hub import load_pretrained
+from ..utils.progress import advance_phase
 from ..utils.text import normalize_text, words
 from .word_boundary import PerRowSampler, WordBoundaryCriteria, split_words, word_start_mask
 
@@ -267,6 +268,7 @@ class TallPredictor:
                 )
                 for index, ids in zip(rows, words, strict=True):
                     word_ids[index] = ids
+                advance_phase(len(rows))
         self.truncated = len(self._cut_rows)
         if self.truncated or self.unreadable:
             logger.warning(

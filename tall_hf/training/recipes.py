@@ -6,9 +6,10 @@ the evaluation's TALL (`with_recipe_defaults`) and the demo all read them from h
   random, the loss is taken at the last piece of the last word only; AdamW at 1e-4, cosine, 100 warm-up steps.
 - `fast` (the default): stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom
   transformer 2 as the HR->LR translator's encoder, the paper's last-token loss, a 10x higher learning rate with a
-  5% warm-up. On the default known-answer world it reached 14.00% [11.33, 16.67] (half the ceiling of 27.33) after
-  20 steps, where the paper's recipe had 0.67% [0.00, 1.33]; after 400 steps both are near half the ceiling
-  (15.67 and 14.67, CIs overlapping). See `benchmarks/recipes.py` and `benchmarks/README.md`.
+  5% warm-up.
+
+How the two (and variants between them) compare on a known-answer world: `benchmarks/recipes.py`, its figures in
+`benchmarks/README.md` ("Training recipes").
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ def hr_ceiling_result(
     """The world LLM on `hr_sentences`, as the Direct approach prompts it (`evaluation`: `evaluate_approach`'s
     options), as the `HR ceiling` row."""
     context = ApproachContext(**components, output_dir=scratch)
-    result = evaluate_approach(DirectApproach.from_context(context), make_examples(hr_sentences), **evaluation)
+    direct = DirectApproach.from_context(context)
+    direct.display_name = CEILING_DISPLAY  # names its progress bar
+    result = evaluate_approach(direct, make_examples(hr_sentences), **evaluation)
     return replace(result, approach=CEILING_NAME, display_name=CEILING_DISPLAY)
 
 

@@ -19,6 +19,7 @@ from transformers import (
 
 from ..data import translate
 from ..tiny.tall_components import marian_generation_config
+from ..utils.progress import show_phase
 from .scratch import scratch_training_arguments
 
 TRANSLATOR_ARCHITECTURE = {
@@ -81,13 +82,14 @@ def train_translator(
         tokenize, batched=True, remove_columns=["source", "target"]
     )
     with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
-        Seq2SeqTrainer(
+        trainer = Seq2SeqTrainer(
             model=model,
             args=args,
             train_dataset=dataset,
             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
             processing_class=tokenizer,
-        ).train()
+        )
+        show_phase(trainer, f"World: training the {folder.name} translator").train()
     model.generation_config = marian_generation_config(pad, max_length, num_beams=1)
     model.eval()
     model.save_pretrained(folder)
