@@ -2,8 +2,9 @@
 
 Builds (or reuses) a world (`tall_hf.worlds.build_world`), then trains TALL once per variant on the world's `train`
 split for the same number of steps and scores it on the `test` split with the evaluation's own approach and metric
-(`TallApproach`, `evaluate_approach`: greedy, bootstrap CI). Direct and Naive run once as reference points, and the
-world's ceiling (its LLM on the HR form of the test sentences) is printed beside them.
+(`TallApproach`, `evaluate_approach`: greedy, bootstrap CI). Direct, Naive and Naive with the LR prefix forced run once
+as reference points, and the world's ceiling (its LLM on the HR form of the test sentences) and pivot bound
+(`tall_hf.worlds.bounds`) are printed beside them.
 
     python benchmarks/recipes.py                                  # the default world, every variant
     python benchmarks/recipes.py --variants default paper --steps 400
@@ -27,7 +28,13 @@ from transformers import set_seed  # noqa: E402
 from transformers.utils import logging  # noqa: E402
 
 from tall_hf.data import PreparationArguments, prepare_tall_dataset  # noqa: E402
-from tall_hf.evaluation import ApproachContext, DirectApproach, NaiveApproach, TallApproach  # noqa: E402
+from tall_hf.evaluation import (  # noqa: E402
+    ApproachContext,
+    DirectApproach,
+    ForcedPrefixNaiveApproach,
+    NaiveApproach,
+    TallApproach,
+)
 from tall_hf.evaluation.runner import evaluate_approach  # noqa: E402
 from tall_hf.evaluation.task import make_examples  # noqa: E402
 from tall_hf.generation import TallPredictor  # noqa: E402
@@ -51,6 +58,7 @@ VARIANTS: dict[str, dict] = {
     "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
     "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
 }
+BASELINES = {"direct": DirectApproach, "naive": NaiveApproach, "naive_forced": ForcedPrefixNaiveApproach}
 # The variants measured in benchmarks/README.md (the others take longer than one demo's budget to compare).
 MEASURED = [name for name in VARIANTS if name != "default, lr 1e-4"]
 
@@ -64,7 +72,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=400, help="Training steps of every variant.")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--test_sentences", type=int, default=None, help="Score the first N test sentences only.")
-    parser.add_argument("--baselines", nargs="*", default=["direct", "naive"], help="Reference approaches to run.")
+    parser.add_argument(
+        "--baselines", nargs="*", default=list(BASELINES), help=f"Reference approaches to run: {', '.join(BASELINES)}."
+    )
+    parser.add_argument("--hr_language", default=None, help="HR language of the world (default: the preset's).")
+    parser.add_argument("--training_seed", type=int, default=None, help="Seed of the training runs (default: --seed).")
     parser.add_argument("--output_dir", default="benchmark-recipes", help="Trained variants and results.json.")
     parser.add_argument("--cache_dir", default=None, help="Prepared-data cache (default: OUTPUT_DIR/cache).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
@@ -82,7 +94,8 @@ def train_variant(
     training = {**recipe.training, **spec.get("training", {})}
     components = world.components
     processor = TallProcessor.from_components(**components, loss_mode=model_options["loss_mode"])
-    set_seed(args.seed)
+    seed = args.seed if args.training_seed is None else args.training_seed
+    set_seed(seed)
     model = TallForCausalLM.from_components(**components, **model_options)
     folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
     training_args = tall_training_arguments(
@@ -95,7 +108,7 @@ def train_variant(
         save_strategy="no",
         load_best_model_at_end=False,
         logging_steps=max(args.steps // 10, 1),
-        seed=args.seed,
+        seed=seed,
         use_cpu=True,
         disable_tqdm=True,
     )
@@ -114,7 +127,9 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     logging.set_verbosity_warning()
     output_dir = Path(args.output_dir)
-    world = build_world(args.world_dir, lr_text=args.lr_text, preset=args.preset, seed=args.seed)
+    world = build_world(
+        args.world_dir, lr_text=args.lr_text, preset=args.preset, seed=args.seed, hr_language=args.hr_language
+    )
     facts = world.facts
     ceiling = facts["ceiling"]
     examples = make_examples(world.sentences("test")[: args.test_sentences])
@@ -135,7 +150,7 @@ def main(argv: list[str]) -> int:
 
     rows = []
     for name in args.baselines:
-        approach = {"direct": DirectApproach, "naive": NaiveApproach}[name].from_context(context)
+        approach = BASELINES[name].from_context(context)
         start = time.perf_counter()
         result = evaluate_approach(approach, examples, translations=translations)
         rows.append({"variant": name, "estimate": result.estimate, "seconds": time.perf_counter() - start})
@@ -161,8 +176,15 @@ def main(argv: list[str]) -> int:
         print(f"| {row['variant']} | {row['estimate'].as_percent()} | {row['seconds']:.0f} | {loss} |")
     print(
         f"| HR ceiling (world LLM on HR text) | {100 * ceiling['accuracy']:.2f} [{100 * ceiling['ci_lower']:.2f}, "
-        f"{100 * ceiling['ci_upper']:.2f}] | | |\n"
+        f"{100 * ceiling['ci_upper']:.2f}] | | |"
     )
+    pivot = facts.get("pivot_bound")
+    if pivot:
+        print(
+            f"| pivot bound (LLM right on HR, gold HR sentence back to the gold LR word) | {100 * pivot['accuracy']:.2f} "
+            f"[{100 * pivot['ci_lower']:.2f}, {100 * pivot['ci_upper']:.2f}] | | |"
+        )
+        print(f"\nHR language {facts['hr_language']}; ambiguous last words: {facts['ambiguity']}\n")
     results = []
     for row in rows:
         estimate = row["estimate"]
@@ -180,9 +202,21 @@ def main(argv: list[str]) -> int:
             }
         )
     print(f"ceiling={ceiling['accuracy']:.4f}")
+    if pivot:
+        print(f"pivot_bound={pivot['accuracy']:.4f}")
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results.json").write_text(
-        json.dumps({"world": str(world.path), "ceiling": ceiling, "steps": args.steps, "results": results}, indent=2)
+        json.dumps(
+            {
+                "world": str(world.path),
+                "ceiling": ceiling,
+                "pivot_bound": pivot,
+                "steps": args.steps,
+                "training_seed": args.seed if args.training_seed is None else args.training_seed,
+                "results": results,
+            },
+            indent=2,
+        )
     )
     return 0
 

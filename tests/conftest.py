@@ -61,6 +61,14 @@ def test_world(tiny_cache):
 
 
 @pytest.fixture(scope="session")
+def lossy_test_world(tiny_cache):
+    """The `test` preset's world with the genderless (lossy) HR language (about 60 s to build on a busy core)."""
+    from tall_hf.worlds import build_world
+
+    return build_world(tiny_cache / "worlds", preset="test", hr_language="genderless")
+
+
+@pytest.fixture(scope="session")
 def tiny_processor(tiny_paths) -> TallProcessor:
     return TallProcessor.from_components(**tiny_paths)
 

@@ -202,5 +202,7 @@ def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny
     }
     ceiling = world.facts["ceiling"]["accuracy"]
     assert estimates["tall"].accuracy >= 0.4 * ceiling, (estimates, ceiling)
-    # Naive is no bar here: with translators exact on ~98% of sentences it can come close to the ceiling itself.
     assert estimates["tall"].lower > estimates["direct"].upper, estimates
+    # The default world's HR language is genderless: Naive stays near the pivot bound (measured by the demo: TALL
+    # 56.00 [52.00, 60.00], Naive 42.33 [38.50, 46.33]; benchmarks/README.md).
+    assert estimates["tall"].lower > estimates["naive"].upper, estimates
