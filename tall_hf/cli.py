@@ -45,6 +45,9 @@ def predict(argv: list[str]) -> int:
     unknown = [text for text in sentences if text.startswith("--")]
     if unknown:
         parser.error(f"unknown options: {' '.join(unknown)}")
+    for name in ("num_words", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
     if args.file:
         from .data.text_files import read_text_lines
 

@@ -678,6 +678,25 @@ def test_values_that_train_or_validate_nothing_are_refused_before_any_work(tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--min_words", "1"], "--min_words must be at least 2"),
+        (["train", "--num_shards", "0"], "--num_shards must be positive, got 0"),
+        (["predict", "--model", "unused", "--num_words", "0", "שלום לכם"], "--num_words must be at least 1"),
+    ],
+    ids=["min-words", "num-shards", "num-words"],
+)
+def test_an_error_about_a_flags_value_names_the_flag(tmp_path, capsys, argv, message):
+    if argv[0] == "train":
+        argv += ["--output_dir", str(tmp_path / "out"), "--train_file", "/missing/train.txt"]
+    try:
+        error = cli_error(argv, capsys)
+    except SystemExit:  # argparse's own one-line error
+        error = capsys.readouterr().err
+    assert message in error
+
+
 def test_a_step_count_a_resumed_run_has_already_reached_is_refused(tmp_path, capsys):
     checkpoint = tmp_path / "out" / "checkpoint-4"
     checkpoint.mkdir(parents=True)

@@ -81,13 +81,12 @@ class PreparationArguments:
 
     def __post_init__(self) -> None:
         if self.min_words < 2:
-            raise ValueError(f"min_words must be at least 2 (a prefix and a last word), got {self.min_words}.")
+            raise ValueError(f"--min_words must be at least 2 (a prefix and a last word), got {self.min_words}.")
         if self.max_words < self.min_words:
-            raise ValueError(f"max_words ({self.max_words}) is smaller than min_words ({self.min_words}).")
-        if min(self.num_shards, self.translation_batch_size, self.translation_max_tokens, self.translation_window) < 1:
-            raise ValueError(
-                "num_shards, translation_batch_size, translation_max_tokens and translation_window must be positive."
-            )
+            raise ValueError(f"--max_words ({self.max_words}) is smaller than --min_words ({self.min_words}).")
+        for name in ("num_shards", "translation_batch_size", "translation_max_tokens", "translation_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(datasets.config.HF_DATASETS_CACHE) / "tall_hf"
@@ -294,7 +293,7 @@ def prepare_tall_dataset(
             "words are kept, see --min_words and --max_words)."
         )
     if args.num_shards > len(cleaned.sentences):
-        raise ValueError(f"num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
+        raise ValueError(f"--num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
     processor.check_reads(cleaned.sentences[:1000])  # before translating: a wrong tokenizer fails in seconds
     dataset = cleaned.to_dataset()
     fingerprint = translator_fingerprint(translator, translator_revision, args)
