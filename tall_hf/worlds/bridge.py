@@ -46,6 +46,7 @@ from .build import component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
+from ..utils.progress import show_phase
 from .scratch import scratch_training_arguments
 from .translators import exact_rate, train_translator, write_marian_tokenizer
 
@@ -372,13 +373,14 @@ def stack_specialised_layers(
 
     dataset = Dataset.from_dict({"text": texts}).map(tokenize, batched=True, remove_columns=["text"])
     with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
-        Seq2SeqTrainer(
+        trainer = Seq2SeqTrainer(
             model=grown,
             args=args,
             train_dataset=dataset,
             data_collator=DataCollatorForSeq2Seq(tokenizer, model=grown),
             processing_class=tokenizer,
-        ).train()
+        )
+        show_phase(trainer, "World: training the encoder's copying layers").train()
     for parameter in grown.parameters():
         parameter.requires_grad_(True)
     grown.eval()
