@@ -42,11 +42,11 @@ from transformers import (
 from transformers.utils import logging
 
 from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from ..utils.progress import show_phase
 from .build import component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
-from ..utils.progress import show_phase
 from .scratch import scratch_training_arguments
 from .translators import exact_rate, train_translator, write_marian_tokenizer
 
