@@ -18,7 +18,6 @@ caches, model and processor saves).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -74,6 +73,8 @@ def hold_lock(path: str | os.PathLike, what: str, *, wait: bool = False, hint: s
     log who holds it and block until it is released; otherwise raise a [`FolderInUseError`] naming the owner, with
     `hint` (what to do) at the end.
     """
+    import fcntl  # POSIX: imported here so that saving (and a checkpoint's copy of this module) works everywhere
+
     path = os.path.abspath(path)
     if path in _HELD:
         _HELD[path][1] += 1
