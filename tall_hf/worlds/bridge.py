@@ -31,24 +31,19 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from transformers import (
-    DataCollatorForSeq2Seq,
     MarianConfig,
     MarianMTModel,
     MarianTokenizer,
-    Seq2SeqTrainer,
-    Seq2SeqTrainingArguments,
     set_seed,
 )
 from transformers.utils import logging
 
 from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
-from ..utils.progress import show_phase
 from .build import component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
-from .scratch import scratch_training_arguments
-from .translators import exact_rate, train_translator, write_marian_tokenizer
+from .translators import exact_rate, train_seq2seq, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
@@ -372,15 +367,7 @@ def stack_specialised_layers(
         return {**encoded, "labels": encoded["input_ids"]}
 
     dataset = Dataset.from_dict({"text": texts}).map(tokenize, batched=True, remove_columns=["text"])
-    with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
-        trainer = Seq2SeqTrainer(
-            model=grown,
-            args=args,
-            train_dataset=dataset,
-            data_collator=DataCollatorForSeq2Seq(tokenizer, model=grown),
-            processing_class=tokenizer,
-        )
-        show_phase(trainer, "World: training the encoder's copying layers").train()
+    train_seq2seq(folder, grown, tokenizer, dataset, training, seed, "World: training the encoder's copying layers")
     for parameter in grown.parameters():
         parameter.requires_grad_(True)
     grown.eval()
