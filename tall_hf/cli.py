@@ -6,6 +6,7 @@ imports only what it runs.
 
 from __future__ import annotations
 
+import errno
 import logging as pylogging
 import sys
 from collections.abc import Callable
@@ -44,6 +45,9 @@ def predict(argv: list[str]) -> int:
     unknown = [text for text in sentences if text.startswith("--")]
     if unknown:
         parser.error(f"unknown options: {' '.join(unknown)}")
+    for name in ("num_words", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
     if args.file:
         from .data.text_files import read_text_lines
 
@@ -55,16 +59,20 @@ def predict(argv: list[str]) -> int:
         sentences += lines
     elif not sentences and not sys.stdin.isatty():
         sentences = sys.stdin.read().splitlines()
-    if not any(sentence.strip() for sentence in sentences):
+    from .utils.text import words
+
+    if not any(words(sentence) for sentence in sentences):
         parser.error("no sentences: pass them as arguments, with --file, or on standard input.")
     from .generation import TallPredictor
 
     predictor = TallPredictor.from_pretrained(args.model, translator=args.translator)
     options = {"batch_size": args.batch_size, "do_sample": args.do_sample, "seed": args.seed}
-    # One output line per input line: a blank line (nothing to read) gets a blank answer.
-    readable = [index for index, sentence in enumerate(sentences) if sentence.strip()]
+    # One output line per input line: a blank line (nothing to read, invisible marks only) gets a blank answer.
+    readable = [index for index, sentence in enumerate(sentences) if words(sentence)]
     if len(readable) < len(sentences):
-        logger.warning(f"{len(sentences) - len(readable)} blank lines get blank answers.")
+        logger.warning(
+            f"{len(sentences) - len(readable)} blank lines (or lines of invisible marks) get blank answers."
+        )
     texts = [sentences[index] for index in readable]
     if args.num_words == 1:
         words = predictor.predict_next_word(texts, **options)
@@ -149,12 +157,12 @@ def demo(argv: list[str]) -> int:
 
     (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
     report = run_demo(args)
-    print(report.to_markdown())
-    print(f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall")
-    print(
+    logger.info(
+        f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall\n"
         f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
+        f"{REAL_MODELS_HINT}"
     )
-    print(REAL_MODELS_HINT)
+    print(report.to_markdown())  # last: the table is what standard output ends with
     return 0
 
 
@@ -176,8 +184,10 @@ def push(argv: list[str]) -> int:
     from .models.tall import TallForCausalLM, TallProcessor
 
     (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
-    model = TallForCausalLM.from_pretrained(args.model)
-    processor = TallProcessor.from_pretrained(args.model)
+    from .utils.hub import load_pretrained
+
+    model = load_pretrained(TallForCausalLM, args.model, role="TALL model")  # errors name the folder and file
+    processor = load_pretrained(TallProcessor, args.model, role="TALL processor")
     url = model.push_to_hub(
         args.repo_id,
         adapters_only=args.adapters_only,
@@ -202,6 +212,36 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+_DISK_FULL_HINT = (
+    "the disk is full or the folder cannot be written: free space (or pass another --output_dir) and run again; "
+    "training resumes from its last complete checkpoint"
+)
+
+
+def user_error(error: BaseException) -> tuple[int, str] | None:
+    """`(exit code, one line)` for an error a user can cause and fix (a bad value, a missing or damaged file, a full
+    disk, an unreachable hub, a hand-edited config); `None` for anything else, whose traceback is shown."""
+    message = _one_line(error)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return 1, f"{message} ({_DISK_FULL_HINT})."
+    if isinstance(error, RuntimeError) and ("PytorchStreamWriter" in message or "file write failed" in message):
+        return 1, f"writing a file failed ({message}): {_DISK_FULL_HINT}."
+    libraries = {cls.__module__.partition(".")[0] for cls in type(error).__mro__}
+    if libraries & {"httpx", "httpx2", "requests", "urllib3"}:
+        return 1, (
+            f"the Hugging Face Hub could not be reached ({message}): check the network, or set HF_HUB_OFFLINE=1 to "
+            "load local folders and the local hub cache only."
+        )
+    if "safetensors" in libraries:
+        return 1, f"a safetensors file is damaged ({message}): save or download the model again."
+    if type(error).__name__.startswith("StrictDataclass"):  # transformers' validation of a config's fields
+        return 2, f"invalid config ({message}): fix that field of the model's config.json, or save the model again."
+    for kind, code in EXIT_CODES.items():
+        if isinstance(error, kind):
+            return code, message
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,11 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         set_verbose("--verbose" in argv)
     try:
         return command([arg for arg in argv[1:] if arg != "--verbose"])
-    except tuple(EXIT_CODES) as error:
-        if is_verbose():
+    except Exception as error:
+        described = None if is_verbose() else user_error(error)
+        if described is None:
             raise
-        code = next(code for kind, code in EXIT_CODES.items() if isinstance(error, kind))
-        print(f"tall-hf {argv[0]}: error: {_one_line(error)}", file=sys.stderr)
+        code, message = described
+        print(f"tall-hf {argv[0]}: error: {message} (--verbose shows the traceback)", file=sys.stderr)
         return code
 
 

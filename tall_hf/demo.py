@@ -1,9 +1,11 @@
 """`tall-hf demo`: the main job, offline, on a known-answer world the package builds (`tall_hf.worlds`).
 
-Builds (or reuses) the world, trains TALL on the world's LR training text (saved to `OUTPUT_DIR/tall`) and the trained
-baselines, evaluates all six approaches of the paper's Table 1 on the world's held-out test sentences, adds the `HR
-ceiling` row (the world's LLM on the HR form of the same sentences, prompted as Direct prompts it), and writes the
-report and plot under `OUTPUT_DIR/evaluation`. `--tiny` keeps the old smoke run on random tiny components.
+Builds (or reuses) the world (by default the genderless one, whose HR language drops grammatical gender; `--hr_language
+letter_map` for the lossless one), trains TALL on the world's LR training text (saved to `OUTPUT_DIR/tall`) and the
+trained baselines, evaluates the six approaches of the paper's Table 1 and Naive with the LR prefix forced on the
+world's held-out test sentences, adds the `HR ceiling` row (the world's LLM on the HR form of the same sentences,
+prompted as Direct prompts it) and the `Pivot bound` row (`tall_hf.worlds.bounds`), and writes the report and plot
+under `OUTPUT_DIR/evaluation`. `--tiny` keeps the old smoke run on random tiny components.
 """
 
 from __future__ import annotations
@@ -15,18 +17,17 @@ from transformers import TrainingArguments
 from transformers.utils import logging
 
 from .data import PreparationArguments
-from .evaluation import LastWordEvaluationArguments, LastWordReport, evaluate_approach, run_last_word_evaluation
-from .evaluation.approaches import ApproachContext, DirectApproach
-from .evaluation.task import make_examples
+from .evaluation import LastWordEvaluationArguments, LastWordReport, run_last_word_evaluation
+from .evaluation.report import ApproachResult
 from .resources import read_corpus
 from .tiny import build_tiny_components
 from .training.recipes import TRAINING_DEFAULTS
 from .training.run import TallDataArguments, TallModelArguments, run_training
-from .worlds import PRESETS, World, build_world
+from .worlds import HR_LANGUAGES, PRESETS, World, build_world
+from .worlds.bounds import back_translations, hr_ceiling_result, pivot_bound_result
 
 logger = logging.get_logger(__name__)
 
-CEILING_NAME, CEILING_DISPLAY = "hr_ceiling", "HR ceiling"
 TINY_DISCLAIMER = (
     "--tiny: these components are tiny and have random weights: the accuracies above say nothing about TALL, only\n"
     "that the whole pipeline runs. Without --tiny the demo runs on a known-answer world with trained components."
@@ -56,6 +57,14 @@ class DemoArguments:
         metadata={
             "help": "Size of the world (default: 'default' for the generated text, 'text' for --lr_text).",
             "choices": tuple(PRESETS),
+        },
+    )
+    hr_language: str | None = field(
+        default=None,
+        metadata={
+            "help": "HR language of the world: genderless (lossy: drops grammatical gender) or letter_map (lossless); "
+            "default: the preset's (genderless for the default world).",
+            "choices": HR_LANGUAGES,
         },
     )
     llm: str = field(default="qwen2", metadata={"help": "LLM family of the world (qwen2, llama, bloom, gpt2)."})
@@ -100,7 +109,7 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         batch_size=args.batch_size,
         **common,
     )
-    logger.info("Training the baselines and evaluating the six approaches.")
+    logger.info("Training the baselines and evaluating the approaches.")
     evaluation_args = LastWordEvaluationArguments(
         test_files=[setup.test_file],
         lr_hr_model=setup.components["lr_hr"],
@@ -122,8 +131,10 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         report.notes.append(TINY_DISCLAIMER)
     else:
         report.title = f"Last-word prediction on the known-answer world ({setup.world.facts['llm']['family']} LLM)"
-        report.results.append(_ceiling_result(setup.world, evaluation_args, training_args.output_dir))
+        report.results.extend(_bound_results(setup.world, evaluation_args, training_args.output_dir))
         report.notes.append(world_note(setup.world))
+        report.notes.extend(ambiguity_notes(setup.world, report))
+        report.metadata["world"] = world_summary(setup.world)
     report.save(training_args.output_dir)
     return report
 
@@ -170,7 +181,14 @@ def train_demo_tall(
 def _world_setup(args: DemoArguments, output: Path) -> DemoSetup:
     world_dir = Path(args.world_dir) if args.world_dir else output / "worlds"
     logger.info(f"Building (or reusing) the known-answer world under {world_dir}.")
-    world = build_world(world_dir, lr_text=args.lr_text, preset=args.world_preset, llm=args.llm, seed=args.seed)
+    world = build_world(
+        world_dir,
+        lr_text=args.lr_text,
+        preset=args.world_preset,
+        llm=args.llm,
+        seed=args.seed,
+        hr_language=args.hr_language,
+    )
     return DemoSetup(
         components=world.components,
         train_file=world.split_file("train"),
@@ -194,33 +212,90 @@ def _tiny_setup(args: DemoArguments, output: Path) -> DemoSetup:
     return DemoSetup(components, str(train_file), None, str(test_file))
 
 
-def _ceiling_result(world: World, evaluation_args: LastWordEvaluationArguments, output_dir: str):
-    """The world LLM on the HR form of the evaluated test sentences, as the Direct approach prompts it."""
+def _bound_results(
+    world: World, evaluation_args: LastWordEvaluationArguments, output_dir: str
+) -> tuple[ApproachResult, ApproachResult]:
+    """The `HR ceiling` row (the world LLM on the HR form of the evaluated test sentences, as the Direct approach
+    prompts it) and the `Pivot bound` row (where it is right and the gold HR sentence translates back to the gold LR
+    word)."""
     hr_sentences = world.sentences("test", hr=True)[: evaluation_args.max_test_samples]
-    context = ApproachContext(**world.components, output_dir=output_dir)
-    result = evaluate_approach(
-        DirectApproach.from_context(context),
-        make_examples(hr_sentences),
+    bootstrap = {
+        "confidence": evaluation_args.confidence,
+        "n_resamples": evaluation_args.bootstrap_resamples,
+        "seed": evaluation_args.bootstrap_seed,
+    }
+    ceiling = hr_ceiling_result(
+        world.components,
+        hr_sentences,
+        output_dir,
         dataset=Path(evaluation_args.test_files[0]).stem,
-        confidence=evaluation_args.confidence,
-        n_resamples=evaluation_args.bootstrap_resamples,
-        bootstrap_seed=evaluation_args.bootstrap_seed,
+        confidence=bootstrap["confidence"],
+        n_resamples=bootstrap["n_resamples"],
+        bootstrap_seed=bootstrap["seed"],
         **evaluation_args.generation_kwargs(),
     )
-    result.approach, result.display_name = CEILING_NAME, CEILING_DISPLAY
-    return result
+    back = back_translations(world.components["hr_lr"], hr_sentences)
+    lr_sentences = world.sentences("test")[: evaluation_args.max_test_samples]
+    return ceiling, pivot_bound_result(ceiling, lr_sentences, back, **bootstrap)
 
 
 def world_note(world: World) -> str:
     """What is known about the world, for the report."""
     facts = world.facts
     rates = {role: 100 * facts["translators"][role]["exact_sentence_rate"] for role in ("lr_hr", "hr_lr")}
+    if facts["hr_language"] == "genderless":
+        ambiguity = facts["ambiguity"]
+        language = (
+            "the HR language is the LR text without grammatical gender (he/she and every agreeing verb, adjective, "
+            "participle and profession merged into one form), its letters mapped onto another script: the last word "
+            f"of {ambiguity['ambiguous']} of the world's {ambiguity['n']} test sentences "
+            f"({100 * ambiguity['share']:.1f}%) has two LR forms for one HR sentence. The Pivot bound row is where "
+            "the LLM is right on the HR sentence and the gold HR sentence translates back to the gold LR word: the "
+            "most an approach that returns through the HR sentence gets (Naive with a perfect first translation)"
+        )
+    else:
+        language = "the HR language is the LR text with every letter mapped onto another script"
     return (
-        f"Known-answer world ({world.path.name}): the HR language is the LR text with every letter mapped onto "
-        f"another script; the {facts['llm']['family']} LLM ({facts['llm']['parameters']:,} parameters) was trained on "
+        f"Known-answer world ({world.path.name}): {language}; the {facts['llm']['family']} LLM ({facts['llm']['parameters']:,} parameters) was trained on "
         f"{facts['sentences']['pretrain']:,} HR sentences only and never saw the LR script. Translators exact on "
         f"held-out sentences: LR->HR {rates['lr_hr']:.1f}%, HR->LR {rates['hr_lr']:.1f}%. The HR ceiling row is "
         "the LLM on the HR form of the same test sentences: what an approach that passes through this LLM can reach. "
         "All models are small and trained in minutes on CPU: the figures say how the approaches compare on this "
-        "world, not how they compare on real languages and checkpoints."
+        "world, not how they compare on real languages and checkpoints. The world was built on this machine with "
+        f"{facts['torch_threads']} torch threads (torch {facts['versions']['torch']}, transformers "
+        f"{facts['versions']['transformers']}): another machine or thread count builds other weights, so read each "
+        "row against this table's own HR ceiling."
     )
+
+
+def ambiguity_notes(world: World, report: LastWordReport) -> list[str]:
+    """Each row's accuracy on the test sentences whose last word is ambiguous from HR and on the others (none in a
+    lossless world)."""
+    test = world.sentences("test")
+    ambiguous = [world.hr_map.last_word_ambiguous(sentence) for sentence in test]
+    if not any(ambiguous):
+        return []
+    lines = []
+    for result in report.results:  # every row's records follow the test sentences' order (the first n of them)
+        split = {
+            kind: [
+                record.correct
+                for record, flag in zip(result.records, ambiguous[: len(result.records)], strict=True)
+                if flag == wanted
+            ]
+            for kind, wanted in (("ambiguous", True), ("unambiguous", False))
+        }
+        shares = ", ".join(
+            f"{kind} {100 * sum(correct) / len(correct):.1f}% (n={len(correct)})"
+            for kind, correct in split.items()
+            if correct
+        )
+        lines.append(f"{result.display_name} on {result.dataset}: {shares}")
+    return ["Accuracy on the sentences whose last word is ambiguous from HR, and on the others:", *lines]
+
+
+def world_summary(world: World) -> dict:
+    """What `results.json` states about the world: its folder, HR language and the bounds measured at build time."""
+    facts = world.facts
+    keys = ("hr_language", "ceiling", "pivot_bound", "back_translation", "ambiguity", "translators", "seed")
+    return {"path": str(world.path), **{key: facts[key] for key in keys if key in facts}}

@@ -50,10 +50,11 @@ class BridgeDemoArguments:
     )
     preset: str = field(default="default", metadata={"help": f"World size: {sorted(BRIDGE_PRESETS)}."})
     encoder: str = field(
-        default="premise",
+        default="translation",
         metadata={
-            "help": "The world's encoder: `premise` (top layers specialised on in-script copying, so the shared "
-            "content sits in the middle layers) or `translation` (a translation encoder as it is).",
+            "help": "The world's encoder: `translation` (a translation encoder as it is) or `premise` (layers "
+            "stacked on it and trained on in-script copying: an experiment that did not show the fusion paper's "
+            "premise; see benchmarks/README.md).",
             "choices": ENCODER_KINDS,
         },
     )

@@ -17,11 +17,19 @@ import torch  # noqa: E402
 from tall_hf import TallForCausalLM, TallProcessor  # noqa: E402
 from tall_hf.resources import read_corpus  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
+from tall_hf.utils.logging import VERBOSE_ENV  # noqa: E402
 
 # Tiny models gain nothing from intra-op threads and lose a lot to contention on a busy 2-core machine.
 torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def command_line_verbosity_stays_in_its_test(monkeypatch):
+    """A `tall-hf` command run in-process sets `TALL_HF_VERBOSE` for the whole process (quiet Trainer output
+    follows from it): every test starts without it, as the Python API does."""
+    monkeypatch.setenv(VERBOSE_ENV, "")
 
 
 def _shared_path(*parts: str) -> Path:
@@ -58,6 +66,14 @@ def test_world(tiny_cache):
     from tall_hf.worlds import build_world
 
     return build_world(tiny_cache / "worlds", preset="test")
+
+
+@pytest.fixture(scope="session")
+def lossy_test_world(tiny_cache):
+    """The `test` preset's world with the genderless (lossy) HR language (about 60 s to build on a busy core)."""
+    from tall_hf.worlds import build_world
+
+    return build_world(tiny_cache / "worlds", preset="test", hr_language="genderless")
 
 
 @pytest.fixture(scope="session")

@@ -44,9 +44,18 @@ def test_world_facts_and_task(world):
     assert facts["labels"] == list(TOPIC_WORDS)
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
     probe, layers = facts["encoder"]["probe"], facts["encoder"]["encoder_layers"]
-    assert facts["encoder"]["kind"] == "premise" and facts["encoder"]["specialised_layers"] == 1
+    assert facts["encoder"]["kind"] == "translation"
     assert [len(probe[language]) for language in ("hr", "lr")] == [layers, layers]
     assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
+
+
+def test_premise_encoder_stacks_copying_layers_on_the_translation_encoder(tmp_path):
+    premise = build_bridge_world(tmp_path, preset="test", encoder="premise")
+    encoder = premise.facts["encoder"]
+    assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 1, 1)
+    assert encoder["encoder_layers"] == 2 and len(encoder["probe"]["lr"]) == 2
+    with pytest.raises(ValueError, match="encoder"):
+        build_bridge_world(tmp_path, preset="test", encoder="mystery")
 
 
 def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):

@@ -17,10 +17,13 @@ def test_demo_then_predict(tmp_path, capsys, monkeypatch, request, setup, expect
     output = tmp_path / "demo"
     if "--world_preset" in setup:  # the session's test world (the `test_world` fixture), built once
         setup = [*setup, "--world_dir", str(request.getfixturevalue("test_world").path.parent)]
+        capsys.readouterr()  # what building it through the Python API printed (when this test builds it first)
     assert main(["demo", "--output-dir", str(output), *setup, "--tall_steps", "6", "--baseline_steps", "2"]) == 0
     captured = capsys.readouterr()
     printed = captured.out
     assert "| TALL |" in printed and "| Naive |" in printed and expected in printed
+    # Standard output is the report alone (no Trainer log lines or metrics blocks), the table last but for its notes.
+    assert printed.strip() == (output / "evaluation" / "results.md").read_text(encoding="utf-8").strip()
     # Progress at INFO on standard error, the package's only: transformers' own INFO lines stay off.
     assert f"[tall_hf.demo] INFO: Training TALL for 6 steps into {output / 'tall'}." in captured.err
     assert "[tall_hf.evaluation.runner] INFO: Preparing the tall approach." in captured.err
@@ -72,9 +75,8 @@ def test_verbose_flag_is_read_back_anywhere_and_brings_back_bars_and_tracebacks(
     import datasets
     from transformers.utils import logging
 
-    from tall_hf.utils.logging import VERBOSE_ENV, is_verbose
+    from tall_hf.utils.logging import is_verbose
 
-    monkeypatch.setenv(VERBOSE_ENV, "0")  # restored afterwards; the command sets it for the whole process
     missing = ["--model", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt")]
     with pytest.raises(FileNotFoundError):
         main(["predict", "--verbose", *missing])

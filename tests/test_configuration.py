@@ -40,7 +40,9 @@ def test_custom_transformer_1_is_the_references_not_the_translators():
     """DESIGN.md: the reference builds custom transformer 1 from a fresh MarianConfig given only the shape fields;
     activation, dropout and position count keep Marian's defaults, whatever the LR->HR translator uses."""
     lr_hr, llm, hr_lr = _configs()
-    lr_hr.update({"activation_function": "relu", "dropout": 0.3, "max_position_embeddings": 512, "scale_embedding": True})
+    lr_hr.update(
+        {"activation_function": "relu", "dropout": 0.3, "max_position_embeddings": 512, "scale_embedding": True}
+    )
     source = TallConfig.from_component_configs(lr_hr, llm, hr_lr).source_transformer_config
     assert (source.activation_function, source.dropout, source.max_position_embeddings) == ("gelu", 0.1, 1024)
     assert (source.attention_dropout, source.activation_dropout, source.scale_embedding) == (0.0, 0.0, True)

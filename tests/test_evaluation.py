@@ -1,4 +1,4 @@
-"""Last-word evaluation: scoring, the shipped metric, the six approaches, the report and the end-to-end runner."""
+"""Last-word evaluation: scoring, the shipped metric, the approaches, the report and the end-to-end runner."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_an_approach_returning_the_wrong_count_is_an_error():
         evaluate_approach(Short({}), make_examples(SENTENCES))
 
 
-# ---------------------------------------------------------------- the six approaches on the tiny components
+# ---------------------------------------------------------------- the approaches on the tiny components
 @pytest.fixture(scope="module")
 def tall_dir(tiny_paths, tiny_processor, tmp_path_factory):
     torch.manual_seed(0)
@@ -213,11 +213,36 @@ def test_left_padding_is_safe_for_other_llm_families(family, tiny_cache, prefixe
     assert one == sixteen
 
 
-def test_registry_lists_the_six_approaches_in_table_order():
-    assert list(APPROACHES) == ["direct", "fine_tuned", "naive", "soft_prompt", "from_scratch", "tall"]
-    assert [cls.display_name for cls in APPROACHES.values()] == [
-        "Direct", "Fine-tuned", "Naive", "Soft prompt", "From scratch", "TALL"
+def test_registry_lists_the_approaches_in_table_order():
+    assert list(APPROACHES) == [
+        "direct", "fine_tuned", "naive", "naive_forced", "soft_prompt", "from_scratch", "tall"
     ]  # fmt: skip
+    assert [cls.display_name for cls in APPROACHES.values()] == [
+        "Direct", "Fine-tuned", "Naive", "Naive, LR prefix forced", "Soft prompt", "From scratch", "TALL"
+    ]  # fmt: skip
+
+
+def test_forced_prefix_naive_decodes_after_the_lr_prefix(context, prefixes, monkeypatch):
+    """The back-translation's decoder starts with its start token and the LR prefix's tokens, and the word after
+    the prefix is the prediction: whatever the HR sentence says, the prefix stays as given."""
+    approach = APPROACHES["naive_forced"].from_context(context)
+    model, tokenizer = context.hr_lr_translator
+    calls = []
+    generate = model.generate
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["decoder_input_ids"])
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", recording)
+    completed = [f"x{i}" for i in range(6)]
+    words = approach.back_translated_words(prefixes[:6], completed, batch_size=4)
+    assert len(words) == 6 and all(len(word.split()) <= 1 for word in words)
+    forced = {tuple(row.tolist()) for call in calls for row in call}
+    start = model.generation_config.decoder_start_token_id
+    expected = tokenizer(text_target=prefixes[:6], add_special_tokens=False)["input_ids"]
+    assert forced == {(start, *ids) for ids in expected}
+    assert approach.back_translated_words(prefixes[:6], completed, batch_size=1) == words  # padding changes nothing
 
 
 @pytest.mark.parametrize("name", list(APPROACHES))
@@ -272,6 +297,7 @@ def test_greedy_soft_prompt_is_identical_at_batch_size_1_and_16(context, prefixe
     one, sixteen = approach.predict(prefixes, batch_size=1), approach.predict(prefixes, batch_size=16)
     assert len(set(one)) > 3
     assert one == sixteen
+
     # Unpadded, the approach generates exactly what PEFT's own `generate` does. Uncached: with transformers >= 5.24
     # (which renamed `past_key_values` to `cache`), PEFT 0.21's cached prompt-tuning path puts the prompt in again at
     # every step after the first, and its words differ from the uncached ones.

@@ -49,6 +49,7 @@ from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, logging
 from ..hub.model_card import ModelCardInfo, render_model_card
 from ..hub.push import create_hub_repo, upload_checkpoint
 from ..hub.remote_code import save_remote_code
+from ..utils.folders import staged_folder
 from ..utils.hub import check_finite, load_naming_file
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
 from .config import ADAPTER_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX, build_peft_config, tuner_from_dict
@@ -276,27 +277,28 @@ class AdapterMixin:
         """
         if os.path.isfile(save_directory):
             raise ValueError(f"save_directory {save_directory} is a file, not a folder.")
-        if not is_main_process:
+        if not self.should_save_on_this_rank(is_main_process):
             return
         if push_to_hub:
             api, repo_id = create_hub_repo(
                 repo_id or os.path.basename(os.path.abspath(save_directory)), token=kwargs.pop("token", None)
             )
-        os.makedirs(save_directory, exist_ok=True)
-        _remove_weight_files(save_directory)
-        self.save_remote_code(save_directory, processor)
-        if adapters_only:
-            self._save_adapters(save_directory, state_dict=state_dict, repo_id=repo_id)
-        else:
-            super().save_pretrained(save_directory, state_dict=state_dict, **kwargs)
-        if processor is not None:
-            self.save_processor(processor, save_directory, adapters_only=adapters_only)
-        if model_card is not False:
-            info = model_card if isinstance(model_card, ModelCardInfo) else ModelCardInfo()
-            card = render_model_card(
-                self, info, repo_id=repo_id, name=repo_id or str(save_directory), adapters_only=adapters_only
-            )
-            card.save(os.path.join(save_directory, "README.md"))
+        # Written beside the folder and swapped in: an interrupted save leaves the previous checkpoint whole, and
+        # weight files of the other kind (or old shards) go only once the new ones are in place.
+        with staged_folder(save_directory, stale=is_weight_file) as staging:
+            self.save_remote_code(staging, processor)
+            if adapters_only:
+                self._save_adapters(staging, state_dict=state_dict, repo_id=repo_id)
+            else:
+                super().save_pretrained(staging, state_dict=state_dict, **kwargs)
+            if processor is not None:
+                self.save_processor(processor, staging, adapters_only=adapters_only)
+            if model_card is not False:
+                info = model_card if isinstance(model_card, ModelCardInfo) else ModelCardInfo()
+                card = render_model_card(
+                    self, info, repo_id=repo_id, name=repo_id or str(save_directory), adapters_only=adapters_only
+                )
+                card.save(os.path.join(staging, "README.md"))
         if push_to_hub:
             upload_checkpoint(
                 api, repo_id, save_directory, commit_message=f"Upload {type(self).__name__}", replaces=is_weight_file
@@ -456,7 +458,7 @@ class AdapterMixin:
         if path is None:
             checkpoint_kind(name_or_path, **download_kwargs)  # raises the pickled/missing error
             raise OSError(f"{name_or_path} holds no {ADAPTER_WEIGHTS_NAME}.")
-        self.load_adapter_state_dict(load_file(path), source=str(name_or_path))
+        self.load_adapter_state_dict(load_naming_file(load_file, path), source=str(name_or_path))
 
     def load_adapter_state_dict(self, state_dict: dict[str, torch.Tensor], source: str = "the state dict") -> None:
         """Apply PEFT adapter weights (named as `peft_adapter_state_dict` names them) with
@@ -544,13 +546,6 @@ def _component_drift(saved: Any, built: Any) -> list[str]:
         if fields:
             drift.append(f"{role}: {', '.join(fields[:8])}{', ...' if len(fields) > 8 else ''}")
     return drift
-
-
-def _remove_weight_files(directory: str | os.PathLike) -> None:
-    """Drop weight files of either kind left by an earlier save, so a folder never holds two checkpoints."""
-    for name in os.listdir(directory):
-        if is_weight_file(name):
-            os.remove(os.path.join(directory, name))
 
 
 __all__ = ["AdapterMixin"]

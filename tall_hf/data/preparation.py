@@ -9,6 +9,7 @@ file, so preparing the same data again, or resuming a killed preparation, never 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections import Counter
@@ -25,7 +26,9 @@ from transformers import AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedToken
 from transformers.utils import logging
 
 from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
+from ..utils.folders import hold_lock
 from ..utils.hub import load_pretrained
+from ..utils.progress import advance_phase, phase_progress
 from ..utils.text import normalize_text
 from .fingerprint import component_fingerprint
 from .text_files import read_text_lines
@@ -37,6 +40,10 @@ DataSource = str | os.PathLike | Iterable[str] | Dataset
 TranslatorSpec = str | os.PathLike | PreTrainedModel
 FILTER_REASONS = ("empty", "too_short", "too_long", "duplicate")
 _PREPARATION_VERSION = 2
+
+
+class NoSentenceLeftError(ValueError):
+    """Every line of the input was filtered out (empty, too short, too long or a duplicate)."""
 
 
 @dataclass
@@ -74,13 +81,12 @@ class PreparationArguments:
 
     def __post_init__(self) -> None:
         if self.min_words < 2:
-            raise ValueError(f"min_words must be at least 2 (a prefix and a last word), got {self.min_words}.")
+            raise ValueError(f"--min_words must be at least 2 (a prefix and a last word), got {self.min_words}.")
         if self.max_words < self.min_words:
-            raise ValueError(f"max_words ({self.max_words}) is smaller than min_words ({self.min_words}).")
-        if min(self.num_shards, self.translation_batch_size, self.translation_max_tokens, self.translation_window) < 1:
-            raise ValueError(
-                "num_shards, translation_batch_size, translation_max_tokens and translation_window must be positive."
-            )
+            raise ValueError(f"--max_words ({self.max_words}) is smaller than --min_words ({self.min_words}).")
+        for name in ("num_shards", "translation_batch_size", "translation_max_tokens", "translation_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(datasets.config.HF_DATASETS_CACHE) / "tall_hf"
@@ -191,6 +197,7 @@ class _LazyTranslator:
             max_batch_tokens=self.args.translation_max_tokens,
             num_beams=self.args.num_beams,
             max_new_tokens=self.args.max_new_tokens,
+            advance_progress=True,
         )
         return {"translation": translations}
 
@@ -211,35 +218,50 @@ def translate_shards(
     cache_dir.mkdir(parents=True, exist_ok=True)
     indices = list(range(args.num_shards) if shard_indices is None else shard_indices)
     shards, cached = [], 0
-    for index in indices:
-        shard = cleaned.shard(args.num_shards, index, contiguous=True)
-        kwargs = {}
-        if fingerprint is not None:
-            shard_fingerprint = f"{fingerprint}-{index:05d}of{args.num_shards:05d}"
-            kwargs = {
-                "new_fingerprint": shard_fingerprint,
-                "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
-            }
-            cached += os.path.exists(kwargs["cache_file_name"])
-        translate_shard = functools.partial(
-            shard.map,
-            translator,
-            batched=True,
-            batch_size=args.translation_window,
-            desc=f"Translating shard {index + 1}/{args.num_shards}",
-            **kwargs,
-        )
-        try:
-            shards.append(translate_shard())
-        except (OSError, pyarrow.ArrowException) as error:
-            if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
-                raise
-            logger.warning(
-                f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+    sizes = [len(cleaned.shard(args.num_shards, index, contiguous=True)) for index in indices]
+    with phase_progress(f"Translating {sum(sizes)} sentences", sum(sizes)):
+        for index, size in zip(indices, sizes, strict=True):
+            shard = cleaned.shard(args.num_shards, index, contiguous=True)
+            kwargs = {}
+            if fingerprint is not None:
+                shard_fingerprint = f"{fingerprint}-{index:05d}of{args.num_shards:05d}"
+                kwargs = {
+                    "new_fingerprint": shard_fingerprint,
+                    "cache_file_name": str(cache_dir / f"translation-{shard_fingerprint}.arrow"),
+                }
+                if os.path.exists(kwargs["cache_file_name"]):
+                    cached += 1
+                    advance_phase(size)
+            translate_shard = functools.partial(
+                shard.map,
+                translator,
+                batched=True,
+                batch_size=args.translation_window,
+                desc=f"Translating shard {index + 1}/{args.num_shards}",
+                **kwargs,
             )
-            os.remove(kwargs["cache_file_name"])
-            cached -= 1
-            shards.append(translate_shard())
+            # Another run translating the same shard into the same cache is waited for, then its file is read.
+            lock = (
+                hold_lock(
+                    cache_dir / f"translation-{shard_fingerprint}.lock",
+                    f"The translation cache of shard {index}",
+                    wait=True,
+                )
+                if kwargs
+                else contextlib.nullcontext()
+            )
+            with lock:
+                try:
+                    shards.append(translate_shard())
+                except (OSError, pyarrow.ArrowException) as error:
+                    if not kwargs or not os.path.exists(kwargs["cache_file_name"]):
+                        raise
+                    logger.warning(
+                        f"The cached translations {kwargs['cache_file_name']} are damaged ({error}); translating again."
+                    )
+                    os.remove(kwargs["cache_file_name"])
+                    cached -= 1
+                    shards.append(translate_shard())
     logger.info(f"Translations: {cached} of {len(indices)} shards served from the cache in {cache_dir}.")
     return shards
 
@@ -273,9 +295,15 @@ def prepare_tall_dataset(
     cleaned = clean_sentences(read_texts(data, args.text_column), args)
     _log_counts(len(cleaned.sentences), cleaned.filtered)
     if not cleaned.sentences:
-        raise ValueError("No sentence left after filtering; see the counts logged above.")
+        counts = ", ".join(
+            f"{reason}: {cleaned.filtered[reason]}" for reason in FILTER_REASONS if cleaned.filtered[reason]
+        )
+        raise NoSentenceLeftError(
+            f"No sentence left after filtering ({counts or 'no lines'}; sentences of {args.min_words}-{args.max_words} "
+            "words are kept, see --min_words and --max_words)."
+        )
     if args.num_shards > len(cleaned.sentences):
-        raise ValueError(f"num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
+        raise ValueError(f"--num_shards ({args.num_shards}) exceeds the {len(cleaned.sentences)} sentences kept.")
     processor.check_reads(cleaned.sentences[:1000])  # before translating: a wrong tokenizer fails in seconds
     dataset = cleaned.to_dataset()
     fingerprint = translator_fingerprint(translator, translator_revision, args)

@@ -11,6 +11,8 @@ import torch
 from transformers import BatchEncoding, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging
 
+from ..utils.progress import advance_phase
+
 logger = logging.get_logger(__name__)
 
 
@@ -63,8 +65,10 @@ def translate(
     max_batch_tokens: int = 8192,
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
+    advance_progress: bool = False,
 ) -> list[str]:
-    """Translate `texts` on the model's device, in input order.
+    """Translate `texts` on the model's device, in input order (`advance_progress`: the translation is the work of the
+    phase the caller runs in, whose bar advances with every batch: `tall_hf.utils.progress`).
 
     Batches hold sentences of similar length, at most `batch_size` of them and at most `max_batch_tokens` padded
     source tokens times beams. Generation settings default to the translator's own `generation_config` (e.g.
@@ -88,6 +92,8 @@ def translate(
         generated = model.generate(**inputs, **generate_kwargs)
         for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
             outputs[index] = text.strip()
+        if advance_progress:
+            advance_phase(len(batch))
     model.train(was_training)
     if cut:
         logger.warning(

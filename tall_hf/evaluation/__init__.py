@@ -1,4 +1,4 @@
-"""Evaluation of last-word prediction: the paper's six approaches, its metric, and a Table-1-shaped report."""
+"""Evaluation of last-word prediction: the paper's six approaches and Naive with the LR prefix forced, its metric, and a Table-1-shaped report."""
 
 from .approaches import (
     APPROACHES,
@@ -6,6 +6,7 @@ from .approaches import (
     CausalLMApproach,
     DirectApproach,
     FineTunedApproach,
+    ForcedPrefixNaiveApproach,
     FromScratchApproach,
     LastWordApproach,
     NaiveApproach,
@@ -34,6 +35,7 @@ __all__ = [
     "CausalLMApproach",
     "DirectApproach",
     "FineTunedApproach",
+    "ForcedPrefixNaiveApproach",
     "FromScratchApproach",
     "LastWordApproach",
     "LastWordEvaluationArguments",

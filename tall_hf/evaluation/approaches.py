@@ -1,4 +1,5 @@
-"""The six last-word prediction approaches of the TALL paper's Table 1 behind one interface.
+"""The six last-word prediction approaches of the TALL paper's Table 1, and a seventh that separates what TALL gains
+by reading the LR prefix (Naive with the LR prefix forced), behind one interface.
 
 Every approach turns a batch of LR prefixes into one predicted LR word each (`""` when it produces no word, which
 counts as wrong). To add an approach, subclass `LastWordApproach`, implement `from_context` (load or train what it
@@ -42,6 +43,8 @@ from ..models.tall import TallForCausalLM, TallProcessor
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
 from ..utils.hub import load_pretrained
+from ..utils.progress import advance_phase
+from ..utils.text import words
 from . import training_recipes
 
 logger = logging.get_logger(__name__)
@@ -65,9 +68,9 @@ def register_approach(name: str, display_name: str):
 
 
 def first_word(text: str) -> str:
-    """The first whitespace-separated word of `text`, or `""` when it has none."""
-    words = text.split()
-    return words[0] if words else ""
+    """The first whitespace-separated word of `text` (invisible code points removed), or `""` when it has none."""
+    found = words(text)
+    return found[0] if found else ""
 
 
 def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -88,9 +91,9 @@ def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
 
 
 def last_word(text: str) -> str:
-    """The last whitespace-separated word of `text`, or `""` when it has none."""
-    words = text.split()
-    return words[-1] if words else ""
+    """The last whitespace-separated word of `text` (invisible code points removed), or `""` when it has none."""
+    found = words(text)
+    return found[-1] if found else ""
 
 
 @dataclass
@@ -151,7 +154,7 @@ class ApproachContext:
     def translate_to_hr(self, texts: list[str], batch_size: int = 16) -> list[str]:
         """HR translations of LR `texts` with the LR->HR translator (its own generation settings)."""
         model, tokenizer = self.lr_hr_translator
-        return translate(texts, model, tokenizer, batch_size=batch_size)
+        return translate(texts, model, tokenizer, batch_size=batch_size, advance_progress=True)
 
     def _translator(self, name_or_path: str, role: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         model = load_pretrained(AutoModelForSeq2SeqLM, name_or_path, role=role).to(self.device).eval()
@@ -262,6 +265,7 @@ class CausalLMApproach(LastWordApproach):
             )
             for row, text in zip(rows, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
                 outputs[row] = text
+            advance_phase(len(rows))
         if self.unreadable or self.truncated:
             logger.warning(
                 f"{self.display_name}: of {len(texts)} texts, {self.unreadable} have no tokens for the LLM's tokenizer "
@@ -332,10 +336,55 @@ class NaiveApproach(LastWordApproach):
             translations = self.context.translate_to_hr(prefixes, batch_size)
         hr_words = self.llm.predict(translations, batch_size=batch_size, **generation)
         self.truncated, self.unreadable = self.llm.truncated, self.llm.unreadable
-        completed = [f"{translation} {word}" for translation, word in zip(translations, hr_words, strict=True) if word]
+        answered = [i for i, word in enumerate(hr_words) if word]
+        completed = [f"{translations[i]} {hr_words[i]}" for i in answered]
+        words = [""] * len(prefixes)
+        if answered:
+            back = self.back_translated_words([prefixes[i] for i in answered], completed, batch_size)
+            for i, word in zip(answered, back, strict=True):
+                words[i] = word
+        return words
+
+    def back_translated_words(self, prefixes: list[str], completed: list[str], batch_size: int) -> list[str]:
+        """The LR word of each completed HR sentence: the last word of its back-translation."""
         model, tokenizer = self.context.hr_lr_translator
-        back = iter(translate(completed, model, tokenizer, batch_size=batch_size) if completed else [])
-        return [last_word(next(back)) if word else "" for word in hr_words]
+        return [last_word(text) for text in translate(completed, model, tokenizer, batch_size=batch_size)]
+
+
+@register_approach("naive_forced", "Naive, LR prefix forced")
+class ForcedPrefixNaiveApproach(NaiveApproach):
+    """Naive whose back-translation starts with the original LR prefix: the HR->LR translator reads the completed HR
+    sentence and decodes with its decoder start token and the LR prefix's tokens forced as the start of its output,
+    then generates on (its own generation settings); the word after the prefix is the prediction. The same frozen
+    components and no training: what reading the LR prefix gives without TALL's trained stages."""
+
+    max_new_tokens: ClassVar[int] = 16
+
+    @torch.inference_mode()
+    def back_translated_words(self, prefixes: list[str], completed: list[str], batch_size: int) -> list[str]:
+        model, tokenizer = self.context.hr_lr_translator
+        start = model.generation_config.decoder_start_token_id
+        if start is None:
+            start = model.config.decoder_start_token_id
+        forced = [[start, *ids] for ids in tokenizer(text_target=prefixes, add_special_tokens=False)["input_ids"]]
+        source_ids = tokenizer(completed, truncation=True)["input_ids"]
+        groups: dict[int, list[int]] = {}  # rows of one forced length share a `generate` call (no decoder padding)
+        for row, ids in enumerate(forced):
+            groups.setdefault(len(ids), []).append(row)
+        words = [""] * len(prefixes)
+        for rows in groups.values():
+            for begin in range(0, len(rows), batch_size):
+                batch = rows[begin : begin + batch_size]
+                inputs = tokenizer.pad({"input_ids": [source_ids[i] for i in batch]}, return_tensors="pt")
+                generated = model.generate(
+                    **inputs.to(model.device),
+                    decoder_input_ids=torch.tensor([forced[i] for i in batch], device=model.device),
+                    max_new_tokens=self.max_new_tokens,
+                )
+                for row, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+                    after = text.split()[len(prefixes[row].split()) :]
+                    words[row] = after[0] if after else ""
+        return words
 
 
 @register_approach("soft_prompt", "Soft prompt")
@@ -409,7 +458,9 @@ class TallApproach(LastWordApproach):
                 validation_split_percentage=0,
             ),
             PreparationArguments(),
-            with_recipe_defaults(base, get_recipe(context.tall_recipe).training, output_dir),
+            with_recipe_defaults(
+                base, {"save_total_limit": 1, **get_recipe(context.tall_recipe).training}, output_dir
+            ),  # each checkpoint holds the frozen components: one is enough to resume
         )
         return output_dir
 

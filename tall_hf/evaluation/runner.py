@@ -19,6 +19,9 @@ from ..data.fingerprint import component_fingerprint
 from ..tiny import build_tiny_components
 from ..training.checkpointing import write_json_atomically
 from ..training.recipes import recipe_field
+from ..utils.folders import lock_output_folder
+from ..utils.progress import phase_progress
+from ..utils.text import words
 from .approaches import APPROACHES, ApproachContext, LastWordApproach
 from .report import (
     ApproachResult,
@@ -82,6 +85,12 @@ class LastWordEvaluationArguments:
             raise ValueError(f"Unknown approaches {unknown}; choose from {list(APPROACHES)}.")
         if not self.test_files:
             raise ValueError("Give at least one test file (--test_files).")
+        for name in ("max_train_samples", "max_test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(
+                    f"--{name} {value} keeps no sentence: pass a positive number, or leave it out for all."
+                )
         names = [Path(path).stem for path in self.test_files]
         if len(set(names)) != len(names):
             raise ValueError(f"Test files need distinct names (they label the table's columns), got {names}.")
@@ -113,7 +122,13 @@ class LastWordEvaluationArguments:
 
 
 def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: TrainingArguments) -> LastWordReport:
-    """Evaluate `args.approaches` on every test file and save the report under `training_args.output_dir`."""
+    """Evaluate `args.approaches` on every test file and save the report under `training_args.output_dir`, whose lock
+    the evaluation holds (another run on it refuses at once)."""
+    with lock_output_folder(training_args.output_dir):
+        return _run_last_word_evaluation(args, training_args)
+
+
+def _run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: TrainingArguments) -> LastWordReport:
     components = _components(args)
     test_sets = {Path(path).stem: _examples(path, args.max_test_samples) for path in args.test_files}
     context = ApproachContext(
@@ -147,9 +162,9 @@ def run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: T
             approach_results = []
             for dataset, examples in test_sets.items():
                 if approach.uses_translation and dataset not in translations:
-                    logger.info(f"Translating the {len(examples)} prefixes of {dataset} to HR.")
                     prefixes = [example.prefix for example in examples]
-                    translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
+                    with phase_progress(f"Translating the {len(examples)} prefixes of {dataset} to HR", len(prefixes)):
+                        translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
                 logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
                 approach_results.append(
                     evaluate_approach(
@@ -209,7 +224,8 @@ def evaluate_approach(
     (HR translations of the prefixes) are handed to approaches that use them, `generation` to `predict`."""
     prefixes = [example.prefix for example in examples]
     used = translations if approach.uses_translation else None
-    predictions = approach.predict(prefixes, translations=used, **generation)
+    with phase_progress(f"Evaluating {approach.display_name} on {dataset}", len(prefixes)):
+        predictions = approach.predict(prefixes, translations=used, **generation)
     if len(predictions) != len(examples):
         raise RuntimeError(
             f"The {approach.name} approach returned {len(predictions)} predictions for {len(examples)} prefixes."
@@ -302,7 +318,7 @@ def _components(args: LastWordEvaluationArguments) -> dict[str, str]:
 
 def _examples(path: str, max_samples: int | None) -> list[LastWordExample]:
     sentences = read_sentences(path, max_samples)
-    usable = [sentence for sentence in sentences if len(sentence.split()) >= 2]
+    usable = [sentence for sentence in sentences if len(words(sentence)) >= 2]
     if not usable:
         raise ValueError(f"The test file {path!r} has no sentence of two words or more.")
     if len(usable) < len(sentences):

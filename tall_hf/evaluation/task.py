@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..data.text_files import read_sentences  # noqa: F401 (the task's test files are read with it)
-from ..utils.text import split_last_word
+from ..utils.text import split_last_word, words
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,9 @@ class LastWordExample:
 
     @classmethod
     def from_sentence(cls, sentence: str) -> LastWordExample:
-        """Split `sentence` at its last word; a sentence of fewer than two words is a `ValueError` naming it."""
+        """Split `sentence` at its last word (invisible code points removed); a sentence of fewer than two words is a `ValueError` naming it."""
         prefix, gold = split_last_word(sentence)
-        return cls(" ".join(sentence.split()), prefix, gold)
+        return cls(" ".join(words(sentence)), prefix, gold)
 
 
 def make_examples(sentences: list[str]) -> list[LastWordExample]:

@@ -22,6 +22,7 @@ from transformers import (
 from transformers.utils import logging
 
 from ..training.recipes import with_recipe_defaults
+from ..utils.progress import show_phase
 
 logger = logging.get_logger(__name__)
 
@@ -73,9 +74,10 @@ def train_causal_lm(
     texts: list[str],
     training_args: TrainingArguments,
     max_length: int = MAX_LENGTH,
+    description: str = "Training the LLM",
 ) -> PreTrainedModel | PeftModel:
     """Train the trainable parameters of `model` on `texts` with `Trainer`, save it (and the tokenizer) in
-    `training_args.output_dir`, and return it in eval mode."""
+    `training_args.output_dir`, and return it in eval mode. `description` names its progress bar."""
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -83,7 +85,7 @@ def train_causal_lm(
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         processing_class=tokenizer,
     )
-    trainer.train()
+    show_phase(trainer, description).train()
     trainer.save_model()
     return model.eval()
 
@@ -91,7 +93,7 @@ def train_causal_lm(
 def train_fine_tuned(llm: str, texts: list[str], training_args: TrainingArguments) -> PreTrainedModel:
     """Fine-tuned baseline: every parameter of the pretrained LLM `llm` (hub id or folder) trains on `texts`."""
     model = AutoModelForCausalLM.from_pretrained(llm)
-    return train_causal_lm(model, training_tokenizer(llm), texts, training_args)
+    return train_causal_lm(model, training_tokenizer(llm), texts, training_args, description="Training Fine-tuned")
 
 
 def train_soft_prompt(
@@ -106,7 +108,9 @@ def train_soft_prompt(
     peft_model = get_peft_model(model, config)
     trainable, total = peft_model.get_nb_trainable_parameters()
     logger.info(f"Soft prompt: {trainable:,} trainable parameters of {total:,}.")
-    return train_causal_lm(peft_model, training_tokenizer(llm), texts, training_args)
+    return train_causal_lm(
+        peft_model, training_tokenizer(llm), texts, training_args, description="Training Soft prompt"
+    )
 
 
 def train_from_scratch(llm: str, texts: list[str], training_args: TrainingArguments) -> PreTrainedModel:
@@ -114,4 +118,4 @@ def train_from_scratch(llm: str, texts: list[str], training_args: TrainingArgume
     `training_args.seed`, trained on `texts`."""
     set_seed(training_args.seed)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(llm))
-    return train_causal_lm(model, training_tokenizer(llm), texts, training_args)
+    return train_causal_lm(model, training_tokenizer(llm), texts, training_args, description="Training From scratch")

@@ -26,7 +26,8 @@ from transformers.utils import logging
 
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.hub import load_pretrained
-from ..utils.text import normalize_text
+from ..utils.progress import advance_phase
+from ..utils.text import normalize_text, words
 from .word_boundary import PerRowSampler, WordBoundaryCriteria, split_words, word_start_mask
 
 logger = logging.get_logger(__name__)
@@ -217,11 +218,12 @@ class TallPredictor:
         for index, prefix in enumerate(prefixes):
             if not isinstance(prefix, str):
                 raise TypeError(f"Prefix {index} is a {type(prefix).__name__}, not a string.")
-            if not prefix.split():
+            found = words(prefix)  # invisible code points (direction marks, joiners) removed
+            if not found:
                 raise ValueError(
                     f"Prefix {index} ({prefix!r}) is empty: next-word prediction needs at least one word to read."
                 )
-            cleaned.append(" ".join(prefix.split()))
+            cleaned.append(" ".join(found))
         return cleaned
 
     @property
@@ -266,6 +268,7 @@ class TallPredictor:
                 )
                 for index, ids in zip(rows, words, strict=True):
                     word_ids[index] = ids
+                advance_phase(len(rows))
         self.truncated = len(self._cut_rows)
         if self.truncated or self.unreadable:
             logger.warning(

@@ -15,7 +15,7 @@ from ..generation.predictor import DecodingOptions
 from ..generation.word_boundary import word_start_mask
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.padding import pad_rows
-from ..utils.text import normalize_text
+from ..utils.text import normalize_text, words
 
 
 @torch.inference_mode()
@@ -81,7 +81,7 @@ def reference_continue_text(
 ) -> list[str]:
     """Greedy continuation by `num_words` words, each by [`reference_next_words`] on the text so far; a text the
     model ends early has fewer words (as `TallPredictor.continue_text`)."""
-    texts, continuations = [" ".join(prefix.split()) for prefix in prefixes], [[] for _ in prefixes]
+    texts, continuations = [" ".join(words(prefix)) for prefix in prefixes], [[] for _ in prefixes]
     active = list(range(len(texts)))
     for _ in range(num_words):
         words = reference_next_words(model, processor, [texts[i] for i in active], batch_size=batch_size, raw=True)

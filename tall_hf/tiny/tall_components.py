@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from ..resources import read_corpus
+from ..utils.folders import hold_lock, main_process_first
 
 # One small config per LLM family: the families differ only in their config's field names.
 _TINY_ROPE_DECODER = {
@@ -127,21 +128,23 @@ def build_once(
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
     root = Path(directory)
     target = root / f"{name}-{key}"
-    if (target / _STAMP).is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
-    try:
-        set_seed(seed)
-        write(staging)
-        (staging / _STAMP).write_text(json.dumps({"name": name, "description": description}, default=str))
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished the same build first
-            if not (target / _STAMP).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # Under `accelerate launch` the main process builds and the others then find its build; another run building
+    # the same target at the same time is waited for (the lock beside the target), then its build is reused.
+    with main_process_first():
+        if (target / _STAMP).is_file():
+            return target
+        with hold_lock(root / f".{target.name}.lock", f"The build {target}", wait=True):
+            if (target / _STAMP).is_file():
+                return target
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+            try:
+                set_seed(seed)
+                write(staging)
+                (staging / _STAMP).write_text(json.dumps({"name": name, "description": description}, default=str))
+                shutil.rmtree(target, ignore_errors=True)  # a folder without the stamp is no build
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -28,6 +28,7 @@ from ..data.collator import TallDataCollator
 from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
 from ..modules.alignment import AlignmentAdapter
+from ..utils.progress import show_phase
 from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 
 logger = logging.get_logger(__name__)
@@ -106,7 +107,7 @@ def pretrain_alignment_adapters(
             train_dataset=train_dataset,
             data_collator=TallDataCollator(processor, loss_mode=model.config.loss_mode),
         )
-        trainer.train()
+        show_phase(trainer, f"Pre-training {stage}").train()
         losses[stage] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         getattr(model, stage).load_state_dict(autoencoder.encoder.state_dict())
         if losses[stage]:

@@ -6,19 +6,20 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import IntervalStrategy, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from ..data import PreparationArguments, prepare_tall_dataset
-from ..data.preparation import word_boundary_prefixes
+from ..data.preparation import NoSentenceLeftError, word_boundary_prefixes
 from ..data.text_files import read_sentences
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS
 from ..modules.fusion import FUSION_METHODS
 from ..tiny import build_tiny_components
+from ..utils.folders import lock_output_folder
 from ..utils.launch import warn_on_process_mismatch
 from .adapter_pretraining import NEXT_TOKEN_READER, pretrain_next_token_reader
-from .checkpointing import finished_run, last_complete_checkpoint
+from .checkpointing import checkpoint_step, finished_run, last_complete_checkpoint
 from .recipes import (
     RECIPE_DATA_FIELDS,
     RECIPE_MODEL_FIELDS,
@@ -149,9 +150,49 @@ def run_training(
 ) -> Trainer | None:
     """Build TALL, prepare the data (cached), train with `Trainer` and save model + processor to `output_dir`.
 
-    A run whose `output_dir` holds a complete checkpoint resumes from the newest one, exactly where it stopped; a run
-    that already finished there is left as it is (nothing is trained or written; returns `None`).
+    The run holds the lock of `output_dir` from the start: a second run on it refuses at once, naming this one.
+    Values that would train or validate nothing are refused before any work. A run whose `output_dir` holds a
+    complete checkpoint resumes from the newest one whose files verify, exactly where it stopped; a run that already
+    finished there is left as it is (nothing is trained or written; returns `None`).
     """
+    check_run_values(data_args, training_args)
+    with lock_output_folder(training_args.output_dir):
+        return _run_training(model_args, data_args, prep_args, training_args)
+
+
+def check_run_values(data_args: TallDataArguments, training_args: TrainingArguments) -> None:
+    """Refuse, naming the flag, values that would train or validate nothing."""
+    if training_args.max_steps == 0 or (training_args.max_steps < 0 and training_args.num_train_epochs <= 0):
+        flag = (
+            "--max_steps 0" if training_args.max_steps == 0 else f"--num_train_epochs {training_args.num_train_epochs}"
+        )
+        raise ValueError(f"{flag} trains nothing: pass a positive --max_steps or --num_train_epochs.")
+    for name in ("max_train_samples", "max_eval_samples"):
+        value = getattr(data_args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} {value} keeps no sentence: pass a positive number, or leave it out for all.")
+    if not 0 <= data_args.validation_split_percentage < 100:
+        raise ValueError(
+            f"--validation_split_percentage {data_args.validation_split_percentage} must lie in [0, 100): the rest "
+            "of the training file is what trains."
+        )
+    if (
+        training_args.eval_strategy != "no"
+        and data_args.validation_file is None
+        and data_args.validation_split_percentage == 0
+    ):
+        raise ValueError(
+            f"--eval_strategy {IntervalStrategy(training_args.eval_strategy).value} evaluates, but there is no "
+            "validation data: pass --validation_file, a --validation_split_percentage above 0, or --eval_strategy no."
+        )
+
+
+def _run_training(
+    model_args: TallModelArguments,
+    data_args: TallDataArguments,
+    prep_args: PreparationArguments,
+    training_args: TrainingArguments,
+) -> Trainer | None:
     final_step = finished_run(training_args.output_dir)
     if final_step is not None and training_args.resume_from_checkpoint is None:
         logger.warning(
@@ -159,6 +200,15 @@ def run_training(
             "Pass a new --output_dir to train again."
         )
         return None
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None:
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        step = checkpoint_step(checkpoint) if checkpoint else None
+        if step is not None and 0 < training_args.max_steps < step:  # at `max_steps` exactly, resuming saves it
+            raise ValueError(
+                f"--max_steps {training_args.max_steps} trains nothing: {checkpoint} is already at step {step}. Pass "
+                "a larger --max_steps to train on, or a new --output_dir to start afresh."
+            )
     # The text first: a missing or non-UTF-8 file fails, naming itself, before any component loads.
     train_lines = read_sentences(data_args.train_file, data_args.max_train_samples)
     validation_lines = read_sentences(data_args.validation_file) if data_args.validation_file else None
@@ -189,10 +239,12 @@ def run_training(
     # The translator is the model's own LR->HR translator (its encoder is TALL's stage 1). Under `accelerate launch`
     # the processes share the translation shards and then read each other's from the cache.
     translator = {"translator": paths["lr_hr"], "translator_revision": model_args.lr_hr_revision}
-    train = prepare_tall_dataset(train_lines, processor, args=prep_args, **translator)
+    train = _prepared("--train_file", data_args.train_file, train_lines, processor, prep_args, translator)
     validation = None
     if validation_lines is not None:
-        validation = prepare_tall_dataset(validation_lines, processor, args=prep_args, **translator)
+        validation = _prepared(
+            "--validation_file", data_args.validation_file, validation_lines, processor, prep_args, translator
+        )
     elif data_args.validation_split_percentage > 0:
         split = train.train_test_split(
             test_size=data_args.validation_split_percentage / 100, seed=training_args.seed, shuffle=True
@@ -200,8 +252,6 @@ def run_training(
         train, validation = split["train"], split["test"]
     if validation is not None and data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
-    if validation is None and training_args.eval_strategy != "no":
-        raise ValueError("Evaluation is on but there is no validation data: pass --validation_file or a split.")
     if data_options["teacher_labels"]:
         teacher = {"components": paths, "output_dir": training_args.output_dir, "device": training_args.device}
         train = with_teacher_labels(train, processor, **teacher)
@@ -209,11 +259,8 @@ def run_training(
             validation = with_teacher_labels(validation, processor, **teacher, name=f"{TEACHER_DATA}_validation")
     logger.info(f"Training on {len(train)} sentences, evaluating on {len(validation) if validation else 0}.")
 
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None:
-        checkpoint = last_complete_checkpoint(training_args.output_dir)
-        if checkpoint:
-            logger.warning(f"Resuming from {checkpoint} (pass a new --output_dir to start afresh).")
+    if checkpoint and training_args.resume_from_checkpoint is None:
+        logger.warning(f"Resuming from {checkpoint} (pass a new --output_dir to start afresh).")
     reader_steps = model_args.next_token_reader_steps
     if reader_steps is None:
         reader_steps = get_recipe(model_args.recipe).next_token_reader_steps
@@ -238,3 +285,11 @@ def run_training(
     )
     logger.info(f"Saved TALL and its processor to {trainer.args.output_dir}.")
     return trainer
+
+
+def _prepared(flag: str, path: str, lines: list[str], processor, prep_args: PreparationArguments, translator: dict):
+    """`prepare_tall_dataset` of a file's lines; a file left with no sentence is named by its flag."""
+    try:
+        return prepare_tall_dataset(lines, processor, args=prep_args, **translator)
+    except NoSentenceLeftError as error:
+        raise ValueError(f"{flag} {path}: {error}") from None

@@ -8,12 +8,16 @@ import os
 
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_pt_utils import metrics_format
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from ..data.collator import TallDataCollator
 from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
+from ..utils.folders import lock_output_folder, save_pretrained_atomically
+from ..utils.logging import is_quiet
+from ..utils.progress import show_phase
 from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .metrics import TallMetrics, preprocess_logits_for_metrics
 from .recipes import tall_training_arguments
@@ -58,7 +62,7 @@ def create_tall_trainer(
         )
         args.remove_unused_columns = False
     loss_mode = model.config.loss_mode
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -68,6 +72,7 @@ def create_tall_trainer(
         preprocess_logits_for_metrics=preprocess_logits_for_metrics if eval_dataset is not None else None,
         callbacks=[SaveProcessorCallback(processor), *(callbacks or []), CommitCheckpointCallback()],
     )
+    return show_phase(trainer, "Training TALL")
 
 
 def train_tall(
@@ -84,7 +89,8 @@ def train_tall(
     """Train TALL, save the final (or best) model with its processor to `args.output_dir`, and return the trainer.
 
     Pass `args`, or only `output_dir` for `tall_training_arguments(output_dir)`. Training and evaluation metrics are
-    written beside the model (`train_results.json`, `eval_results.json`) and are in `trainer.state.log_history`.
+    written beside the model (`train_results.json`, `eval_results.json`) and are in `trainer.state.log_history`. The
+    run holds the lock of `output_dir`: another run on it refuses at once (`tall_hf.utils.folders`).
     """
     if args is None:
         if output_dir is None:
@@ -94,19 +100,27 @@ def train_tall(
         resume_from_checkpoint = last_complete_checkpoint(args.output_dir)
         if resume_from_checkpoint is None:
             raise ValueError(f"No complete checkpoint to resume from in {args.output_dir}.")
-    trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
-    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    trainer.save_model()
-    if trainer.is_world_process_zero():
-        processor.save_pretrained(trainer.args.output_dir, save_translator=True)  # predicts offline from anywhere
-    trainer.log_metrics("train", result.metrics)
-    trainer.save_metrics("train", result.metrics)
-    trainer.save_state()
-    if eval_dataset is not None:
-        metrics = trainer.evaluate()
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
+    with lock_output_folder(args.output_dir):
+        trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
+        result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        trainer.save_model()  # `save_pretrained` swaps the model in whole (`AdapterMixin.save_pretrained`)
+        if trainer.is_world_process_zero():  # with the translator: predicts offline from anywhere
+            save_pretrained_atomically(processor, trainer.args.output_dir, save_translator=True)
+        _report_metrics(trainer, "train", result.metrics)
+        trainer.save_state()
+        if eval_dataset is not None:
+            _report_metrics(trainer, "eval", trainer.evaluate())
     return trainer
+
+
+def _report_metrics(trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
+    """Save `split`'s metrics beside the model; print them as Trainer does, or, from `tall-hf` without `--verbose`,
+    log them in one line."""
+    trainer.save_metrics(split, metrics)
+    if is_quiet():
+        logger.info(f"{split} metrics: {metrics_format(metrics)}")
+    else:
+        trainer.log_metrics(split, metrics)
 
 
 __all__ = ["SaveProcessorCallback", "create_tall_trainer", "train_tall"]

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import constants, try_to_load_from_cache
+from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging
@@ -58,6 +59,11 @@ def load_pretrained(
         name_or_path, is_folder = os.path.dirname(cached), True
     try:
         return auto_class.from_pretrained(name_or_path, revision=revision, **kwargs)
+    except (TypeError, StrictDataclassError) as err:  # a config.json value of the wrong type or out of range
+        raise ValueError(
+            f"The {role} {name_or_path!r} has an invalid config.json ({err}): fix the field named here (was the file "
+            "edited by hand?), or save or download the model again."
+        ) from err
     except (OSError, ValueError) as err:
         if is_folder:
             hint = f"the folder exists but does not hold a loadable {role}"

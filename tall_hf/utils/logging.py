@@ -44,6 +44,12 @@ def is_verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "").strip() not in ("", "0")
 
 
+def is_quiet() -> bool:
+    """Whether `tall-hf` runs without `--verbose`: one progress bar per phase, the libraries' own bars and log lines
+    off. (The Python API, where `TALL_HF_VERBOSE` is unset, leaves the libraries' output as they set it.)"""
+    return os.environ.get(VERBOSE_ENV, "").strip() == "0"
+
+
 def set_verbose(verbose: bool) -> None:
     """Set `is_verbose()` for this process and the processes it starts, with the console output that goes with it:
     quiet keeps the package's INFO messages, the libraries' warnings and one progress bar per phase of a run."""

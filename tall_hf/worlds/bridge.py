@@ -5,12 +5,13 @@ Built from the TALL world's pieces: generated Hebrew sentences (LR) and their le
 with `Trainer` on HR text only, and
 
 - a **bilingual encoder**: the encoder of a Marian model trained on LR->HR translation and HR->HR copying, with one
-  sentencepiece model over both scripts on its source side, so that it reads both languages. With
-  `encoder="premise"` (the default) the fusion paper's premise is then built in: the bottom layers are frozen and the
-  top `specialised_layers` are trained further on in-script copying (LR->LR, HR->HR), an objective that rewards
-  telling the scripts apart, so the cross-lingual content is known to sit in the middle layers and the top layers
-  are language-specific. A per-layer linear probe of the label (fit on HR, read on HR and LR) records where the
-  shared content sits (`bridge_world.json` `encoder.probe`). `encoder="translation"` stops after the first stage;
+  sentencepiece model over both scripts on its source side, so that it reads both languages. `encoder="premise"`
+  (an experiment, not the default) tries to build the fusion paper's premise in: the translation encoder has the
+  lower layers, and `specialised_layers` new layers stacked on it train on in-script copying (LR->LR, HR->HR) with
+  everything below frozen, so that the top layers would be language-specific. Measured, they are not (see
+  `benchmarks/README.md`): neither the probe nor the bridges show a middle-layer advantage. For either encoder a
+  per-layer linear probe of the label (fit on HR, read on HR and LR) records where the content the languages share
+  sits (`bridge_world.json` `encoder.probe`);
 - a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
   city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
   out. The test sentences are held out of every training text and come in both forms, balanced over the labels
@@ -30,11 +31,10 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from transformers import (
-    DataCollatorForSeq2Seq,
+    MarianConfig,
     MarianMTModel,
     MarianTokenizer,
-    Seq2SeqTrainer,
-    Seq2SeqTrainingArguments,
+    set_seed,
 )
 from transformers.utils import logging
 
@@ -43,12 +43,11 @@ from .build import component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
-from .scratch import scratch_training_arguments
-from .translators import exact_rate, train_translator, write_marian_tokenizer
+from .translators import exact_rate, train_seq2seq, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-BRIDGE_WORLD_BUILD_VERSION = 5  # 5: the premise encoder (top layers specialised on in-script copying), probes
+BRIDGE_WORLD_BUILD_VERSION = 5  # 5: the premise encoder (layers stacked and trained on in-script copying), probes
 BRIDGE_WORLD_FILE = "bridge_world.json"
 # topic -> the words that make a sentence of that topic.
 TOPIC_WORDS: dict[str, frozenset[str]] = {
@@ -63,7 +62,7 @@ sentences: the label the bridge is trained to write, in the HR script after a sp
 A frozen LM writes such a word readily, and then its end-of-sentence token, which greedy generation + exact match
 needs; a word it met only mid-sentence it follows with more words."""
 LANGUAGES = ("hr", "lr")
-ENCODER_KINDS = ("premise", "translation")
+ENCODER_KINDS = ("translation", "premise")
 
 
 def sentence_topic(sentence: str) -> int | None:
@@ -168,13 +167,14 @@ def build_bridge_world(
     *,
     preset: str = "default",
     llm: str = "qwen2",
-    encoder: str = "premise",
+    encoder: str = "translation",
     seed: int = 0,
     settings: BridgeWorldSettings | None = None,
 ) -> BridgeWorld:
     """Build (or reuse) the bridge world under `directory`: deterministic for `seed`, keyed by a hash of the settings
-    and the build version, written to a temporary folder moved into place when complete. `encoder` is `"premise"`
-    (top layers specialised on in-script copying) or `"translation"` (the translation encoder as it is)."""
+    and the build version, written to a temporary folder moved into place when complete. `encoder` is
+    `"translation"` (the translation encoder as it is) or `"premise"` (layers stacked on it, trained on in-script
+    copying; an experiment)."""
     check_tiny_llm(llm)
     if encoder not in ENCODER_KINDS:
         raise ValueError(f"Unknown bridge world encoder {encoder!r}; choose one of {ENCODER_KINDS}.")
@@ -242,12 +242,20 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     tokenizer = write_marian_tokenizer(
         staging / "encoder", source_spm, target_spm, _marian_vocab([source_spm, target_spm]), settings.max_length
     )
+    translation_layers = settings.encoder_size["encoder_layers"]
+    if encoder == "premise":
+        translation_layers -= settings.specialised_layers
+        if translation_layers < 1:
+            raise ValueError(
+                f"specialised_layers={settings.specialised_layers} leaves no translation layer of "
+                f"{settings.encoder_size['encoder_layers']}."
+            )
     model = train_translator(
         staging / "encoder",
         tokenizer,
         rest + hr_rest,
         hr_rest + hr_rest,
-        architecture=settings.encoder_size,
+        architecture={**settings.encoder_size, "encoder_layers": translation_layers},
         training=settings.encoder_training,
         max_length=settings.max_length,
         positions=settings.max_length,
@@ -266,8 +274,8 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     }
     logger.info(f"Bridge world: encoder-decoder exact LR->HR rate {encoder_facts['exact_lr_to_hr_rate']:.3f}.")
     if encoder == "premise":
-        logger.info(f"Bridge world: specialising the top {settings.specialised_layers} encoder layers on copying.")
-        model = specialise_top_layers(
+        logger.info(f"Bridge world: {settings.specialised_layers} encoder layers stacked and trained on copying.")
+        model = stack_specialised_layers(
             staging / "encoder",
             model,
             tokenizer,
@@ -277,7 +285,13 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
             max_length=settings.max_length,
             seed=seed + 3,
         )
-        encoder_facts["specialised_layers"] = settings.specialised_layers
+        encoder_facts.update(
+            specialised_layers=settings.specialised_layers,
+            translation_layers=translation_layers,
+            encoder_layers=model.config.encoder_layers,
+            parameters=model.num_parameters(),
+            encoder_parameters=model.get_encoder().num_parameters(),
+        )
     encoder_facts["probe"] = layer_probe(model.get_encoder(), tokenizer, rows["train"], rows["test"])
 
     logger.info(f"Bridge world: training the {llm} LLM on {len(hr_rest)} HR sentences.")
@@ -314,7 +328,7 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     logger.info(f"Bridge world built in {facts['build_seconds']} s.")
 
 
-def specialise_top_layers(
+def stack_specialised_layers(
     folder: Path,
     model: MarianMTModel,
     tokenizer: MarianTokenizer,
@@ -325,17 +339,26 @@ def specialise_top_layers(
     max_length: int,
     seed: int,
 ) -> MarianMTModel:
-    """Train the top `layers` encoder layers (and the decoder) of `model` on copying each text in its own script, the
-    embeddings and lower layers frozen, and save it to `folder`. The targets are the source side's own pieces (the
-    shared vocabulary holds both scripts), so the top layers must keep the script apart: the lower layers stay as the
-    translation stage aligned them."""
-    encoder = model.get_encoder()
-    if not 0 < layers < len(encoder.layers):
-        raise ValueError(f"specialised_layers must lie in [1, {len(encoder.layers) - 1}], got {layers}.")
-    model.train()
-    for parameter in model.parameters():
+    """Stack `layers` new encoder layers on the translation encoder of `model` and train them (with the decoder) on
+    copying each text in its own script, everything below frozen; save the grown model to `folder`. The targets are
+    the source side's own pieces (the shared vocabulary holds both scripts), so the new top layers must keep the
+    scripts apart, while the layer below them stays the translation encoder's output, where the two languages meet."""
+    if layers < 1:
+        raise ValueError(f"specialised_layers must be at least 1, got {layers}.")
+    config = model.config.to_dict()
+    config["encoder_layers"] += layers
+    set_seed(seed)
+    grown = MarianMTModel(MarianConfig(**config))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    new_prefix = [
+        f"model.encoder.layers.{index}." for index in range(model.config.encoder_layers, config["encoder_layers"])
+    ]
+    if unexpected or any(not name.startswith(tuple(new_prefix)) for name in missing):
+        raise RuntimeError(f"Growing the encoder lost weights: missing {missing}, unexpected {unexpected}.")
+    grown.generation_config = model.generation_config
+    for parameter in grown.parameters():
         parameter.requires_grad_(False)
-    for module in (*encoder.layers[-layers:], model.get_decoder()):
+    for module in (*grown.get_encoder().layers[-layers:], grown.get_decoder()):
         for name, parameter in module.named_parameters():
             parameter.requires_grad_("embed" not in name)
 
@@ -344,19 +367,12 @@ def specialise_top_layers(
         return {**encoded, "labels": encoded["input_ids"]}
 
     dataset = Dataset.from_dict({"text": texts}).map(tokenize, batched=True, remove_columns=["text"])
-    with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
-        Seq2SeqTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-            processing_class=tokenizer,
-        ).train()
-    for parameter in model.parameters():
+    train_seq2seq(folder, grown, tokenizer, dataset, training, seed, "World: training the encoder's copying layers")
+    for parameter in grown.parameters():
         parameter.requires_grad_(True)
-    model.eval()
-    model.save_pretrained(folder)
-    return model
+    grown.eval()
+    grown.save_pretrained(folder)
+    return grown
 
 
 @torch.no_grad()

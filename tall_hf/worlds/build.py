@@ -1,10 +1,13 @@
 """`build_world`: a known-answer world for TALL, built, measured and cached by the package.
 
 From LR text (by default sentences of `HebrewSentenceGenerator` and the shipped Hebrew sample; any text file
-otherwise) the builder derives an HR language (a `LetterMap` of the text onto another script), splits the sentences,
-trains the two Marian translators on the parallel sentences and a causal LLM on the HR side only, and records in
-`world.json` what is then known: each translator's exact-sentence rate and the LLM's own last-word accuracy on the HR
-form of the held-out test sentences (the ceiling of any approach that goes through it).
+otherwise) the builder derives an HR language (`WorldSettings.hr_language`: by default `genderless`, a
+`GenderlessMap` that drops grammatical gender and letter-maps the rest; or `letter_map`, a lossless `LetterMap` of the
+text onto another script), splits the sentences, trains the two Marian translators on the parallel sentences and a
+causal LLM on the HR side only, and records in `world.json` what is then known: each translator's exact-sentence rate,
+the LLM's own last-word accuracy on the HR form of the held-out test sentences (the ceiling of any approach that goes
+through it), the pivot bound and the share of test sentences whose last word the HR sentence leaves ambiguous
+(`tall_hf.worlds.bounds`).
 """
 
 from __future__ import annotations
@@ -21,16 +24,16 @@ from pathlib import Path
 
 import torch
 import transformers
+from accelerate import PartialState
 from transformers.utils import logging
 
 from .. import __version__
 from ..data import PreparationArguments, clean_sentences
 from ..data.preparation import read_texts
-from ..evaluation.approaches import ApproachContext, DirectApproach
-from ..evaluation.runner import evaluate_approach
-from ..evaluation.task import make_examples
 from ..resources import read_corpus
 from ..tiny.tall_components import _STAMP, _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from .bounds import estimate_facts, hr_ceiling_result, world_bounds
+from .genderless import GENDERLESS_AGREEMENT_SHARE, HR_LANGUAGES, GenderlessMap, hr_map_for
 from .hebrew_generator import HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
@@ -38,7 +41,9 @@ from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-WORLD_BUILD_VERSION = 3  # 2: the ceiling prompts without a trailing space; 3: it generates until the word ends
+# 2: the ceiling prompts without a trailing space; 3: it generates until the word ends; 4: the genderless HR language
+# (the default), the pivot bound and the ambiguous share.
+WORLD_BUILD_VERSION = 4
 WORLD_FILE = "world.json"
 SPLITS = ("pretrain", "train", "validation", "test")
 ROLES = ("lr_hr", "llm", "hr_lr")
@@ -102,6 +107,9 @@ class WorldSettings:
             del description["llm_tokenizer"]
         return description
 
+    # `genderless` (lossy: `GenderlessMap`, with the generator's agreement sentences) or `letter_map` (lossless).
+    hr_language: str = "genderless"
+
 
 PRESETS: dict[str, WorldSettings] = {
     "default": WorldSettings(),
@@ -112,6 +120,7 @@ PRESETS: dict[str, WorldSettings] = {
     # 0.805 of the sentences; ceiling 0.18/0.12/0.14/0.14 (95% CI lower bounds 0.13/0.075/0.09/0.095).
     "test": WorldSettings(
         generated_sentences=1600,
+        hr_language="letter_map",
         test_sentences=200,
         validation_sentences=30,
         train_sentences=300,
@@ -154,6 +163,7 @@ PRESETS: dict[str, WorldSettings] = {
         test_sentences=1000,
         train_sentences=4000,
         translator_training=component_training(max_steps=1200, learning_rate=1e-3),
+        hr_language="letter_map",
     ),
 }
 
@@ -184,7 +194,14 @@ class World:
 
     @property
     def letter_map(self) -> LetterMap:
+        """The letter layer of the HR language (all of it in a `letter_map` world)."""
         return LetterMap.load(self.path / "letter_map.json")
+
+    @property
+    def hr_map(self) -> LetterMap | GenderlessMap:
+        """The LR -> HR map of the world's language (`to_hr`, `last_word_ambiguous`)."""
+        genderless = self.path / "genderless.json"
+        return GenderlessMap.load(genderless) if genderless.is_file() else self.letter_map
 
     def split_file(self, split: str, hr: bool = False) -> str:
         """The text file of `split` (one of `SPLITS`), LR side or its HR form."""
@@ -204,8 +221,10 @@ def build_world(
     llm: str = "qwen2",
     seed: int = 0,
     settings: WorldSettings | None = None,
+    hr_language: str | None = None,
 ) -> World:
-    """Build (or reuse) the world of `lr_text` (default: generated Hebrew and the shipped sample) under `directory`.
+    """Build (or reuse) the world of `lr_text` (default: generated Hebrew and the shipped sample) under `directory`;
+    `hr_language` (`genderless` or `letter_map`) overrides the settings' HR language.
 
     `preset` (one of `PRESETS`) defaults to `"default"` for the generated text and to `"text"` for a file of real text.
 
@@ -220,12 +239,21 @@ def build_world(
         if preset not in PRESETS:
             raise ValueError(f"Unknown world preset {preset!r}; choose one of {sorted(PRESETS)}.")
         settings = PRESETS[preset]
+    if hr_language is not None:
+        if hr_language not in HR_LANGUAGES:
+            raise ValueError(f"Unknown HR language {hr_language!r}; choose one of {HR_LANGUAGES}.")
+        settings = dataclasses.replace(settings, hr_language=hr_language)
     texts = _lr_texts(lr_text, settings, seed)
     text_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()
     description = [WORLD_BUILD_VERSION, text_hash, llm, seed, settings.cache_description()]
     source = "generated Hebrew + shipped sample" if lr_text is None else os.path.abspath(lr_text)
 
     def write(staging: Path) -> None:
+        if PartialState().num_processes > 1:  # its Trainer runs would wait for processes that wait for the build
+            raise ValueError(
+                f"The world under {directory} is not built yet, and it cannot be built by several processes "
+                "(`accelerate launch`): build it once in a single process first (`build_world(DIR)`), then launch."
+            )
         _write_world(staging, texts, source, settings, llm, seed, text_hash)
 
     return World(build_once(directory, f"world-{llm}", description, write, seed))
@@ -233,7 +261,8 @@ def build_world(
 
 def _lr_texts(lr_text: str | os.PathLike | None, settings: WorldSettings, seed: int) -> list[str]:
     if lr_text is None:
-        return HebrewSentenceGenerator(seed).generate(settings.generated_sentences) + read_corpus("hebrew")
+        agreement = GENDERLESS_AGREEMENT_SHARE if settings.hr_language == "genderless" else 0.0
+        return HebrewSentenceGenerator(seed, agreement).generate(settings.generated_sentences) + read_corpus("hebrew")
     return read_texts(lr_text)
 
 
@@ -254,9 +283,12 @@ def _write_world(
     test, validation, train = (sentences[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(3))
     splits = {"pretrain": sentences[held_out:], "train": train, "validation": validation, "test": test}
 
-    letter_map = LetterMap.for_texts(sentences)
+    hr_map = hr_map_for(settings.hr_language, sentences)
+    letter_map = hr_map.letter_map if isinstance(hr_map, GenderlessMap) else hr_map
     letter_map.save(staging / "letter_map.json")
-    hr = {name: [letter_map.to_hr(sentence) for sentence in split] for name, split in splits.items()}
+    if isinstance(hr_map, GenderlessMap):
+        hr_map.save(staging / "genderless.json")
+    hr = {name: [hr_map.to_hr(sentence) for sentence in split] for name, split in splits.items()}
     data = staging / "data"
     data.mkdir()
     for name in SPLITS:
@@ -317,12 +349,16 @@ def _write_world(
         tokenizer_kind=settings.llm_tokenizer,
         seed=seed + 3,
     )
-    ceiling = hr_ceiling({role: str(staging / role) for role in ROLES}, hr["test"], str(staging / ".ceiling"))
+    components = {role: str(staging / role) for role in ROLES}
+    ambiguous = [hr_map.last_word_ambiguous(sentence) for sentence in splits["test"]]
+    bounds = world_bounds(components, splits["test"], hr["test"], ambiguous, str(staging / ".ceiling"))
+    ceiling = bounds["ceiling"]
     facts = {
         "build_version": WORLD_BUILD_VERSION,
         "lr_text": source,
         "lr_text_sha256": text_hash,
         "seed": seed,
+        "hr_language": settings.hr_language,
         "letter_map": letter_map.mapping,
         "sentences": {name: len(split) for name, split in splits.items()},
         "filtered": dict(cleaned.filtered),
@@ -334,7 +370,7 @@ def _write_world(
             "vocab_size": model.config.vocab_size,
             "trained_on": "pretrain.hr.txt",
         },
-        "ceiling": ceiling,
+        **bounds,
         "settings": dataclasses.asdict(settings),
         "versions": {
             "tall_hf": __version__,
@@ -346,7 +382,10 @@ def _write_world(
         "build_seconds": round(time.perf_counter() - start, 1),
     }
     (staging / WORLD_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
-    logger.info(f"World built in {facts['build_seconds']} s; LLM ceiling {ceiling['accuracy']:.3f}.")
+    logger.info(
+        f"World built in {facts['build_seconds']} s; LLM ceiling {ceiling['accuracy']:.3f}, pivot bound "
+        f"{bounds['pivot_bound']['accuracy']:.3f}, ambiguous last words {bounds['ambiguity']['share']:.3f}."
+    )
 
 
 def weak_translator_warnings(translators: dict[str, dict], floor: float) -> list[str]:
@@ -363,19 +402,8 @@ def weak_translator_warnings(translators: dict[str, dict], floor: float) -> list
 def hr_ceiling(components: dict[str, str], hr_sentences: list[str], scratch: str, confidence: float = 0.95) -> dict:
     """The world LLM's own last-word accuracy on HR sentences, prompted exactly as the Direct approach prompts it on LR
     text and scored by the evaluation's metric, with a bootstrap interval."""
-    context = ApproachContext(**components, output_dir=scratch)
-    result = evaluate_approach(
-        DirectApproach.from_context(context), make_examples(hr_sentences), confidence=confidence
-    )
-    estimate = result.estimate
-    return {
-        "accuracy": estimate.accuracy,
-        "ci_lower": estimate.lower,
-        "ci_upper": estimate.upper,
-        "confidence": estimate.confidence,
-        "n": estimate.n,
-        "decoding": "greedy, as the Direct approach",
-    }
+    estimate = hr_ceiling_result(components, hr_sentences, scratch, confidence=confidence).estimate
+    return estimate_facts(estimate, decoding="greedy, as the Direct approach")
 
 
 def _with_prefixes(lr: list[str], hr: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:

@@ -8,6 +8,10 @@ Four kinds of templates, mixed by `KIND_WEIGHTS`:
   sentence about that person: an LLM learns it only by having read many sentences;
 - `choice`: the last word is one of a few words with fixed, unequal probabilities;
 - `free`: the last word is drawn uniformly from a large set.
+A fifth kind, `agree`, comes in with `agreement_share`: a sentence about an unnamed person ("הוא" or "היא") whose last
+word (a past-tense verb, an adjective, a participle or a profession) agrees in gender with the pronoun, its lemma
+following from an earlier word by a rule. `GENDER_PAIRS` lists every (masculine, feminine) pair of forms the
+generator writes, `NAME_PARTNERS` pairs the first names by gender.
 Optional openings lengthen the sentences (5-30 words) without changing their last word.
 """
 
@@ -105,6 +109,59 @@ OPENINGS = [
 ]
 KIND_WEIGHTS = {"rule": 0.25, "fact": 0.3, "choice": 0.2, "free": 0.25}
 
+# The `agree` kind's lexicon, every word as its (masculine, feminine) forms.
+PRONOUN = ("הוא", "היא")
+AGREEMENT_TIMES = [
+    "אתמול בערב",
+    "הבוקר",
+    "בשבוע שעבר",
+    "בחודש שעבר",
+    *(f"ביום {day} {part}" for day in DAYS for part in ("בבוקר", "בצהריים", "בערב")),
+]
+# Verbs in the past tense, in pairs of opposites: "היא לא ישבה אלא עמדה".
+OPPOSITE_VERBS = [
+    (("ישב", "ישבה"), ("עמד", "עמדה")),
+    (("צחק", "צחקה"), ("בכה", "בכתה")),
+    (("בא", "באה"), ("הלך", "הלכה")),
+    (("ניצח", "ניצחה"), ("הפסיד", "הפסידה")),
+    (("שתק", "שתקה"), ("דיבר", "דיברה")),
+    (("נכנס", "נכנסה"), ("יצא", "יצאה")),
+    (("נשאר", "נשארה"), ("עזב", "עזבה")),
+]
+# What someone did -> the state they are in (an adjective): "היא רצה במשך שעה ולכן עכשיו היא עייפה".
+CAUSED_STATES = [
+    (("אכל", "אכלה"), "הרבה מאוד בצהריים", ("שבע", "שבעה")),
+    (("לא אכל", "לא אכלה"), "כלום כל היום", ("רעב", "רעבה")),
+    (("רץ", "רצה"), "במשך שעה", ("עייף", "עייפה")),
+    (("קיבל", "קיבלה"), "מתנה יפה", ("שמח", "שמחה")),
+    (("הפסיד", "הפסידה"), "במשחק החשוב", ("עצוב", "עצובה")),
+    (("עמד", "עמדה"), "הרבה זמן בגשם", ("רטוב", "רטובה")),
+    (("שמע", "שמעה"), "רעש חזק בלילה", ("מפוחד", "מפוחדת")),
+    (("חיכה", "חיכתה"), "שעתיים בתור", ("כועס", "כועסת")),
+]
+# A state (an adjective) -> what someone in it always does (a participle): "כאשר היא רעבה היא תמיד אוכלת".
+STATE_ACTIONS = [
+    (("רעב", "רעבה"), ("אוכל", "אוכלת")),
+    (("צמא", "צמאה"), ("שותה", "שותה")),
+    (("עייף", "עייפה"), ("ישן", "ישנה")),
+    (("שמח", "שמחה"), ("שר", "שרה")),
+    (("עצוב", "עצובה"), ("בוכה", "בוכה")),
+    (("משועמם", "משועממת"), ("קורא", "קוראת")),
+    (("כועס", "כועסת"), ("צועק", "צועקת")),
+]
+# The verbs the other templates conjugate for their person (`Person.verb`).
+PERSON_VERBS = [
+    ("קנה", "קנתה"),
+    ("אמר", "אמרה"),
+    ("חושב", "חושבת"),
+    ("עובד", "עובדת"),
+    ("גר", "גרה"),
+    ("אכל", "אכלה"),
+    ("ראה", "ראתה"),
+    ("נסע", "נסעה"),
+    ("סיפר", "סיפרה"),
+]
+
 
 @dataclass(frozen=True)
 class Person:
@@ -115,6 +172,21 @@ class Person:
 
     def verb(self, masculine: str, feminine: str) -> str:
         return feminine if self.female else masculine
+
+
+def _gender_pairs() -> list[tuple[str, str]]:
+    pairs = [PRONOUN, *PERSON_VERBS, *PROFESSIONS]
+    pairs += [form for pair in OPPOSITE_VERBS for form in pair]
+    pairs += [form for cause, _, state in CAUSED_STATES for form in (cause, state)]
+    pairs += [form for pair in STATE_ACTIONS for form in pair]
+    words = [(masculine, feminine) for masculine, feminine in pairs if " " not in masculine]
+    words += [(m.split()[-1], f.split()[-1]) for m, f in pairs if " " in m]  # "לא אכל": the verb
+    return sorted({pair for pair in words if pair[0] != pair[1]})
+
+
+# Every (masculine, feminine) pair of distinct single-word forms the generator writes.
+GENDER_PAIRS: list[tuple[str, str]] = _gender_pairs()
+NAME_PARTNERS: list[tuple[str, str]] = list(zip(MALE_NAMES, FEMALE_NAMES, strict=True))
 
 
 def make_people(seed: int) -> list[Person]:
@@ -134,32 +206,44 @@ def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
 
 
 class HebrewSentenceGenerator:
-    """`generate(n)`: `n` sentences, the same for the same seed."""
+    """`generate(n)`: `n` sentences, the same for the same seed; a share `agreement_share` of them of the `agree`
+    kind (with 0, the sentences of the four other kinds only, as before that kind existed)."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, agreement_share: float = 0.0) -> None:
+        if not 0 <= agreement_share < 1:
+            raise ValueError(f"agreement_share must be in [0, 1), got {agreement_share}.")
         self.seed = seed
+        self.agreement_share = agreement_share
         self.people = make_people(seed)
         self.templates: dict[str, list[Callable[[random.Random, Person], str]]] = {
             "rule": [self._colour, self._next_day, self._opposite, self._workplace, self._sound],
             "fact": [self._home_town, self._profession],
             "choice": [self._breakfast, self._winter, self._drink],
             "free": [self._saw, self._travel],
+            "agree": [self._opposite_verb, self._caused_state, self._state_action, self._profession_of_workplace],
         }
 
     def generate(self, n: int) -> list[str]:
         rng = random.Random(f"sentences-{self.seed}")
         kinds, weights = list(KIND_WEIGHTS), list(KIND_WEIGHTS.values())
+        if self.agreement_share:
+            kinds.append("agree")
+            weights = [weight * (1 - self.agreement_share) for weight in weights] + [self.agreement_share]
         sentences = []
         for _ in range(n):
             person = rng.choice(self.people)
-            body = rng.choice(self.templates[rng.choices(kinds, weights=weights)[0]])(rng, person)
-            openings = [self._opening(rng) for _ in range(rng.choice((0, 0, 1, 1, 2, 3)))]
+            kind = rng.choices(kinds, weights=weights)[0]
+            body = rng.choice(self.templates[kind])(rng, person)
+            # The `agree` sentences name nobody, so the pronoun is their only mark of the person's gender.
+            named = kind != "agree"
+            openings = [self._opening(rng, named) for _ in range(rng.choice((0, 0, 1, 1, 2, 3)))]
             sentences.append(" ".join([*openings, body]))
         return sentences
 
-    def _opening(self, rng: random.Random) -> str:
+    def _opening(self, rng: random.Random, named: bool = True) -> str:
         other = rng.choice(self.people)
-        return rng.choice(OPENINGS).format(day=rng.choice(DAYS), other=other.name, told=other.verb("סיפר", "סיפרה"))
+        opening = rng.choice(OPENINGS if named else [o for o in OPENINGS if "{other}" not in o])
+        return opening.format(day=rng.choice(DAYS), other=other.name, told=other.verb("סיפר", "סיפרה"))
 
     # rule: the last word follows from an earlier word
     def _colour(self, rng: random.Random, p: Person) -> str:
@@ -210,3 +294,30 @@ class HebrewSentenceGenerator:
     def _travel(self, rng: random.Random, p: Person) -> str:
         destination = rng.choice([city for city in CITIES if city != p.city])
         return f"{p.name} {p.verb('נסע', 'נסעה')} מהעיר {p.city} אל העיר {destination}"
+
+    # agree: a pronoun, and a last word that agrees with it; each opens with a time and a town (no gender in them)
+    @staticmethod
+    def _when_and_where(rng: random.Random) -> str:
+        return f"{rng.choice(AGREEMENT_TIMES)} בעיר {rng.choice(CITIES)}"
+
+    def _opposite_verb(self, rng: random.Random, p: Person) -> str:
+        pair = rng.choice(OPPOSITE_VERBS)
+        verb, opposite = pair if rng.random() < 0.5 else pair[::-1]
+        return f"{self._when_and_where(rng)} {p.verb(*PRONOUN)} לא {p.verb(*verb)} אלא {p.verb(*opposite)}"
+
+    def _caused_state(self, rng: random.Random, p: Person) -> str:
+        cause, circumstance, state = rng.choice(CAUSED_STATES)
+        pronoun = p.verb(*PRONOUN)
+        when = self._when_and_where(rng)
+        return f"{when} {pronoun} {p.verb(*cause)} {circumstance} ולכן עכשיו {pronoun} {p.verb(*state)}"
+
+    def _state_action(self, rng: random.Random, p: Person) -> str:
+        state, action = rng.choice(STATE_ACTIONS)
+        pronoun = p.verb(*PRONOUN)
+        return f"{self._when_and_where(rng)} כאשר {pronoun} {p.verb(*state)} {pronoun} תמיד {p.verb(*action)}"
+
+    def _profession_of_workplace(self, rng: random.Random, p: Person) -> str:
+        professions, workplace = rng.choice(list(PROFESSIONS.items()))
+        pronoun, works = p.verb(*PRONOUN), p.verb("עובד", "עובדת")
+        when = self._when_and_where(rng)
+        return f"{when} {pronoun} {works} כל יום {workplace} כי {pronoun} {professions[p.female]}"

@@ -59,6 +59,10 @@ class LetterMap:
     def to_lr(self, text: str) -> str:
         return text.translate(str.maketrans(self.inverse))
 
+    def last_word_ambiguous(self, sentence: str) -> bool:
+        """Never: the map is one to one, so the HR sentence says every LR word."""
+        return False
+
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(self.mapping, handle, ensure_ascii=False, indent=0)

@@ -57,6 +57,6 @@ def train_llm(
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, padding_side="right")
     with scratch_training_arguments(folder, seed, training) as args:
-        model = train_causal_lm(model, tokenizer, texts, args)
+        model = train_causal_lm(model, tokenizer, texts, args, description="World: training the LLM")
     model.save_pretrained(folder)
     return model

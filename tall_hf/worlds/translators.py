@@ -19,6 +19,7 @@ from transformers import (
 
 from ..data import translate
 from ..tiny.tall_components import marian_generation_config
+from ..utils.progress import show_phase
 from .scratch import scratch_training_arguments
 
 TRANSLATOR_ARCHITECTURE = {
@@ -80,18 +81,33 @@ def train_translator(
     dataset = Dataset.from_dict({"source": sources, "target": targets}).map(
         tokenize, batched=True, remove_columns=["source", "target"]
     )
+    train_seq2seq(folder, model, tokenizer, dataset, training, seed, f"World: training the {folder.name} translator")
+    model.generation_config = marian_generation_config(pad, max_length, num_beams=1)
+    model.eval()
+    model.save_pretrained(folder)
+    return model
+
+
+def train_seq2seq(
+    folder: Path,
+    model: MarianMTModel,
+    tokenizer: MarianTokenizer,
+    dataset: Dataset,
+    training: dict,
+    seed: int,
+    description: str,
+) -> None:
+    """Train `model` on a tokenized seq2seq `dataset` with `Seq2SeqTrainer` (`training`: a world setting's dict),
+    shown as the phase `description`; the trainer's scratch folder beside `folder` is removed afterwards."""
     with scratch_training_arguments(folder, seed, training, Seq2SeqTrainingArguments) as args:
-        Seq2SeqTrainer(
+        trainer = Seq2SeqTrainer(
             model=model,
             args=args,
             train_dataset=dataset,
             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
             processing_class=tokenizer,
-        ).train()
-    model.generation_config = marian_generation_config(pad, max_length, num_beams=1)
-    model.eval()
-    model.save_pretrained(folder)
-    return model
+        )
+        show_phase(trainer, description).train()
 
 
 def exact_rate(model: MarianMTModel, tokenizer: MarianTokenizer, sources: list[str], targets: list[str]) -> float:

@@ -17,6 +17,7 @@ from transformers import BatchEncoding
 from transformers.utils import logging
 
 from ...data.text_files import read_sentences
+from ...utils.text import words as split_words
 from .processing_bridge import BridgeProcessor
 from .task_data import load_data_file
 
@@ -60,7 +61,7 @@ def prefix_lm_pairs(
     rng = random.Random(seed)
     prefixes, continuations, skipped = [], [], 0
     for text in texts:
-        words = text.split()
+        words = split_words(text)
         if len(words) < min_words:
             skipped += 1
             continue

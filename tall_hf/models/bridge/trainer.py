@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
+from ...utils.progress import show_phase
 from .modeling_bridge import BridgeForCausalLM
 from .prefix_lm import PrefixLMCollator, prefix_lm_pairs, tokenize_prefix_lm
 from .processing_bridge import BridgeProcessor
@@ -60,13 +61,14 @@ def create_bridge_trainer(
     with args.main_process_first(desc="tokenizing"):
         train_set = tokenize_prefix_lm(pairs, processor, max_length=max_length)
         eval_set = None if eval_pairs is None else tokenize_prefix_lm(eval_pairs, processor, max_length=max_length)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=PrefixLMCollator(processor),
     )
+    return show_phase(trainer, f"Training the {model.config.fusion} bridge")
 
 
 __all__ = ["BRIDGE_OBJECTIVES", "bridge_training_pairs", "create_bridge_trainer"]

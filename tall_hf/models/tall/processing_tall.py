@@ -3,7 +3,9 @@ bridge stream, saved and loaded with the model."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 from transformers import (
@@ -151,19 +153,32 @@ class TallProcessor(ProcessorMixin):
         """Forget the cached translations (e.g. to time translation again)."""
         self._translations = {}
 
+    @property
+    def translator_in_checkpoint(self) -> bool:
+        """Whether the translator is the `translator/` folder of the checkpoint this processor was read from."""
+        return self.translator_name_or_path == TRANSLATOR_SUBFOLDER
+
+    @contextlib.contextmanager
+    def translator_named(self, name_or_path: str | None, revision: str | None = None) -> Iterator[None]:
+        """Record another location of the translator for the block (what a save writes into
+        `processor_config.json`); the loaded translator stays."""
+        location = self.translator_name_or_path, self.translator_revision
+        self.translator_name_or_path, self.translator_revision = name_or_path, revision
+        try:
+            yield
+        finally:
+            self.translator_name_or_path, self.translator_revision = location
+
     def save_pretrained(self, save_directory: str | os.PathLike, save_translator: bool = False, **kwargs):
         """Save the tokenizers and settings; with `save_translator`, also the LR->HR translator into `translator/`
-        (what a full checkpoint does, so that it predicts offline from any directory)."""
-        if not save_translator:
+        (what a full checkpoint does, so that it predicts offline from any directory). A processor read from a full
+        checkpoint always saves its translator: `translator/` would otherwise name a folder the new one lacks."""
+        if not (save_translator or self.translator_in_checkpoint):
             return super().save_pretrained(save_directory, **kwargs)
         translator = self.translator
         translator.save_pretrained(os.path.join(save_directory, TRANSLATOR_SUBFOLDER))
-        location = self.translator_name_or_path, self.translator_revision
-        self.translator_name_or_path, self.translator_revision = TRANSLATOR_SUBFOLDER, None
-        try:
+        with self.translator_named(TRANSLATOR_SUBFOLDER):
             return super().save_pretrained(save_directory, **kwargs)
-        finally:
-            self.translator_name_or_path, self.translator_revision = location
 
     def batch_decode(self, sequences, skip_special_tokens: bool = True, **kwargs) -> list[str]:
         """LR text of LR decoder token ids (the HR->LR translator's target tokenizer)."""
