@@ -232,7 +232,9 @@ def test_forced_prefix_naive_decodes_after_the_lr_prefix(context, prefixes, monk
 
     def recording(*args, **kwargs):
         calls.append(kwargs["decoder_input_ids"])
-        return generate(*args, **kwargs)
+        output = generate(*args, **kwargs)
+        assert output.shape[1] - kwargs["decoder_input_ids"].shape[1] <= approach.max_new_tokens  # the word's budget
+        return output
 
     monkeypatch.setattr(model, "generate", recording)
     completed = [f"x{i}" for i in range(6)]

@@ -379,7 +379,7 @@ class ForcedPrefixNaiveApproach(NaiveApproach):
                 generated = model.generate(
                     **inputs.to(model.device),
                     decoder_input_ids=torch.tensor([forced[i] for i in batch], device=model.device),
-                    max_new_tokens=self.max_new_tokens,
+                    max_length=len(forced[batch[0]]) + self.max_new_tokens,  # the translator's config sets one
                 )
                 for row, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
                     after = text.split()[len(prefixes[row].split()) :]

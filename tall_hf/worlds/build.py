@@ -295,7 +295,7 @@ def _write_world(
         (data / f"{name}.txt").write_text("\n".join(splits[name]) + "\n", encoding="utf-8")
         (data / f"{name}.hr.txt").write_text("\n".join(hr[name]) + "\n", encoding="utf-8")
 
-    # Translators: BPE sentencepiece models (the two sides then split alike, the letter map being one to one), trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
+    # Translators: BPE sentencepiece models (under a letter map the two sides split alike), trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
     # Naive translate prefixes), measured on the held-out test sentences.
     logger.info(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
     lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
