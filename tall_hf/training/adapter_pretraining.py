@@ -98,16 +98,8 @@ def pretrain_alignment_adapters(
         autoencoder = AdapterAutoencoder(model, stage).to(model.device)
         stage_args = copy.deepcopy(args)
         stage_args.output_dir = os.path.join(args.output_dir, stage)
-        stage_args.remove_unused_columns = False
-        stage_args.load_best_model_at_end = False
-        stage_args.eval_strategy = "no"
-        trainer = Trainer(
-            model=autoencoder,
-            args=stage_args,
-            train_dataset=train_dataset,
-            data_collator=TallDataCollator(processor, loss_mode=model.config.loss_mode),
-        )
-        show_phase(trainer, f"Pre-training {stage}").train()
+        trainer = _stage_trainer(autoencoder, model, processor, train_dataset, stage_args, f"Pre-training {stage}")
+        trainer.train()
         losses[stage] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         getattr(model, stage).load_state_dict(autoencoder.encoder.state_dict())
         if losses[stage]:
@@ -187,18 +179,11 @@ def pretrain_next_token_reader(
     logged losses."""
     table = next_token_table(model, processor)
     reader = NextTokenReader(model, table, llm_output_layer(model, llm)).to(model.device)
-    stage_args = copy.deepcopy(args)
-    stage_args.remove_unused_columns = False
-    stage_args.load_best_model_at_end = False
-    stage_args.eval_strategy = "no"
-    trainer = Trainer(
-        model=reader,
-        args=stage_args,
-        train_dataset=train_dataset,
-        data_collator=TallDataCollator(processor, loss_mode=model.config.loss_mode),
-        callbacks=[CommitCheckpointCallback()],
+    trainer = _stage_trainer(
+        reader, model, processor, train_dataset, copy.deepcopy(args), "Pre-training adapter B to read the LLM"
     )
-    trainer.train(resume_from_checkpoint=last_complete_checkpoint(stage_args.output_dir))
+    trainer.add_callback(CommitCheckpointCallback())
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(args.output_dir))
     model.target_alignment.load_state_dict(reader.encoder.state_dict())
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     if losses:
@@ -206,6 +191,28 @@ def pretrain_next_token_reader(
             f"Pre-trained target_alignment on the LLM's predictions: loss {losses[0]:.4f} -> {losses[-1]:.4f}."
         )
     return losses
+
+
+def _stage_trainer(
+    module: torch.nn.Module,
+    model: TallForCausalLM,
+    processor: TallProcessor,
+    train_dataset: Dataset,
+    stage_args: TrainingArguments,
+    description: str,
+) -> Trainer:
+    """A `Trainer` for one pre-training stage of `model`'s parts (`module` returns the loss): the TALL collator, no
+    evaluation or best-checkpoint restore, shown as the phase `description`."""
+    stage_args.remove_unused_columns = False
+    stage_args.load_best_model_at_end = False
+    stage_args.eval_strategy = "no"
+    trainer = Trainer(
+        model=module,
+        args=stage_args,
+        train_dataset=train_dataset,
+        data_collator=TallDataCollator(processor, loss_mode=model.config.loss_mode),
+    )
+    return show_phase(trainer, description)
 
 
 __all__ = [
