@@ -57,6 +57,16 @@ class TallRecipe:
     next_token_reader_steps: int = 0
 
 
+# `fast`'s settings, which `teacher` builds on.
+_FAST_MODEL = {"loss_mode": "last_token", "source_residual": True, "target_transformer_init": "translator"}
+_FAST_TRAINING = {
+    "learning_rate": 1e-3,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,  # a share of the steps
+    "weight_decay": 0.01,
+    "max_grad_norm": 1.0,
+}
+
 TALL_RECIPES: dict[str, TallRecipe] = {
     "paper": TallRecipe(
         model={"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"},
@@ -68,24 +78,11 @@ TALL_RECIPES: dict[str, TallRecipe] = {
             "max_grad_norm": 1.0,
         },
     ),
-    "fast": TallRecipe(
-        model={"loss_mode": "last_token", "source_residual": True, "target_transformer_init": "translator"},
-        training={
-            "learning_rate": 1e-3,
-            "lr_scheduler_type": "cosine",
-            "warmup_steps": 0.05,  # a share of the steps
-            "weight_decay": 0.01,
-            "max_grad_norm": 1.0,
-        },
-    ),
+    "fast": TallRecipe(model=_FAST_MODEL, training=_FAST_TRAINING),
     "teacher": TallRecipe(
-        model={"loss_mode": "last_word", "source_residual": True, "target_transformer_init": "translator"},
+        model={**_FAST_MODEL, "loss_mode": "last_word"},
         training={
-            "learning_rate": 1e-3,
-            "lr_scheduler_type": "cosine",
-            "warmup_steps": 0.05,
-            "weight_decay": 0.01,
-            "max_grad_norm": 1.0,
+            **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
             "num_train_epochs": 4,
             "eval_steps": 500,
