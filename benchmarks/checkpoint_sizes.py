@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 import tall_hf.models  # noqa: F401  (registers TALL with the Auto classes)
-from tall_hf import TallForCausalLM, TallProcessor
+from tall_hf import TallForConditionalGeneration, TallProcessor
 from tall_hf.adapters import ADAPTER_WEIGHTS_NAME
 from tall_hf.testing import build_tiny_components
 
@@ -33,7 +33,7 @@ def tiny(workdir: Path) -> None:
     paths = build_tiny_components(workdir / "components")
     processor = TallProcessor.from_components(**paths)
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**paths).eval()
+    model = TallForConditionalGeneration.from_components(**paths).eval()
     batch = processor(["שלום לכם", "הילד הלך אל"], ["hello to you", "the boy went to"])
     with torch.no_grad():
         expected = model(**batch).logits
@@ -43,7 +43,7 @@ def tiny(workdir: Path) -> None:
         folder = workdir / kind
         model.save_pretrained(folder, adapters_only=adapters_only, processor=processor)
         with torch.no_grad():
-            identical = torch.equal(AutoModel.from_pretrained(folder)(**batch).logits, expected)
+            identical = torch.equal(AutoModelForSeq2SeqLM.from_pretrained(folder)(**batch).logits, expected)
         weights = folder / (ADAPTER_WEIGHTS_NAME if adapters_only else "model.safetensors")
         print(
             f"  {kind:>13}: weights {weights.stat().st_size:>9,} bytes ({weights.stat().st_size / trainable:.3f} x "
@@ -58,7 +58,7 @@ def paper(components: Path) -> None:
 
     for llm in PAPER_LLMS:
         with torch.device("meta"):
-            model = TallForCausalLM.from_components(
+            model = TallForConditionalGeneration.from_components(
                 config("opus-mt-tc-big-he-en"), config(llm), config("opus-mt-en-he")
             )
         adapters = sum(t.numel() * t.element_size() for t in model.peft_adapter_state_dict().values())

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import AutoModelForSeq2SeqLM, HfArgumentParser  # noqa: E402
 
-from tall_hf import TallForCausalLM, TallPredictor, TallProcessor  # noqa: E402
+from tall_hf import TallForConditionalGeneration, TallPredictor, TallProcessor  # noqa: E402
 from tall_hf.resources import corpus_path  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
 from tall_hf.testing.reference import reference_continue_text, reference_next_words  # noqa: E402
@@ -162,7 +162,7 @@ def main() -> None:
     transformers.utils.logging.disable_progress_bar()
     paths = build_tiny_components(args.cache_dir, llm=args.llm)
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**paths)
+    model = TallForConditionalGeneration.from_components(**paths)
     processor = TallProcessor.from_components(**paths)
     translator = AutoModelForSeq2SeqLM.from_pretrained(paths["lr_hr"])
     predictor = TallPredictor(model, processor, translator)

@@ -60,7 +60,7 @@ from transformers import (  # noqa: E402
     PretrainedConfig,
 )
 
-from tall_hf import TallForCausalLM, TallPredictor, TallProcessor  # noqa: E402
+from tall_hf import TallForConditionalGeneration, TallPredictor, TallProcessor  # noqa: E402
 from tall_hf.data import clean_sentences  # noqa: E402
 from tall_hf.data.translation import translate  # noqa: E402
 from tall_hf.modules.losses import last_token_cross_entropy  # noqa: E402
@@ -137,7 +137,7 @@ def clock(args: PaperScaleArguments) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- 1. training
-def training_batch(model: TallForCausalLM, args: PaperScaleArguments) -> dict[str, torch.Tensor]:
+def training_batch(model: TallForConditionalGeneration, args: PaperScaleArguments) -> dict[str, torch.Tensor]:
     """Random token ids (pad ids excluded) filling all three streams, labelled like `TallDataCollator` does."""
     generator = torch.Generator().manual_seed(0)
     config, shape = model.config, (args.batch_size, args.stream_length)
@@ -158,7 +158,7 @@ def training_batch(model: TallForCausalLM, args: PaperScaleArguments) -> dict[st
     return {name: tensor.to(args.device) for name, tensor in batch.items()}
 
 
-def full_logits_loss(model: TallForCausalLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def full_logits_loss(model: TallForConditionalGeneration, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The straightforward forward: LR logits at every target position, then the last-token loss."""
     encoded = model.encode(
         batch["input_ids"], batch["attention_mask"], batch["bridge_input_ids"], batch["bridge_attention_mask"]
@@ -167,7 +167,7 @@ def full_logits_loss(model: TallForCausalLM, batch: dict[str, torch.Tensor]) -> 
     return last_token_cross_entropy(logits, batch["labels"])
 
 
-VARIANTS: dict[str, Callable[[TallForCausalLM, dict], torch.Tensor]] = {
+VARIANTS: dict[str, Callable[[TallForConditionalGeneration, dict], torch.Tensor]] = {
     "package": lambda model, batch: model(**batch).loss,
     "full_logits": full_logits_loss,
 }
@@ -195,7 +195,7 @@ def training_worker(args: PaperScaleArguments) -> dict:
     llm = paper_config(args, args.llm)
     torch.manual_seed(0)  # the same weights and dropout masks in both variants' processes
     with torch.device(args.device):
-        model = TallForCausalLM.from_components(
+        model = TallForConditionalGeneration.from_components(
             paper_config(args, LR_HR), llm, paper_config(args, HR_LR), dtype=dtype_of(args)
         ).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -285,7 +285,7 @@ def inference(args: PaperScaleArguments) -> dict[str, float]:
     with torch.device(args.device):
         translator = AutoModelForSeq2SeqLM.from_config(paper_config(args, LR_HR, tiny["lr_hr"]), dtype=dtype_of(args))
         translator.generation_config = GenerationConfig.from_pretrained(paths["lr_hr"])
-        model = TallForCausalLM.from_components(
+        model = TallForConditionalGeneration.from_components(
             translator,
             paper_config(args, args.llm, tiny["llm"]),
             paper_config(args, HR_LR, tiny["hr_lr"]),

@@ -40,7 +40,7 @@ from tall_hf.evaluation import (  # noqa: E402
 from tall_hf.evaluation.runner import evaluate_approach  # noqa: E402
 from tall_hf.evaluation.task import make_examples  # noqa: E402
 from tall_hf.generation import TallPredictor  # noqa: E402
-from tall_hf.models.tall import TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf.models.tall import TallForConditionalGeneration, TallProcessor  # noqa: E402
 from tall_hf.training import tall_training_arguments, train_tall  # noqa: E402
 from tall_hf.training.adapter_pretraining import pretrain_next_token_reader  # noqa: E402
 from tall_hf.training.recipes import get_recipe  # noqa: E402
@@ -118,7 +118,7 @@ def train_variant(
     processor = TallProcessor.from_components(**components, loss_mode=model_options["loss_mode"])
     seed = args.seed if args.training_seed is None else args.training_seed
     set_seed(seed)
-    model = TallForCausalLM.from_components(**components, **model_options)
+    model = TallForConditionalGeneration.from_components(**components, **model_options)
     folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
     training["per_device_train_batch_size"] = args.batch_size or training.get("per_device_train_batch_size", 16)
     if args.steps is not None or "num_train_epochs" not in recipe.training:
@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
         rows.append({"variant": name, "estimate": result.estimate, "seconds": time.perf_counter() - start})
     for name in args.variants:
         folder, seconds, loss = train_variant(name, world, dataset_of, args, output_dir)
-        model = TallForCausalLM.from_pretrained(folder)
+        model = TallForConditionalGeneration.from_pretrained(folder)
         processor = TallProcessor.from_pretrained(folder)
         approach = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
         result = evaluate_approach(approach, examples, translations=translations)

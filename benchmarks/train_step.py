@@ -39,7 +39,7 @@ from transformers import (  # noqa: E402
     get_cosine_schedule_with_warmup,
 )
 
-from tall_hf import TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf import TallForConditionalGeneration, TallProcessor  # noqa: E402
 from tall_hf.data import PreparationArguments, TallDataCollator, prepare_tall_dataset  # noqa: E402
 from tall_hf.resources import corpus_path  # noqa: E402
 from tall_hf.testing import build_tiny_components  # noqa: E402
@@ -171,7 +171,7 @@ def main() -> None:
         PreparationArguments(cache_dir=os.path.join(args.cache_dir, "prepared")),
     )
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**paths)
+    model = TallForConditionalGeneration.from_components(**paths)
 
     print("# TALL training-step benchmark (tiny components)\n")
     print(f"- data: {source}, {len(dataset)} prepared sentences; batch size {args.batch_size}")

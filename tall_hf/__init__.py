@@ -20,6 +20,8 @@ _EXPORTS = {
     "TallCausalLMOutput": "tall_hf.models.tall",
     "TallConfig": "tall_hf.models.tall",
     "TallForCausalLM": "tall_hf.models.tall",
+    "TallForConditionalGeneration": "tall_hf.models.tall",
+    "TallModel": "tall_hf.models.tall",
     "TallPredictor": "tall_hf.generation",
     "TallProcessor": "tall_hf.models.tall",
     "get_tall_model": "tall_hf.adapters",
@@ -33,6 +35,8 @@ __all__ = [
     "TallCausalLMOutput",
     "TallConfig",
     "TallForCausalLM",
+    "TallForConditionalGeneration",
+    "TallModel",
     "TallPredictor",
     "TallProcessor",
     "__version__",
@@ -43,7 +47,8 @@ if TYPE_CHECKING:
     from .adapters import get_tall_model
     from .generation import TallPredictor
     from .models.bridge import BridgeCausalLMOutput, BridgeConfig, BridgeForCausalLM, BridgeProcessor
-    from .models.tall import TallCausalLMOutput, TallConfig, TallForCausalLM, TallProcessor
+    from .models.tall import TallConfig, TallForConditionalGeneration, TallModel, TallProcessor
+    from .models.tall.modeling_tall import TallCausalLMOutput, TallForCausalLM
 
 
 def __getattr__(name: str) -> Any:

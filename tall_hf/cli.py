@@ -181,12 +181,14 @@ def bridge_demo(argv: list[str]) -> int:
 def push(argv: list[str]) -> int:
     """Upload a saved TALL (full or adapters-only) with its processor and a model card to the hub."""
     from .hub import ModelCardInfo
-    from .models.tall import TallForCausalLM, TallProcessor
+    from .models.tall import TallForConditionalGeneration, TallProcessor
 
     (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
     from .utils.hub import load_pretrained
 
-    model = load_pretrained(TallForCausalLM, args.model, role="TALL model")  # errors name the folder and file
+    model = load_pretrained(
+        TallForConditionalGeneration, args.model, role="TALL model"
+    )  # errors name the folder and file
     processor = load_pretrained(TallProcessor, args.model, role="TALL processor")
     url = model.push_to_hub(
         args.repo_id,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from peft import IA3Config, LoraConfig, PeftConfig, PeftModel
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoProcessor
 
 from tall_hf import TallForCausalLM
 from tall_hf.adapters import (
@@ -20,7 +20,7 @@ from tall_hf.adapters import (
     checkpoint_kind,
     get_tall_model,
 )
-from tall_hf.models.tall.modeling_tall import TRAINABLE_STAGES
+from tall_hf.models.tall.modeling_tall import STAGE_PATHS, TRAINABLE_STAGES, stage_of
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch,
 
     torch.manual_seed(1234)  # fresh trainable modules would differ: the adapters must come from the file
     for kind in ("full", "adapters"):
-        loaded = AutoModel.from_pretrained(tmp_path / kind)
+        loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / kind)
         assert isinstance(loaded, TallForCausalLM) and not loaded.training
         assert trainable_names(loaded) == trainable_names(tiny_model), kind  # components stay frozen after loading
         assert torch.equal(logits_of(loaded, batch), expected), kind
@@ -77,7 +77,7 @@ def test_adapters_only_folder_holds_only_the_trainable_weights(tiny_model, tmp_p
     saved = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
     # PEFT's names (under PeftModel's prefix) for every weight of the trainable stages, their fixed position tables
     # included (PEFT saves a `modules_to_save` module whole), and no frozen weight.
-    stages = {name for name, _ in tiny_model.named_parameters() if name.partition(".")[0] in TRAINABLE_STAGES}
+    stages = {name for name, _ in tiny_model.named_parameters() if stage_of(name) in TRAINABLE_STAGES}
     assert set(saved) == {"base_model.model." + name for name in stages}
     trainable = {name for name, p in tiny_model.named_parameters() if p.requires_grad}
     assert trainable and trainable <= stages
@@ -93,10 +93,10 @@ def test_adapter_config_is_peft_and_config_json_records_provenance(tiny_paths, t
     peft_config = PeftConfig.from_pretrained(tmp_path)  # PEFT reads it as its own
     assert isinstance(peft_config, LoraConfig) and peft_config.r == 2
     assert sorted(peft_config.modules_to_save) == sorted(
-        stage for stage in TRAINABLE_STAGES if any(True for _ in getattr(model, stage).parameters())
+        STAGE_PATHS[stage] for stage in TRAINABLE_STAGES if any(True for _ in getattr(model, stage).parameters())
     )
     # The tuner's targets, named inside the LLM, are rooted at it: the translators' own q_proj/v_proj are not hit.
-    assert peft_config.target_modules == r"llm\.(?:.*\.)?(?:q_proj|v_proj)"
+    assert peft_config.target_modules == r"model\.encoder\.llm\.(?:.*\.)?(?:q_proj|v_proj)"
     config = json.loads((tmp_path / "config.json").read_text())
     assert {role: c["name_or_path"] for role, c in config["components"].items()} == {
         role: os.path.abspath(path) for role, path in tiny_paths.items()
@@ -108,7 +108,7 @@ def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_proces
     model = lora_model(tiny_paths)
     lora = {name: p for name, p in model.named_parameters() if "lora_" in name}
     assert lora and all(p.requires_grad for p in lora.values())
-    assert all(name.startswith("llm.") for name in lora)
+    assert all(name.startswith("model.encoder.llm.") for name in lora)
     before = {name: p.detach().clone() for name, p in lora.items()}
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -125,7 +125,7 @@ def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_proces
     saved = set(load_file(tmp_path / "adapters" / ADAPTER_WEIGHTS_NAME))
     assert {"base_model.model." + name.replace(".default", "") for name in lora} <= saved  # PEFT's key names
     for kind in ("adapters", "full"):
-        loaded = AutoModel.from_pretrained(tmp_path / kind)
+        loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / kind)
         assert loaded.config.loss_mode == "last_word"
         assert trainable_names(loaded) == trainable_names(model), kind
         assert torch.equal(logits_of(loaded, batch), expected), kind
@@ -194,9 +194,9 @@ def test_pickled_only_checkpoints_are_refused_without_unpickling(tiny_model, tmp
 
     monkeypatch.setattr(torch, "load", no_unpickling)
     with pytest.raises(PickledCheckpointError, match=r"pytorch_model\.bin.*safetensors only"):
-        AutoModel.from_pretrained(full)
+        AutoModelForSeq2SeqLM.from_pretrained(full)
     with pytest.raises(PickledCheckpointError, match=r"adapter_model\.bin.*safetensors only"):
-        AutoModel.from_pretrained(adapters)
+        AutoModelForSeq2SeqLM.from_pretrained(adapters)
     with pytest.raises(PickledCheckpointError):
         TallForCausalLM.from_pretrained(full)
 
@@ -210,13 +210,13 @@ def test_adapters_only_needs_the_components_provenance(tiny_paths, tmp_path):
 
 def test_adapters_only_load_options(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path, adapters_only=True)
-    half = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map="cpu")
+    half = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map="cpu")
     assert half.source_alignment.up.weight.dtype == torch.bfloat16 and half.llm.dtype == torch.bfloat16
     assert torch.equal(half.source_alignment.up.weight, tiny_model.source_alignment.up.weight.to(torch.bfloat16))
     with pytest.raises(TypeError, match="device_map='auto'"):
-        AutoModel.from_pretrained(tmp_path, device_map="auto")
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path, device_map="auto")
     with pytest.raises(TypeError, match="output_loading_info"):
-        AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path, output_loading_info=True)
 
 
 def test_missing_checkpoints_are_named(tmp_path):
@@ -252,6 +252,6 @@ def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner)
     other.load_adapter(str(tmp_path))  # transformers' PEFT integration
     torch.testing.assert_close(logits_of(other, batch), expected, rtol=0, atol=1e-6)
     torch.manual_seed(99)
-    reloaded = AutoModel.from_pretrained(tmp_path)
+    reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
     torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=0, atol=1e-6)
     assert trainable_names(reloaded) == trainable_names(model)

@@ -12,7 +12,7 @@ import torch
 import yaml
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, EvalResult, HfApi, ModelCard
 from huggingface_hub import constants as hub_constants
-from transformers import AutoModel, AutoProcessor
+from transformers import AutoModelForSeq2SeqLM, AutoProcessor
 
 from tall_hf.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
 from tall_hf.hub import ModelCardInfo, render_model_card
@@ -123,7 +123,7 @@ def test_card_front_matter_parses_and_names_the_three_components(tiny_model):
 
     body = str(card).split("\n---\n", 1)[1]
     assert tiny_model.parameter_table() in body
-    assert f'AutoModel.from_pretrained("{REPO_ID}")' in body
+    assert f'AutoModelForSeq2SeqLM.from_pretrained("{REPO_ID}")' in body
     assert "| learning_rate | 0.0001 |" in body and "Trained on news only." in body
     assert all(name in body for name in HUB_IDS.values())
 
@@ -169,7 +169,7 @@ def test_push_uploads_exactly_a_loadable_checkpoint(
     # Loaded by hub id from the pushed files alone (laid out as the hub cache), through AutoModel's PEFT routing.
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     fake_hub.snapshot(tmp_path / "hub", REPO_ID)
-    assert torch.equal(AutoModel.from_pretrained(REPO_ID)(**batch).logits, expected)
+    assert torch.equal(AutoModelForSeq2SeqLM.from_pretrained(REPO_ID)(**batch).logits, expected)
 
     # A full push to the same repository replaces the adapters in one commit.
     tiny_model.push_to_hub(REPO_ID, processor=tiny_processor, commit_message="full weights")
@@ -180,7 +180,7 @@ def test_push_uploads_exactly_a_loadable_checkpoint(
     for name, data in fake_hub.files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    assert torch.equal(AutoModel.from_pretrained(folder)(**batch).logits, expected)
+    assert torch.equal(AutoModelForSeq2SeqLM.from_pretrained(folder)(**batch).logits, expected)
     processor = AutoProcessor.from_pretrained(folder)
     assert torch.equal(processor(["שלום"], ["hello"])["input_ids"], tiny_processor(["שלום"], ["hello"])["input_ids"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.nn import functional as F
-from transformers import AutoModel, AutoModelForCausalLM
+from transformers import AutoModel, AutoModelForSeq2SeqLM
 
-from tall_hf import TallForCausalLM, TallProcessor
-from tall_hf.models.tall.modeling_tall import FROZEN_STAGES, TRAINABLE_STAGES
+from tall_hf import TallForCausalLM, TallForConditionalGeneration, TallModel, TallProcessor
+from tall_hf.models.tall.modeling_tall import FROZEN_STAGES, TRAINABLE_STAGES, stage_of
 from tall_hf.modules.losses import last_token_cross_entropy
 from tall_hf.testing import build_tiny_components
 
@@ -120,7 +120,7 @@ def test_only_adapters_and_custom_transformers_get_gradients(tiny_model, batch):
     tiny_model.train()
     tiny_model(**batch).loss.backward()
     for name, param in tiny_model.named_parameters():
-        stage = name.split(".")[0]
+        stage = stage_of(name)
         if stage in FROZEN_STAGES:
             assert not param.requires_grad and param.grad is None, name
         elif "embed_positions" in name:
@@ -151,12 +151,16 @@ def test_save_and_auto_model_give_identical_logits(tiny_model, tiny_processor, b
     tiny_model.eval()
     tiny_model.save_pretrained(tmp_path)
     tiny_processor.save_pretrained(tmp_path)
-    for auto_class in (AutoModel, AutoModelForCausalLM):
-        loaded = auto_class.from_pretrained(tmp_path).eval()
-        assert isinstance(loaded, TallForCausalLM)
-        assert loaded.lm_head.weight is loaded.lr_decoder.embed_tokens.weight
-        with torch.no_grad():
-            torch.testing.assert_close(loaded(**batch).logits, tiny_model(**batch).logits, atol=0, rtol=0)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, TallForConditionalGeneration)
+    assert loaded.lm_head.weight is loaded.model.decoder.embed_tokens.weight
+    with torch.no_grad():
+        expected = tiny_model(**batch)
+        torch.testing.assert_close(loaded(**batch).logits, expected.logits, atol=0, rtol=0)
+        base = AutoModel.from_pretrained(tmp_path).eval()  # the base model: the LR decoder's states, no LM head
+        assert isinstance(base, TallModel)
+        hidden = base(**{key: value for key, value in batch.items() if key != "labels"}).last_hidden_state
+        torch.testing.assert_close(loaded.lm_logits(hidden), expected.logits, atol=0, rtol=0)
     reloaded = TallProcessor.from_pretrained(tmp_path)(PREFIXES, TRANSLATIONS, SENTENCES)
     assert all(torch.equal(reloaded[key], batch[key]) for key in batch)
 

@@ -28,14 +28,14 @@ transformers_only, sentencepiece_only, folder, saved = sys.argv[1:5]
 sys.path[:0], sys.path[len(sys.path):] = [transformers_only], [sentencepiece_only]
 present = [name for name in ("tall_hf", "peft", "accelerate", "datasets", "evaluate") if importlib.util.find_spec(name)]
 import torch
-from transformers import AutoModel
+from transformers import AutoModelForSeq2SeqLM
 inputs = {key: torch.tensor(value) for key, value in json.loads(sys.argv[5]).items()}
-model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
 with torch.no_grad():
     logits = model(**inputs).logits[:, -1]
     generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
 model.save_pretrained(saved)
-again = AutoModel.from_pretrained(saved, trust_remote_code=True).eval()
+again = AutoModelForSeq2SeqLM.from_pretrained(saved, trust_remote_code=True).eval()
 with torch.no_grad():
     same = torch.equal(again(**inputs).logits[:, -1], logits)
 card = open(os.path.join(saved, "README.md"), encoding="utf-8").read()

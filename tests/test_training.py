@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel, EvalPrediction, TrainingArguments
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, EvalPrediction, TrainingArguments
 
 from tall_hf import TallForCausalLM, TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
@@ -71,7 +71,7 @@ def test_training_updates_only_trainable_parts_and_saves_a_loadable_model(
     assert last["eval_perplexity"] == pytest.approx(np.exp(last["eval_loss"]), rel=1e-4)
     assert trainer.state.best_metric == min(entry["eval_loss"] for entry in evaluations)
 
-    loaded = AutoModel.from_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
     assert isinstance(loaded, TallForCausalLM)
     for name, parameter in loaded.named_parameters():
         torch.testing.assert_close(parameter, dict(model.named_parameters())[name])

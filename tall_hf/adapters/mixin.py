@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -98,6 +99,17 @@ class AdapterMixin:
     # Deterministic tables inside trainable modules (fixed sinusoids), rebuilt at construction and never saved.
     adapter_fixed_weights: tuple[str, ...] = ("embed_positions.weight",)
 
+    # Weight names of earlier checkpoints (regex -> replacement), as registered with transformers' checkpoint
+    # conversion mapping: an adapters-only checkpoint's weights are renamed the same way.
+    legacy_key_mapping: dict[str, str] = {}
+
+    @classmethod
+    def current_key(cls, key: str) -> str:
+        """A weight name of this or an earlier checkpoint layout, in today's layout."""
+        for pattern, replacement in cls.legacy_key_mapping.items():
+            key = re.sub(pattern, replacement, key)
+        return key
+
     # ------------------------------------------------------------------ frozen components
     @classmethod
     def assemble(
@@ -127,23 +139,27 @@ class AdapterMixin:
     def freeze_components(self) -> None:
         """Freeze the pretrained components (`frozen_modules`); the adapter modules train."""
         for name in self.frozen_modules:
-            getattr(self, name).requires_grad_(False)
+            self.get_submodule(name).requires_grad_(False)
 
     def train(self, mode: bool = True):
         """Train mode for the adapter modules; the frozen components always run deterministically (eval mode)."""
         super().train(mode)
         for name in self.frozen_modules:
-            getattr(self, name).eval()
+            self.get_submodule(name).eval()
         self.lora_train(mode)
         return self
 
     # ------------------------------------------------------------------ parameter report
     def parameter_stages(self) -> list[tuple[str, Iterable[torch.nn.Parameter]]]:
         """`(stage, parameters)` in `forward` order; a model may split a module (e.g. an LLM's embeddings)."""
-        return [(name, getattr(self, name).parameters()) for name in (*self.frozen_modules, *self.adapter_modules)]
+        return [
+            (name.rsplit(".", 1)[-1], self.get_submodule(name).parameters())
+            for name in (*self.frozen_modules, *self.adapter_modules)
+        ]
 
     def parameter_report(self) -> list[dict]:
         """Per stage: total and trainable parameters, and whether the stage is one of the adapter modules."""
+        trainable_stages = {name.rsplit(".", 1)[-1] for name in self.adapter_modules}
         rows = []
         for stage, parameters in self.parameter_stages():
             params = list(parameters)
@@ -152,7 +168,7 @@ class AdapterMixin:
                     "stage": stage,
                     "total": sum(p.numel() for p in params),
                     "trainable": sum(p.numel() for p in params if p.requires_grad),
-                    "trains": stage in self.adapter_modules,
+                    "trains": stage in trainable_stages,
                 }
             )
         return rows
@@ -187,7 +203,9 @@ class AdapterMixin:
             raise ValueError(f"{type(self).__name__} has no LLM to put LoRA on, but its config sets `lora`.")
         from peft import inject_adapter_in_model
 
-        inject_adapter_in_model(tuner_from_dict(lora), getattr(self, self.lora_target), adapter_name=ADAPTER_NAME)
+        inject_adapter_in_model(
+            tuner_from_dict(lora), self.get_submodule(self.lora_target), adapter_name=ADAPTER_NAME
+        )
 
     def lora_train(self, mode: bool = True) -> None:
         """LoRA dropout follows `mode` even inside a frozen LLM that always runs in eval mode."""
@@ -201,7 +219,7 @@ class AdapterMixin:
         return {
             f"{module}.{name}"
             for module in self.adapter_modules
-            for name, _ in getattr(self, module).named_parameters()
+            for name, _ in self.get_submodule(module).named_parameters()
             if name.endswith(self.adapter_fixed_weights)
         }
 
@@ -216,14 +234,14 @@ class AdapterMixin:
             tuner_prefix = PEFT_TYPE_TO_PREFIX_MAPPING[tuner_from_dict(self.config.lora).peft_type]
         fixed = self._fixed_adapter_keys()
         for name, parameter in self.named_parameters():
-            module = name.partition(".")[0]
-            in_tuner = tuner_prefix is not None and module == self.lora_target and tuner_prefix in name
-            parameter.requires_grad_((module in self.adapter_modules and name not in fixed) or in_tuner)
+            in_tuner = tuner_prefix is not None and _inside(name, self.lora_target) and tuner_prefix in name
+            in_adapters = any(_inside(name, module) for module in self.adapter_modules)
+            parameter.requires_grad_((in_adapters and name not in fixed) or in_tuner)
 
     def adapter_peft_config(self, base_model_name_or_path: str | None = None):
         """This model's adapters as one `peft.PeftConfig`: the tuner on the LLM (`config.lora`) or PEFT's
         target-less LoRA, with the trainable stages (those with weights) as `modules_to_save`."""
-        stages = [name for name in self.adapter_modules if any(True for _ in getattr(self, name).parameters())]
+        stages = [name for name in self.adapter_modules if any(True for _ in self.get_submodule(name).parameters())]
         return build_peft_config(getattr(self.config, "lora", None), self.lora_target, stages, base_model_name_or_path)
 
     def _peft_view(self, peft_config):
@@ -232,10 +250,14 @@ class AdapterMixin:
         from peft.utils import ModulesToSaveWrapper
 
         trains = {name: p.requires_grad for name, p in self.named_parameters()}
-        view = copy.copy(self)
-        view._modules = dict(self._modules)
+        view = _shallow_copy(self)
         for name in peft_config.modules_to_save:
-            view._modules[name] = ModulesToSaveWrapper(self._modules[name], ADAPTER_NAME)
+            parent_name, _, child = name.rpartition(".")
+            parent = view
+            for part in parent_name.split(".") if parent_name else ():
+                parent._modules[part] = _shallow_copy(parent._modules[part])
+                parent = parent._modules[part]
+            parent._modules[child] = ModulesToSaveWrapper(parent._modules[child], ADAPTER_NAME)
         view.peft_config = {ADAPTER_NAME: peft_config}
         for name, parameter in self.named_parameters():  # the wrappers froze the originals
             parameter.requires_grad_(trains[name])
@@ -307,7 +329,11 @@ class AdapterMixin:
     def save_remote_code(self, save_directory: str | os.PathLike, processor: Any = None) -> None:
         """Copy the package's code of this model, its config and processor into the checkpoint and record it in
         `config.auto_map`, so that `trust_remote_code=True` loads the checkpoint without tall_hf installed."""
-        classes = {"AutoConfig": type(self.config), **{name: type(self) for name in self.auto_classes}}
+        classes = {
+            "AutoConfig": type(self.config),
+            "AutoModel": type(self.base_model),
+            **{name: type(self) for name in self.auto_classes},
+        }
         if processor is not None:
             classes["AutoProcessor"] = type(processor)
         self.config.auto_map = save_remote_code(save_directory, classes)
@@ -466,6 +492,7 @@ class AdapterMixin:
         tensor (e.g. adapters trained against components of another size)."""
         from peft import set_peft_model_state_dict
 
+        state_dict = {PEFT_PREFIX + self.current_key(key.removeprefix(PEFT_PREFIX)): v for key, v in state_dict.items()}
         expected = self.peft_adapter_state_dict()
         missing = sorted(set(expected) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(expected))
@@ -493,8 +520,20 @@ class AdapterMixin:
             view, {key.removeprefix(PEFT_PREFIX): value for key, value in state_dict.items()}, ADAPTER_NAME
         )
         for name in peft_config.modules_to_save:  # the trained stages replace this model's own
-            setattr(self, name, view._modules[name].modules_to_save[ADAPTER_NAME])
+            self.set_submodule(name, view.get_submodule(name).modules_to_save[ADAPTER_NAME])
         self.mark_adapters_trainable()
+
+
+def _inside(name: str, module: str) -> bool:
+    """Whether the parameter or module `name` is `module` or inside it."""
+    return name == module or name.startswith(module + ".")
+
+
+def _shallow_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `module` sharing its submodules, whose own submodule table can be changed without touching it."""
+    view = copy.copy(module)
+    view._modules = dict(module._modules)
+    return view
 
 
 def _component_specs(components: dict, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def get_tall_model(
     dtype: torch.dtype | None = None,
     **config_overrides,
 ):
-    """A trainable [`TallForCausalLM`] on the LR->HR translator, LLM and HR->LR translator (hub ids, folders or loaded
+    """A trainable [`TallForConditionalGeneration`] on the LR->HR translator, LLM and HR->LR translator (hub ids, folders or loaded
     models): the components frozen, the alignment adapters and custom transformers fresh, and `peft_config` (any PEFT
     tuner config, e.g. `LoraConfig`, its `target_modules` named inside the LLM) injected into the LLM.
     `config_overrides` are `TallConfig` fields (`loss_mode`, ...).
@@ -33,9 +33,9 @@ def get_tall_model(
     >>> model.save_pretrained("tall-adapters", adapters_only=True)  # a PEFT adapter folder (+ config.json)
     ```
     """
-    from ..models.tall.modeling_tall import TallForCausalLM
+    from ..models.tall.modeling_tall import TallForConditionalGeneration
 
-    return TallForCausalLM.from_components(
+    return TallForConditionalGeneration.from_components(
         lr_hr,
         llm,
         hr_lr,

@@ -39,7 +39,7 @@ from ..data import PreparationArguments, translate
 from ..data.text_files import read_sentences
 from ..data.translation import position_limit, tokenize_keeping_ends
 from ..generation import TallPredictor, WordBoundaryCriteria, word_start_mask
-from ..models.tall import TallForCausalLM, TallProcessor
+from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
 from ..utils.hub import load_pretrained
@@ -431,7 +431,7 @@ class TallApproach(LastWordApproach):
     @classmethod
     def from_context(cls, context: ApproachContext) -> TallApproach:
         model_dir = context.tall_model or cls.train(context)
-        model = load_pretrained(TallForCausalLM, model_dir, role="TALL model").to(context.device)
+        model = load_pretrained(TallForConditionalGeneration, model_dir, role="TALL model").to(context.device)
         processor = load_pretrained(TallProcessor, model_dir, role="TALL processor")
         return cls(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from transformers import AutoModelForCausalLM, Pipeline
+from transformers import AutoModelForSeq2SeqLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .predictor import TallPredictor
@@ -94,4 +94,4 @@ class TallNextWordPipeline(Pipeline):
 def register_pipeline() -> None:
     """Make `pipeline("tall-next-word", model=...)` available (idempotent)."""
     if TASK not in PIPELINE_REGISTRY.get_supported_tasks():
-        PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=TallNextWordPipeline, pt_model=AutoModelForCausalLM)
+        PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=TallNextWordPipeline, pt_model=AutoModelForSeq2SeqLM)

@@ -1,4 +1,4 @@
-"""Next-word prediction and multi-word continuation with TALL: a thin layer over `TallForCausalLM.generate`.
+"""Next-word prediction and multi-word continuation with TALL: a thin layer over `TallForConditionalGeneration.generate`.
 
 Per word, the prefixes are translated (batched, cached by the processor), stages 1-6 run once per sentence, and the
 LR decoder generates with its KV cache until a word boundary ([`WordBoundaryCriteria`]). The paper's reference
@@ -24,7 +24,7 @@ from transformers import (
 )
 from transformers.utils import logging
 
-from ..models.tall import TallForCausalLM, TallProcessor
+from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase
 from ..utils.text import normalize_text, words
@@ -83,7 +83,7 @@ class TallPredictor:
     """
 
     def __init__(
-        self, model: TallForCausalLM, processor: TallProcessor, translator: PreTrainedModel | None = None
+        self, model: TallForConditionalGeneration, processor: TallProcessor, translator: PreTrainedModel | None = None
     ) -> None:
         processor.check_compatible(model.config)
         self.model = model.eval()
@@ -110,7 +110,7 @@ class TallPredictor:
         The translator defaults to the one the model was built from (`config.components["lr_hr"]`); `kwargs` go to
         the model's `from_pretrained` (e.g. `dtype`, `revision`).
         """
-        model = load_pretrained(TallForCausalLM, model_name_or_path, role="TALL model", **kwargs)
+        model = load_pretrained(TallForConditionalGeneration, model_name_or_path, role="TALL model", **kwargs)
         processor = load_pretrained(
             TallProcessor, model_name_or_path, role="TALL processor", revision=kwargs.get("revision")
         )
@@ -119,7 +119,7 @@ class TallPredictor:
     @classmethod
     def from_model(
         cls,
-        model: TallForCausalLM,
+        model: TallForConditionalGeneration,
         processor: TallProcessor,
         translator: str | os.PathLike | None = None,
         *,

@@ -120,7 +120,9 @@ def render_model_card(
         "adapters_only": adapters_only,
         "components": components,
         "adapter_modules": [
-            module for module in model.adapter_modules if any(True for _ in getattr(model, module).parameters())
+            module.rsplit(".", 1)[-1]
+            for module in model.adapter_modules
+            if any(True for _ in model.get_submodule(module).parameters())
         ],
         "config": config,
         "lora": getattr(config, "lora", None),

@@ -96,7 +96,7 @@ def _flatten(module: str) -> tuple[str, list[str]]:
 
 
 def save_remote_code(save_directory: str | os.PathLike, classes: dict[str, type]) -> dict[str, str]:
-    """Copy the modules defining `classes` (`{"AutoModel": TallForCausalLM, ...}`) and everything they import from the
+    """Copy the modules defining `classes` (`{"AutoModel": TallForConditionalGeneration, ...}`) and everything they import from the
     package into `save_directory` as flat files; returns the `auto_map` (`{"AutoModel": "file.Class", ...}`)."""
     todo = [cls.__module__ for cls in classes.values() if _is_package_module(cls.__module__)]
     copies = [cls.__module__ for cls in classes.values() if not _is_package_module(cls.__module__)]

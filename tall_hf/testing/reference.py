@@ -13,14 +13,14 @@ from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 from ..data.translation import translate
 from ..generation.predictor import DecodingOptions
 from ..generation.word_boundary import word_start_mask
-from ..models.tall import TallForCausalLM, TallProcessor
+from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..utils.padding import pad_rows
 from ..utils.text import normalize_text, words
 
 
 @torch.inference_mode()
 def reference_next_words(
-    model: TallForCausalLM,
+    model: TallForConditionalGeneration,
     processor: TallProcessor,
     prefixes: list[str],
     options: DecodingOptions | None = None,
@@ -77,7 +77,12 @@ def reference_next_words(
 
 
 def reference_continue_text(
-    model: TallForCausalLM, processor: TallProcessor, prefixes: list[str], num_words: int, *, batch_size: int = 1
+    model: TallForConditionalGeneration,
+    processor: TallProcessor,
+    prefixes: list[str],
+    num_words: int,
+    *,
+    batch_size: int = 1,
 ) -> list[str]:
     """Greedy continuation by `num_words` words, each by [`reference_next_words`] on the text so far; a text the
     model ends early has fewer words (as `TallPredictor.continue_text`)."""

@@ -25,7 +25,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
 from ..data.collator import TallDataCollator
-from ..models.tall.modeling_tall import TallForCausalLM
+from ..models.tall.modeling_tall import TallForConditionalGeneration
 from ..models.tall.processing_tall import TallProcessor
 from ..modules.alignment import AlignmentAdapter
 from ..utils.progress import show_phase
@@ -48,7 +48,7 @@ class AdapterAutoencoder(nn.Module):
     """A copy of one of TALL's alignment adapters (the encoder) and its mirror (the decoder), trained to reconstruct
     the frozen hidden states that adapter reads in TALL. Only the two adapters train."""
 
-    def __init__(self, model: TallForCausalLM, stage: str) -> None:
+    def __init__(self, model: TallForConditionalGeneration, stage: str) -> None:
         super().__init__()
         if stage not in ADAPTER_STAGES:
             raise ValueError(f"stage must be one of {ADAPTER_STAGES}, got {stage!r}.")
@@ -81,7 +81,7 @@ class AdapterAutoencoder(nn.Module):
 
 
 def pretrain_alignment_adapters(
-    model: TallForCausalLM,
+    model: TallForConditionalGeneration,
     processor: TallProcessor,
     train_dataset: Dataset,
     args: TrainingArguments,
@@ -107,7 +107,7 @@ def pretrain_alignment_adapters(
     return losses
 
 
-def next_token_table(model: TallForCausalLM, processor: TallProcessor) -> torch.Tensor:
+def next_token_table(model: TallForConditionalGeneration, processor: TallProcessor) -> torch.Tensor:
     """`(LLM vocabulary, HR->LR width)`: each LLM token's text as the HR->LR translator's encoder reads it (the mean of
     its source pieces' scaled embeddings); zero for special tokens and tokens the translator reads as nothing."""
     llm_tokenizer, translator_tokenizer = processor.llm_tokenizer, processor.target_tokenizer
@@ -135,7 +135,7 @@ class NextTokenReader(nn.Module):
     encoder (`target_transformer_init="translator"`) then reads the LLM's prediction as HR text. Dense (every
     position) and label-free: the targets come from the frozen LLM and translator."""
 
-    def __init__(self, model: TallForCausalLM, table: torch.Tensor, head: torch.Tensor) -> None:
+    def __init__(self, model: TallForConditionalGeneration, table: torch.Tensor, head: torch.Tensor) -> None:
         super().__init__()
         self.tall = [model]  # held outside the module tree: frozen, not saved, not optimized
         self.encoder = copy.deepcopy(model.target_alignment)
@@ -158,7 +158,7 @@ class NextTokenReader(nn.Module):
         return ModelOutput(loss=masked_mse(self.encoder(states, mask), target, mask))
 
 
-def llm_output_layer(model: TallForCausalLM, llm: str | os.PathLike) -> torch.Tensor:
+def llm_output_layer(model: TallForConditionalGeneration, llm: str | os.PathLike) -> torch.Tensor:
     """The LLM's output layer weights, `(vocab, width)`: its input embeddings when tied (TALL holds the LLM body
     only), else loaded from `llm` (a hub id or folder)."""
     if model.config.llm_config.tie_word_embeddings:
@@ -168,7 +168,7 @@ def llm_output_layer(model: TallForCausalLM, llm: str | os.PathLike) -> torch.Te
 
 
 def pretrain_next_token_reader(
-    model: TallForCausalLM,
+    model: TallForConditionalGeneration,
     processor: TallProcessor,
     train_dataset: Dataset,
     args: TrainingArguments,
@@ -195,7 +195,7 @@ def pretrain_next_token_reader(
 
 def _stage_trainer(
     module: torch.nn.Module,
-    model: TallForCausalLM,
+    model: TallForConditionalGeneration,
     processor: TallProcessor,
     train_dataset: Dataset,
     stage_args: TrainingArguments,

@@ -12,7 +12,7 @@ from transformers.utils import logging
 from ..data import PreparationArguments, prepare_tall_dataset
 from ..data.preparation import NoSentenceLeftError, word_boundary_prefixes
 from ..data.text_files import read_sentences
-from ..models.tall import TallForCausalLM, TallProcessor
+from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS
 from ..modules.fusion import FUSION_METHODS
 from ..tiny import build_tiny_components
@@ -222,7 +222,7 @@ def _run_training(
     paths = model_args.components()
     options = model_args.model_options()
     processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=options["loss_mode"])
-    model = TallForCausalLM.from_components(
+    model = TallForConditionalGeneration.from_components(
         **paths,
         **model_args.revisions(),
         **options,

@@ -13,7 +13,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from ..data.collator import TallDataCollator
-from ..models.tall.modeling_tall import TallForCausalLM
+from ..models.tall.modeling_tall import TallForConditionalGeneration
 from ..models.tall.processing_tall import TallProcessor
 from ..utils.folders import lock_output_folder, save_pretrained_atomically
 from ..utils.logging import is_quiet
@@ -42,7 +42,7 @@ class SaveProcessorCallback(TrainerCallback):
 
 
 def create_tall_trainer(
-    model: TallForCausalLM,
+    model: TallForConditionalGeneration,
     processor: TallProcessor,
     args: TrainingArguments,
     train_dataset: Dataset | None = None,
@@ -76,7 +76,7 @@ def create_tall_trainer(
 
 
 def train_tall(
-    model: TallForCausalLM,
+    model: TallForConditionalGeneration,
     processor: TallProcessor,
     train_dataset: Dataset,
     eval_dataset: Dataset | None = None,

@@ -1,34 +1,44 @@
 """TALL: a frozen LLM between two frozen translators, joined by small trainable modules (Figure 1 of the paper).
 
-In transformers' terms TALL is an encoder-decoder: `get_encoder()` returns the [`TallEncoder`] (stages 1-6, run once
-per input), and stage 7 is the decoder `GenerationMixin.generate` runs token by token with its KV cache. Stage by
-stage, as `TallEncoder.forward` and `TallForCausalLM.forward` run them:
+TALL is shaped as transformers shapes an encoder-decoder: [`TallModel`] owns the [`TallEncoder`] (stages 1-6, run
+once per input) and the LR decoder (stage 7, which `GenerationMixin.generate` runs token by token with its KV cache);
+[`TallForConditionalGeneration`] puts the LR LM head on it. Stage by stage, as `TallEncoder.forward` and
+`TallModel.forward` run them (paths inside `TallForConditionalGeneration`):
 
-1. `lr_encoder`          frozen   the LR->HR translator's encoder reads the LR prefix (source stream);
-   `encoder_fusion`      trains   its layers fused into one state per token (`last`, the paper's: no parameters)
-2. `source_alignment`    trains   alignment adapter A: translator width -> LLM width
-3. `source_transformer`  trains   custom transformer 1 (a Marian decoder): the LLM's embeddings of the HR
-                                   translation (bridge stream) cross-attend to stage 2
-4. `llm`                 frozen   the LLM body runs on stage 3's output as `inputs_embeds`
-5. `target_alignment`    trains   alignment adapter B: LLM width -> HR->LR translator width
-6. `target_transformer`  trains   custom transformer 2 (a Marian encoder)
-7. `lr_decoder`          frozen   the HR->LR translator's decoder, `lm_head` and `final_logits_bias` read the target
-                                   stream and cross-attend to stage 6
+1. `model.encoder.lr_encoder`          frozen   the LR->HR translator's encoder reads the LR prefix (source stream);
+   `model.encoder.encoder_fusion`      trains   its layers fused into one state per token (`last`, the paper's)
+2. `model.encoder.source_alignment`    trains   alignment adapter A: translator width -> LLM width
+3. `model.encoder.source_transformer`  trains   custom transformer 1 (a Marian decoder): the LLM's embeddings of the
+                                                 HR translation (bridge stream) cross-attend to stage 2
+4. `model.encoder.llm`                 frozen   the LLM body runs on stage 3's output as `inputs_embeds`
+5. `model.encoder.target_alignment`    trains   alignment adapter B: LLM width -> HR->LR translator width
+6. `model.encoder.target_transformer`  trains   custom transformer 2 (a Marian encoder)
+7. `model.decoder`                     frozen   the HR->LR translator's decoder reads the target stream and
+   `lm_head`, `final_logits_bias`      frozen   cross-attends to stage 6; its LM head and logits bias score it
+
+Checkpoints written before this split (every stage a flat attribute of the head: `lr_encoder.*`, `lr_decoder.*`, ...)
+load through transformers' checkpoint conversion mapping (`LEGACY_KEY_MAPPING`); `save_pretrained` writes that same
+original layout (transformers' `save_original_format`), so checkpoints stay readable by earlier versions.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
+from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
+from transformers.utils.generic import TransformersKwargs
 
 from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
@@ -43,6 +53,18 @@ logger = logging.get_logger(__name__)
 # transformers 5.24 renamed the decoder cache, in model outputs and forward arguments, from `past_key_values` to `cache`:
 # the name the installed version uses.
 CACHE_NAME = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
+# Each stage of the paper's figure and where it lives in `TallForConditionalGeneration`.
+STAGE_PATHS = {
+    "lr_encoder": "model.encoder.lr_encoder",
+    "encoder_fusion": "model.encoder.encoder_fusion",
+    "source_alignment": "model.encoder.source_alignment",
+    "source_transformer": "model.encoder.source_transformer",
+    "llm": "model.encoder.llm",
+    "target_alignment": "model.encoder.target_alignment",
+    "target_transformer": "model.encoder.target_transformer",
+    "lr_decoder": "model.decoder",
+    "lm_head": "lm_head",
+}
 FROZEN_STAGES = ("lr_encoder", "llm", "lr_decoder", "lm_head")
 TRAINABLE_STAGES = (
     "encoder_fusion",
@@ -51,6 +73,31 @@ TRAINABLE_STAGES = (
     "target_alignment",
     "target_transformer",
 )
+# Weight names of checkpoints saved before `TallModel` existed (stages flat on the head) -> today's names.
+LEGACY_KEY_MAPPING = {
+    rf"^{stage}\.": f"{path}." for stage, path in STAGE_PATHS.items() if stage != "lm_head"
+}
+register_checkpoint_conversion_mapping(
+    TallConfig.model_type,
+    [WeightRenaming(source, target) for source, target in LEGACY_KEY_MAPPING.items()],
+    overwrite=True,
+)
+# Keyword arguments `GenerationMixin.generate` and `Trainer` may pass that TALL's forward does not use.
+_IGNORED_FORWARD_KWARGS = frozenset(TransformersKwargs.__annotations__) | {"return_dict", "cache_position"}
+
+
+def stage_of(parameter_name: str) -> str | None:
+    """The stage (a key of `STAGE_PATHS`) a parameter or module name of `TallForConditionalGeneration` belongs to."""
+    for stage, path in STAGE_PATHS.items():
+        if parameter_name == path or parameter_name.startswith(path + "."):
+            return stage
+    return None
+
+
+def _check_kwargs(kwargs: dict[str, Any], name: str) -> None:
+    unknown = sorted(set(kwargs) - _IGNORED_FORWARD_KWARGS)
+    if unknown:
+        raise TypeError(f"{name} got unexpected keyword arguments {unknown}.")
 
 
 @dataclass
@@ -62,14 +109,29 @@ class TallEncoderOutput(ModelOutput):
 
 
 @dataclass
-class TallCausalLMOutput(Seq2SeqLMOutput):
-    """Output of [`TallForCausalLM`]: transformers' sequence-to-sequence output with the mask of stage 6's states.
+class TallModelOutput(Seq2SeqModelOutput):
+    """Output of [`TallModel`]: transformers' sequence-to-sequence output with the mask of stage 6's states.
+
+    Args:
+        last_hidden_state: the LR decoder's states of the target stream.
+        cache (`past_key_values` before transformers 5.24, see `CACHE_NAME`): the LR decoder's cache.
+        encoder_last_hidden_state: stage 6's output, reusable for every token of the next word.
+        encoder_attention_mask: its mask.
+    """
+
+    encoder_attention_mask: torch.LongTensor | None = None
+
+
+@dataclass
+class TallSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """Output of [`TallForConditionalGeneration`]: transformers' sequence-to-sequence output with the mask of stage 6's
+    states.
 
     Args:
         loss: the configured target-stream loss, when `labels` are given.
-        logits: LR vocabulary scores at every target position, `(batch, target_length, vocab)`; in training mode
-            with `labels` and loss mode `last_token` or `last_word`, only at the positions the loss reads,
-            `(kept positions, vocab)` in the order of `labels[keep]` (`tall_hf.modules.logits.loss_positions`).
+        logits: LR vocabulary scores at the target positions `logits_to_keep` selects: every position,
+            `(batch, target_length, vocab)`, by default; with a boolean `(batch, target_length)` mask, only the
+            positions it marks, `(kept positions, vocab)` in the order of `labels[mask]`.
         cache (`past_key_values` before transformers 5.24, see `CACHE_NAME`): the LR decoder's cache, when
             `use_cache=True` and no `labels` are given (training and evaluation forwards return none).
         encoder_last_hidden_state: stage 6's output, reusable for every token of the next word.
@@ -82,7 +144,7 @@ class TallCausalLMOutput(Seq2SeqLMOutput):
 class TallPreTrainedModel(PreTrainedModel):
     config: TallConfig
     config_class = TallConfig
-    base_model_prefix = ""
+    base_model_prefix = "model"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
@@ -98,89 +160,35 @@ def _without_token_embeddings(transformer: PreTrainedModel) -> PreTrainedModel:
     return transformer
 
 
+def _component_models(
+    config: TallConfig,
+    lr_hr_model: PreTrainedModel | None,
+    llm: PreTrainedModel | None,
+    hr_lr_model: PreTrainedModel | None,
+) -> tuple[PreTrainedModel, PreTrainedModel, PreTrainedModel]:
+    """The three components, built with fresh weights from their configs where not given (translators first)."""
+    if lr_hr_model is None:
+        lr_hr_model = AutoModelForSeq2SeqLM.from_config(config.lr_hr_config)
+    if hr_lr_model is None:
+        hr_lr_model = AutoModelForSeq2SeqLM.from_config(config.hr_lr_config)
+    llm = llm.base_model if llm is not None else AutoModel.from_config(config.llm_config)
+    return lr_hr_model, llm, hr_lr_model
+
+
 class TallEncoder(nn.Module):
     """Stages 1-6 of TALL: the LR prefix (source stream) and its HR translation (bridge stream) become the states the
-    LR decoder cross-attends to. What `TallForCausalLM.get_encoder()` returns, so `generate` runs it once.
+    LR decoder cross-attends to. What `get_encoder()` returns, so `generate` runs it once.
 
-    A view over the model's own stage modules (they stay registered, and named, on the model)."""
+    It owns the LR->HR translator's encoder and the LLM (frozen) and the fusion, alignment adapters and custom
+    transformers (trained)."""
 
-    def __init__(self, model: TallForCausalLM) -> None:
+    def __init__(self, config: TallConfig, lr_encoder: nn.Module, llm: PreTrainedModel) -> None:
         super().__init__()
-        object.__setattr__(self, "model", model)  # not a submodule: the stages belong to the model
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: torch.LongTensor,
-        bridge_input_ids: torch.LongTensor,
-        bridge_attention_mask: torch.LongTensor,
-        **kwargs,
-    ) -> TallEncoderOutput:
-        model = self.model
-        check_lengths(model.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
-        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
-        source_states = model.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
-            model.lr_encoder(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                output_hidden_states=model.encoder_fusion.uses_all_layers,
-            ),
-            attention_mask,
-        )
-        source_states = model.source_alignment(source_states, attention_mask)  # 2
-        bridge_embeddings = model.llm.get_input_embeddings()(bridge_input_ids)
-        llm_inputs = model.source_transformer(  # 3
-            inputs_embeds=bridge_embeddings,
-            attention_mask=bridge_attention_mask,
-            encoder_hidden_states=source_states,
-            encoder_attention_mask=attention_mask,
-        ).last_hidden_state
-        if model.config.source_residual:
-            llm_inputs = bridge_embeddings + model.source_transformer.residual_gate * llm_inputs
-        llm_states = model.llm(  # 4
-            inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
-        ).last_hidden_state
-        target_states = model.target_alignment(llm_states, bridge_attention_mask)  # 5
-        target_states = model.target_transformer(  # 6
-            inputs_embeds=target_states, attention_mask=bridge_attention_mask
-        ).last_hidden_state
-        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
-
-
-class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
-    """TALL for last-word prediction in a low-resource language; only the alignment adapters and custom
-    transformers train.
-
-    Checkpoints ([`AdapterMixin`]): `save_pretrained(dir)` writes every weight; `save_pretrained(dir,
-    adapters_only=True)` writes only the trainable stages (`adapter_config.json` + `adapter_model.safetensors`) and
-    `from_pretrained` fetches the components from their recorded provenance. `config.lora` adds LoRA to the LLM."""
-
-    adapter_modules = TRAINABLE_STAGES
-    frozen_modules = FROZEN_STAGES
-    component_arguments = {"lr_hr": "lr_hr_model", "llm": "llm", "hr_lr": "hr_lr_model"}
-    auto_classes = ("AutoModel", "AutoModelForCausalLM", "AutoModelForSeq2SeqLM")
-    model_card_template = "tall_model_card.md.j2"
-
-    def __init__(
-        self,
-        config: TallConfig,
-        lr_hr_model: PreTrainedModel | None = None,
-        llm: PreTrainedModel | None = None,
-        hr_lr_model: PreTrainedModel | None = None,
-    ) -> None:
-        super().__init__(config)
-        lr_hr_model = (
-            lr_hr_model if lr_hr_model is not None else AutoModelForSeq2SeqLM.from_config(config.lr_hr_config)
-        )
-        hr_lr_model = (
-            hr_lr_model if hr_lr_model is not None else AutoModelForSeq2SeqLM.from_config(config.hr_lr_config)
-        )
-        llm = llm.base_model if llm is not None else AutoModel.from_config(config.llm_config)
+        self.config = config
         lr_width, llm_width = config.lr_hr_config.d_model, config.llm_config.hidden_size
         hr_lr_width = config.hr_lr_config.d_model
         adapter_kwargs = {"hidden_factor": config.adapter_hidden_factor, "dropout": config.adapter_dropout}
-
-        self.lr_encoder = lr_hr_model.get_encoder()
+        self.lr_encoder = lr_encoder
         self.encoder_fusion = build_fusion(
             config.encoder_fusion, config.lr_hr_config.num_hidden_layers, lr_width, **config.encoder_fusion_options
         )
@@ -191,17 +199,181 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         self.llm = llm
         self.target_alignment = AlignmentAdapter(llm_width, hr_lr_width, **adapter_kwargs)
         self.target_transformer = _without_token_embeddings(MarianEncoder(config.target_transformer_config))
-        self.lr_decoder = hr_lr_model.get_decoder()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        bridge_input_ids: torch.LongTensor,
+        bridge_attention_mask: torch.LongTensor,
+        **kwargs,
+    ) -> TallEncoderOutput:
+        _check_kwargs(kwargs, "TallEncoder.forward")
+        check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
+        check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
+        source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
+            self.lr_encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=self.encoder_fusion.uses_all_layers,
+            ),
+            attention_mask,
+        )
+        source_states = self.source_alignment(source_states, attention_mask)  # 2
+        bridge_embeddings = self.llm.get_input_embeddings()(bridge_input_ids)
+        llm_inputs = self.source_transformer(  # 3
+            inputs_embeds=bridge_embeddings,
+            attention_mask=bridge_attention_mask,
+            encoder_hidden_states=source_states,
+            encoder_attention_mask=attention_mask,
+        ).last_hidden_state
+        if self.config.source_residual:
+            llm_inputs = bridge_embeddings + self.source_transformer.residual_gate * llm_inputs
+        llm_states = self.llm(  # 4
+            inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
+        ).last_hidden_state
+        target_states = self.target_alignment(llm_states, bridge_attention_mask)  # 5
+        target_states = self.target_transformer(  # 6
+            inputs_embeds=target_states, attention_mask=bridge_attention_mask
+        ).last_hidden_state
+        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
+
+
+class TallModel(TallPreTrainedModel):
+    """TALL without its LM head: the [`TallEncoder`] (stages 1-6) and the HR->LR translator's decoder (stage 7), which
+    returns the decoder's states of the target stream. What `AutoModel` gives for a TALL checkpoint."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^final_logits_bias$", r"^lm_head\."]
+
+    def __init__(
+        self,
+        config: TallConfig,
+        lr_hr_model: PreTrainedModel | None = None,
+        llm: PreTrainedModel | None = None,
+        hr_lr_model: PreTrainedModel | None = None,
+    ) -> None:
+        super().__init__(config)
+        lr_hr_model, llm, hr_lr_model = _component_models(config, lr_hr_model, llm, hr_lr_model)
+        self.encoder = TallEncoder(config, lr_hr_model.get_encoder(), llm)
+        self.decoder = hr_lr_model.get_decoder()
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.llm.get_input_embeddings()
+
+    def get_encoder(self) -> TallEncoder:
+        """Stages 1-6 (what `generate` runs once before decoding)."""
+        return self.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.decoder
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        bridge_input_ids: torch.LongTensor | None = None,
+        bridge_attention_mask: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: TallEncoderOutput | None = None,
+        cache: Cache | None = None,
+        use_cache: bool | None = None,
+        past_key_values: Cache | None = None,
+        **kwargs,
+    ) -> TallModelOutput:
+        r"""
+        input_ids, attention_mask: the LR sentence without its last word, in the LR->HR translator's tokens.
+        bridge_input_ids, bridge_attention_mask: its HR translation, in the LLM's tokens.
+        decoder_input_ids, decoder_attention_mask: the LR sentence in the HR->LR translator's target tokens, shifted
+            right behind the decoder start token.
+        encoder_outputs: stages 1-6 already computed by the [`TallEncoder`] (skips them).
+        cache: the LR decoder's cache during generation (`past_key_values`, the name before transformers 5.24).
+        """
+        _check_kwargs(kwargs, "TallModel.forward")
+        cache = cache if cache is not None else past_key_values
+        if decoder_input_ids is None:
+            raise ValueError("Pass `decoder_input_ids`: the target stream, shifted right behind the start token.")
+        if encoder_outputs is None:
+            check_streams(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, decoder_input_ids)
+            encoder_outputs = self.encoder(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+        past_length = cache.get_seq_length() if cache is not None else 0
+        limit = self.config.hr_lr_config.max_position_embeddings - past_length
+        check_lengths(limit, decoder_input_ids=decoder_input_ids)
+        decoded = self.decoder(  # 7
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=encoder_outputs.attention_mask,
+            use_cache=use_cache,
+            **{CACHE_NAME: cache},
+        )
+        return TallModelOutput(
+            last_hidden_state=decoded.last_hidden_state,
+            **{CACHE_NAME: getattr(decoded, CACHE_NAME)},
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=encoder_outputs.attention_mask,
+        )
+
+
+def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """A `load_state_dict` pre-hook: weights named in the original layout (`LEGACY_KEY_MAPPING`) get today's names."""
+    for key in [key for key in state_dict if key.startswith(prefix)]:
+        current = prefix + module.current_key(key.removeprefix(prefix))
+        if current != key:
+            state_dict[current] = state_dict.pop(key)
+
+
+def _stage_property(stage: str) -> property:
+    path = STAGE_PATHS[stage]
+    return property(lambda self: self.get_submodule(path), doc=f"Stage `{stage}` (`{path}`).")
+
+
+class TallForConditionalGeneration(AdapterMixin, TallPreTrainedModel, GenerationMixin):
+    """TALL for last-word prediction in a low-resource language: [`TallModel`] and the HR->LR translator's LM head;
+    only the alignment adapters and custom transformers train.
+
+    Each stage is also reachable by its name in the paper's figure (`model.llm` is `model.model.encoder.llm`, see
+    `STAGE_PATHS`). `config.lora` adds a PEFT tuner to the LLM."""
+
+    adapter_modules = tuple(STAGE_PATHS[stage] for stage in TRAINABLE_STAGES)
+    frozen_modules = tuple(STAGE_PATHS[stage] for stage in FROZEN_STAGES)
+    component_arguments = {"lr_hr": "lr_hr_model", "llm": "llm", "hr_lr": "hr_lr_model"}
+    auto_classes = ("AutoModelForSeq2SeqLM",)  # `AutoModel` gives `TallModel`, the base model
+    lora_target = STAGE_PATHS["llm"]
+    legacy_key_mapping = LEGACY_KEY_MAPPING
+    model_card_template = "tall_model_card.md.j2"
+
+    lr_encoder = _stage_property("lr_encoder")
+    encoder_fusion = _stage_property("encoder_fusion")
+    source_alignment = _stage_property("source_alignment")
+    source_transformer = _stage_property("source_transformer")
+    llm = _stage_property("llm")
+    target_alignment = _stage_property("target_alignment")
+    target_transformer = _stage_property("target_transformer")
+    lr_decoder = _stage_property("lr_decoder")
+
+    def __init__(
+        self,
+        config: TallConfig,
+        lr_hr_model: PreTrainedModel | None = None,
+        llm: PreTrainedModel | None = None,
+        hr_lr_model: PreTrainedModel | None = None,
+    ) -> None:
+        super().__init__(config)
+        lr_hr_model, llm, hr_lr_model = _component_models(config, lr_hr_model, llm, hr_lr_model)
+        self.model = TallModel(config, lr_hr_model, llm, hr_lr_model)
         self.lm_head = hr_lr_model.get_output_embeddings()
         bias = getattr(hr_lr_model, "final_logits_bias", None)
         if bias is None:
             bias = torch.zeros(1, self.lm_head.out_features)
         self.register_buffer("final_logits_bias", bias.detach().clone(), persistent=True)
         if config.tie_word_embeddings:
-            self._tied_weights_keys = {"lm_head.weight": "lr_decoder.embed_tokens.weight"}
+            self._tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
+        # `Trainer` resumes with a plain `load_state_dict` of the saved (original-layout) weights.
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
         self.post_init()
-        if hr_lr_model is not None:
-            self.init_from_components(hr_lr_model)
+        self.init_from_components(hr_lr_model)
         self.freeze_components()
         self.init_lora()
         self.generation_config = default_generation_config(config)
@@ -233,7 +405,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         hr_lr_revision: str | None = None,
         dtype: torch.dtype | None = None,
         **overrides,
-    ) -> TallForCausalLM:
+    ) -> TallForConditionalGeneration:
         """Assemble TALL from its three frozen components.
 
         Each component is a hub id, a local folder, a `PretrainedConfig` (random weights, e.g. under
@@ -242,7 +414,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         `adapter_dropout`, `source_transformer_config`, ...).
 
         ```python
-        >>> model = TallForCausalLM.from_components(
+        >>> model = TallForConditionalGeneration.from_components(
         ...     lr_hr="Helsinki-NLP/opus-mt-tc-big-he-en", llm="Qwen/Qwen2.5-0.5B", hr_lr="Helsinki-NLP/opus-mt-en-he"
         ... )
         ```
@@ -278,19 +450,17 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         processor.save_pretrained(save_directory, save_translator=not adapters_only)
 
     def get_input_embeddings(self) -> nn.Module:
-        return self.llm.get_input_embeddings()
+        return self.model.get_input_embeddings()
 
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
     def get_encoder(self) -> TallEncoder:
         """Stages 1-6 (what `generate` runs once before decoding)."""
-        if "_encoder_view" not in self.__dict__:
-            object.__setattr__(self, "_encoder_view", TallEncoder(self))
-        return self.__dict__["_encoder_view"]
+        return self.model.get_encoder()
 
     def get_decoder(self) -> nn.Module:
-        return self.lr_decoder
+        return self.model.get_decoder()
 
     # ------------------------------------------------------------------ forward
     def encode(
@@ -310,24 +480,28 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         decoder_attention_mask: torch.LongTensor | None = None,
         cache: Cache | None = None,
         use_cache: bool | None = None,
-        keep: torch.BoolTensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
     ) -> tuple[torch.FloatTensor, Cache | None]:
-        """Stage 7: the LR decoder reads the target stream; returns LR logits and its cache. With `keep` (a
-        `(batch, length)` mask), the LM head runs only at those positions: logits `(kept positions, vocab)`."""
-        past_length = cache.get_seq_length() if cache is not None else 0
-        limit = self.config.hr_lr_config.max_position_embeddings - past_length
-        check_lengths(limit, decoder_input_ids=decoder_input_ids)
-        decoded = self.lr_decoder(
-            input_ids=decoder_input_ids,
-            attention_mask=decoder_attention_mask,
-            encoder_hidden_states=encoder_outputs.last_hidden_state,
-            encoder_attention_mask=encoder_outputs.attention_mask,
+        """Stage 7: the LR decoder reads the target stream; returns LR logits (at the positions `logits_to_keep`
+        selects, see `forward`) and its cache."""
+        outputs = self.model(
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
             use_cache=use_cache,
-            **{CACHE_NAME: cache},
         )
-        hidden = decoded.last_hidden_state if keep is None else decoded.last_hidden_state[keep]
-        logits = self.lm_head(hidden) + self.final_logits_bias.to(hidden.dtype)
-        return logits, getattr(decoded, CACHE_NAME)
+        return self.lm_logits(outputs.last_hidden_state, logits_to_keep), getattr(outputs, CACHE_NAME)
+
+    def lm_logits(self, hidden: torch.Tensor, logits_to_keep: int | torch.Tensor = 0) -> torch.FloatTensor:
+        """The LM head and final logits bias on the decoder's states at the positions `logits_to_keep` selects."""
+        if isinstance(logits_to_keep, torch.Tensor) and logits_to_keep.dtype == torch.bool:
+            hidden = hidden[logits_to_keep]  # (kept positions, width)
+        elif isinstance(logits_to_keep, torch.Tensor):
+            hidden = hidden[:, logits_to_keep]
+        elif logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        return self.lm_head(hidden) + self.final_logits_bias.to(hidden.dtype)
 
     def forward(
         self,
@@ -342,47 +516,70 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         cache: Cache | None = None,
         use_cache: bool | None = None,
         past_key_values: Cache | None = None,
+        logits_to_keep: int | torch.Tensor | None = None,
         **kwargs,
-    ) -> TallCausalLMOutput:
+    ) -> TallSeq2SeqLMOutput:
         r"""
         input_ids, attention_mask: the LR sentence without its last word, in the LR->HR translator's tokens.
         bridge_input_ids, bridge_attention_mask: its HR translation, in the LLM's tokens.
         decoder_input_ids, decoder_attention_mask: the LR sentence in the HR->LR translator's target tokens,
             shifted right behind the decoder start token (built from `labels` when omitted).
         labels: the unshifted target tokens, `-100` where no loss is taken.
-        encoder_outputs: stages 1-6 already computed by [`~TallForCausalLM.encode`] (skips them).
+        encoder_outputs: stages 1-6 already computed by [`~TallForConditionalGeneration.encode`] (skips them).
         cache: the LR decoder's cache during generation (`past_key_values`, the name before transformers 5.24).
         use_cache: return the updated cache; never with `labels` (training and evaluation keep no cache).
+        logits_to_keep: the target positions the LM head runs at: `0`, every one; an `int` n, the last n (as in
+            transformers); a boolean `(batch, target_length)` mask, the marked ones, giving `(kept, vocab)` logits.
+            `None` (the default) is every position, except in training mode with `labels` in loss mode `last_token`
+            or `last_word`, where it is the positions the loss reads (`tall_hf.modules.logits.loss_positions`): the
+            loss is the same, and `Trainer`, which switches the mode, gets the cheap one.
         """
-        cache = cache if cache is not None else past_key_values
+        _check_kwargs(kwargs, f"{type(self).__name__}.forward")
         use_cache = False if labels is not None else use_cache
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("Pass `decoder_input_ids` (the target stream) or `labels` to build it from.")
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        if encoder_outputs is None:
-            check_streams(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, decoder_input_ids)
-            encoder_outputs = self.encode(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
-        keep = None
-        if labels is not None and self.training and self.config.loss_mode in REDUCED_LOGITS_MODES:
+        if labels is not None:
             check_label_shape(decoder_input_ids, labels)
-            keep = loss_positions(labels, self.config.loss_mode)  # the LM head runs only where the loss reads
-        logits, cache = self.decode(decoder_input_ids, encoder_outputs, decoder_attention_mask, cache, use_cache, keep)
+        if logits_to_keep is None:
+            reduced = labels is not None and self.training and self.config.loss_mode in REDUCED_LOGITS_MODES
+            logits_to_keep = loss_positions(labels, self.config.loss_mode) if reduced else 0
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            bridge_input_ids=bridge_input_ids,
+            bridge_attention_mask=bridge_attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache if cache is not None else past_key_values,
+            use_cache=use_cache,
+        )
+        logits = self.lm_logits(outputs.last_hidden_state, logits_to_keep)
         loss = None
         if labels is not None:
-            if keep is not None:
-                loss = kept_cross_entropy(logits, labels, keep)
-            elif self.config.loss_mode == "last_token":
-                loss = last_token_cross_entropy(logits, labels)
-            else:
-                loss = token_cross_entropy(logits, labels)
-        return TallCausalLMOutput(
+            loss = self.loss(logits, labels, logits_to_keep)
+        return TallSeq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            **{CACHE_NAME: cache},
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_attention_mask=encoder_outputs.attention_mask,
+            **{CACHE_NAME: getattr(outputs, CACHE_NAME)},
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_attention_mask=outputs.encoder_attention_mask,
         )
+
+    def loss(self, logits: torch.Tensor, labels: torch.LongTensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:
+        """The loss of `config.loss_mode` on logits at the positions `logits_to_keep` selected."""
+        if isinstance(logits_to_keep, torch.Tensor) and logits_to_keep.dtype == torch.bool:
+            needed = loss_positions(labels, self.config.loss_mode)
+            if bool((needed & ~logits_to_keep).any()):
+                raise ValueError(f"logits_to_keep drops positions the {self.config.loss_mode!r} loss reads.")
+            return kept_cross_entropy(logits[needed[logits_to_keep]], labels, needed)
+        if logits.shape[1] != labels.shape[1]:
+            raise ValueError("A loss needs the logits of every target position: pass logits_to_keep=0 or a mask.")
+        if self.config.loss_mode == "last_token":
+            return last_token_cross_entropy(logits, labels)
+        return token_cross_entropy(logits, labels)
 
     def generate(
         self,
@@ -436,6 +633,7 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
         return shifted.masked_fill(shifted.eq(-100), hr_lr.pad_token_id)
 
     # ------------------------------------------------------------------ reporting
+    # ------------------------------------------------------------------ reporting
     def parameter_stages(self) -> list[tuple[str, Iterable[nn.Parameter]]]:
         """The stages of the paper's Tables 3-4 in their order (the LLM split into embeddings and body, the LM head
         apart from the tied decoder). A trainable stage's total includes its fixed sinusoidal position table."""
@@ -477,6 +675,8 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
             f"tables ({summary['fixed_positions_in_trainable_stages']:,}) are kept fixed; counted as trainable, as in "
             f"the TALL paper, the figure is {summary['trainable_as_in_paper']:,} ({paper_share:.2f}%)."
         )
+
+
 
 
 def default_generation_config(config: TallConfig) -> GenerationConfig:
@@ -529,4 +729,26 @@ def check_streams(*streams: torch.Tensor | None) -> None:
         raise ValueError(f"The streams have different batch sizes: {sizes}.")
 
 
-__all__ = ["TallCausalLMOutput", "TallEncoder", "TallEncoderOutput", "TallForCausalLM", "TallPreTrainedModel"]
+_DEPRECATED_NAMES = {"TallForCausalLM": "TallForConditionalGeneration", "TallCausalLMOutput": "TallSeq2SeqLMOutput"}
+
+
+def __getattr__(name: str) -> Any:
+    """The names before TALL was split into `TallModel` and its head, kept as deprecated aliases."""
+    if name in _DEPRECATED_NAMES:
+        new_name = _DEPRECATED_NAMES[name]
+        warnings.warn(f"{name} is deprecated; use {new_name}.", FutureWarning, stacklevel=2)
+        return globals()[new_name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "LEGACY_KEY_MAPPING",
+    "STAGE_PATHS",
+    "TallEncoder",
+    "TallEncoderOutput",
+    "TallForConditionalGeneration",
+    "TallModel",
+    "TallModelOutput",
+    "TallPreTrainedModel",
+    "TallSeq2SeqLMOutput",
+]
