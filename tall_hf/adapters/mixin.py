@@ -203,9 +203,7 @@ class AdapterMixin:
             raise ValueError(f"{type(self).__name__} has no LLM to put LoRA on, but its config sets `lora`.")
         from peft import inject_adapter_in_model
 
-        inject_adapter_in_model(
-            tuner_from_dict(lora), self.get_submodule(self.lora_target), adapter_name=ADAPTER_NAME
-        )
+        inject_adapter_in_model(tuner_from_dict(lora), self.get_submodule(self.lora_target), adapter_name=ADAPTER_NAME)
 
     def lora_train(self, mode: bool = True) -> None:
         """LoRA dropout follows `mode` even inside a frozen LLM that always runs in eval mode."""
@@ -492,7 +490,9 @@ class AdapterMixin:
         tensor (e.g. adapters trained against components of another size)."""
         from peft import set_peft_model_state_dict
 
-        state_dict = {PEFT_PREFIX + self.current_key(key.removeprefix(PEFT_PREFIX)): v for key, v in state_dict.items()}
+        state_dict = {
+            PEFT_PREFIX + self.current_key(key.removeprefix(PEFT_PREFIX)): v for key, v in state_dict.items()
+        }
         expected = self.peft_adapter_state_dict()
         missing = sorted(set(expected) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(expected))

@@ -74,9 +74,7 @@ TRAINABLE_STAGES = (
     "target_transformer",
 )
 # Weight names of checkpoints saved before `TallModel` existed (stages flat on the head) -> today's names.
-LEGACY_KEY_MAPPING = {
-    rf"^{stage}\.": f"{path}." for stage, path in STAGE_PATHS.items() if stage != "lm_head"
-}
+LEGACY_KEY_MAPPING = {rf"^{stage}\.": f"{path}." for stage, path in STAGE_PATHS.items() if stage != "lm_head"}
 register_checkpoint_conversion_mapping(
     TallConfig.model_type,
     [WeightRenaming(source, target) for source, target in LEGACY_KEY_MAPPING.items()],
@@ -675,8 +673,6 @@ class TallForConditionalGeneration(AdapterMixin, TallPreTrainedModel, Generation
             f"tables ({summary['fixed_positions_in_trainable_stages']:,}) are kept fixed; counted as trainable, as in "
             f"the TALL paper, the figure is {summary['trainable_as_in_paper']:,} ({paper_share:.2f}%)."
         )
-
-
 
 
 def default_generation_config(config: TallConfig) -> GenerationConfig:
