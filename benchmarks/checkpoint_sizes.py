@@ -15,11 +15,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSeq2SeqLM
+from peft import get_peft_model_state_dict
+from transformers import AutoConfig
 
 import tall_hf.models  # noqa: F401  (registers TALL with the Auto classes)
 from tall_hf import TallForConditionalGeneration, TallProcessor
-from tall_hf.adapters import ADAPTER_WEIGHTS_NAME
+from tall_hf.adapters import ADAPTER_WEIGHTS_NAME, load_checkpoint, peft_model_of, save_checkpoint
 from tall_hf.testing import build_tiny_components
 
 PAPER_LLMS = ("bloomz-560m", "qwen2.5-0.5b")
@@ -41,9 +42,9 @@ def tiny(workdir: Path) -> None:
     print(f"tiny components: trainable parameters {trainable:,} bytes")
     for kind, adapters_only in (("full", False), ("adapters-only", True)):
         folder = workdir / kind
-        model.save_pretrained(folder, adapters_only=adapters_only, processor=processor)
+        save_checkpoint(model, folder, adapters_only=adapters_only, processor=processor)
         with torch.no_grad():
-            identical = torch.equal(AutoModelForSeq2SeqLM.from_pretrained(folder)(**batch).logits, expected)
+            identical = torch.equal(load_checkpoint(type(model), folder)(**batch).logits, expected)
         weights = folder / (ADAPTER_WEIGHTS_NAME if adapters_only else "model.safetensors")
         print(
             f"  {kind:>13}: weights {weights.stat().st_size:>9,} bytes ({weights.stat().st_size / trainable:.3f} x "
@@ -61,7 +62,8 @@ def paper(components: Path) -> None:
             model = TallForConditionalGeneration.from_components(
                 config("opus-mt-tc-big-he-en"), config(llm), config("opus-mt-en-he")
             )
-        adapters = sum(t.numel() * t.element_size() for t in model.peft_adapter_state_dict().values())
+        with peft_model_of(model) as peft_model:
+            adapters = sum(t.numel() * t.element_size() for t in get_peft_model_state_dict(peft_model).values())
         full = sum(t.numel() * t.element_size() for name, t in model.state_dict().items() if name != "lm_head.weight")
         print(
             f"paper components, {llm}: adapters-only {adapters / 2**20:,.1f} MiB, full {full / 2**20:,.1f} MiB (fp32), "

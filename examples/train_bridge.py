@@ -48,6 +48,7 @@ from datasets import Dataset
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from tall_hf import BridgeForCausalLM, BridgeProcessor
+from tall_hf.adapters import save_checkpoint
 from tall_hf.evaluation.zero_shot import SCORING_METHODS, ZeroShotReport, chance_accuracy, evaluate_zero_shot
 from tall_hf.models.bridge import BRIDGE_OBJECTIVES, bridge_training_pairs, create_bridge_trainer, load_data_file
 from tall_hf.modules.fusion import FUSION_METHODS
@@ -174,7 +175,7 @@ def main() -> None:
     if not trainer.is_world_process_zero():
         return
 
-    model.save_pretrained(training_args.output_dir, adapters_only=not args.full_checkpoint, processor=processor)
+    save_checkpoint(model, training_args.output_dir, adapters_only=not args.full_checkpoint, processor=processor)
     texts_by_language = None
     if args.test_file:
         test_set = load_data_file(args.test_file)

@@ -180,17 +180,20 @@ def bridge_demo(argv: list[str]) -> int:
 
 def push(argv: list[str]) -> int:
     """Upload a saved TALL (full or adapters-only) with its processor and a model card to the hub."""
+    from functools import partial
+
+    from .adapters import load_checkpoint, push_checkpoint
     from .hub import ModelCardInfo
     from .models.tall import TallForConditionalGeneration, TallProcessor
 
     (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
     from .utils.hub import load_pretrained
 
-    model = load_pretrained(
-        TallForConditionalGeneration, args.model, role="TALL model"
-    )  # errors name the folder and file
+    load = partial(load_checkpoint, TallForConditionalGeneration)  # full or adapters-only
+    model = load_pretrained(TallForConditionalGeneration, args.model, role="TALL model", load=load)
     processor = load_pretrained(TallProcessor, args.model, role="TALL processor")
-    url = model.push_to_hub(
+    url = push_checkpoint(
+        model,
         args.repo_id,
         adapters_only=args.adapters_only,
         processor=processor,

@@ -21,6 +21,7 @@ import torch
 from transformers import TrainingArguments
 from transformers.utils import logging
 
+from .adapters import save_checkpoint
 from .evaluation.zero_shot import (
     MIN_VERDICT_SEEDS,
     SCORING_METHODS,
@@ -204,7 +205,7 @@ def _train_bridge(
         seed=seed,
     )
     create_bridge_trainer(model, processor, train_pairs, training_args).train()
-    model.eval().save_pretrained(folder, adapters_only=True, processor=processor)
+    save_checkpoint(model.eval(), folder, adapters_only=True, processor=processor)
     return model
 
 

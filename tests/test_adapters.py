@@ -1,5 +1,5 @@
-"""Adapters-only and full checkpoints of TALL: exact round trips, PEFT's own loaders, any PEFT tuner on the LLM, the
-size bound, shape and pickle refusals."""
+"""Adapters-only and full checkpoints of TALL: exact round trips, PEFT's own savers and loaders, any PEFT tuner on the
+LLM, the size bound, shape and pickle refusals, and transformers' contract left alone."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ import pytest
 import torch
 from peft import IA3Config, LoraConfig, PeftConfig, PeftModel
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoProcessor
+from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
-from tall_hf import TallForCausalLM
+from tall_hf import BridgeForCausalLM, TallForConditionalGeneration
 from tall_hf.adapters import (
     ADAPTER_CONFIG_NAME,
     ADAPTER_WEIGHTS_NAME,
     PickledCheckpointError,
     checkpoint_kind,
     get_tall_model,
+    load_checkpoint,
+    save_checkpoint,
 )
-from tall_hf.models.tall.modeling_tall import STAGE_PATHS, TRAINABLE_STAGES, stage_of
+from tall_hf.models.modeling_composite import ComposedPreTrainedModel
+from tall_hf.models.tall.modeling_tall import STAGE_PATHS, TRAINABLE_STAGES, TallModel, stage_of
+
+TallForCausalLM = TallForConditionalGeneration
 
 
 @pytest.fixture
@@ -47,15 +52,25 @@ def lora_model(tiny_paths) -> TallForCausalLM:
     return get_tall_model(**tiny_paths, peft_config=tuner, loss_mode="last_word")
 
 
+@pytest.mark.parametrize("model_class", [TallForConditionalGeneration, TallModel, BridgeForCausalLM])
+def test_transformers_save_load_and_push_are_not_overridden(model_class):
+    """The composite keeps transformers' checkpoint contract: no class between `PreTrainedModel` and the model
+    redefines `save_pretrained`, `from_pretrained` or `push_to_hub` (extras go through `tall_hf.adapters`)."""
+    assert issubclass(model_class, ComposedPreTrainedModel)
+    for klass in model_class.__mro__:
+        if klass.__module__.startswith("tall_hf"):
+            assert not {"save_pretrained", "from_pretrained", "push_to_hub"} & set(vars(klass)), klass
+
+
 def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch, tmp_path):
     tiny_model.eval()
     expected = logits_of(tiny_model, batch)
-    tiny_model.save_pretrained(tmp_path / "full", processor=tiny_processor)
-    tiny_model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
+    save_checkpoint(tiny_model, tmp_path / "full", processor=tiny_processor)
+    save_checkpoint(tiny_model, tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
 
     torch.manual_seed(1234)  # fresh trainable modules would differ: the adapters must come from the file
     for kind in ("full", "adapters"):
-        loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / kind)
+        loaded = load_checkpoint(TallForConditionalGeneration, tmp_path / kind)
         assert isinstance(loaded, TallForCausalLM) and not loaded.training
         assert trainable_names(loaded) == trainable_names(tiny_model), kind  # components stay frozen after loading
         assert torch.equal(logits_of(loaded, batch), expected), kind
@@ -69,7 +84,7 @@ def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch,
 
 
 def test_adapters_only_folder_holds_only_the_trainable_weights(tiny_model, tmp_path):
-    tiny_model.save_pretrained(tmp_path, adapters_only=True)
+    save_checkpoint(tiny_model, tmp_path, adapters_only=True)
     names = set(os.listdir(tmp_path))
     assert {ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, "config.json", "README.md"} <= names
     assert not names & {"model.safetensors", "pytorch_model.bin"}
@@ -88,7 +103,7 @@ def test_adapters_only_folder_holds_only_the_trainable_weights(tiny_model, tmp_p
 
 def test_adapter_config_is_peft_and_config_json_records_provenance(tiny_paths, tmp_path):
     model = lora_model(tiny_paths)
-    model.save_pretrained(tmp_path, adapters_only=True)
+    save_checkpoint(model, tmp_path, adapters_only=True)
     assert json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())["peft_type"] == "LORA"
     peft_config = PeftConfig.from_pretrained(tmp_path)  # PEFT reads it as its own
     assert isinstance(peft_config, LoraConfig) and peft_config.r == 2
@@ -120,12 +135,12 @@ def test_lora_trains_saves_and_reloads_with_the_adapters(tiny_paths, tiny_proces
 
     model.eval()
     expected = logits_of(model, batch)
-    model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
-    model.save_pretrained(tmp_path / "full")
+    save_checkpoint(model, tmp_path / "adapters", adapters_only=True, processor=tiny_processor)
+    save_checkpoint(model, tmp_path / "full")
     saved = set(load_file(tmp_path / "adapters" / ADAPTER_WEIGHTS_NAME))
     assert {"base_model.model." + name.replace(".default", "") for name in lora} <= saved  # PEFT's key names
     for kind in ("adapters", "full"):
-        loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / kind)
+        loaded = load_checkpoint(TallForConditionalGeneration, tmp_path / kind)
         assert loaded.config.loss_mode == "last_word"
         assert trainable_names(loaded) == trainable_names(model), kind
         assert torch.equal(logits_of(loaded, batch), expected), kind
@@ -142,42 +157,41 @@ def test_lora_dropout_follows_train_mode_inside_the_frozen_llm(tiny_paths):
 
 
 def test_adapters_on_components_of_another_shape_are_refused_by_name(tiny_model, tiny_paths, tmp_path):
-    tiny_model.save_pretrained(tmp_path / "adapters", adapters_only=True)
+    save_checkpoint(tiny_model, tmp_path / "adapters", adapters_only=True)
     wider = AutoConfig.from_pretrained(tiny_paths["llm"])
     wider.hidden_size, wider.intermediate_size = 64, 128
     AutoModelForCausalLM.from_config(wider).save_pretrained(tmp_path / "wider-llm")
 
     # The saved architecture (config.json) does not fit the wider LLM: refused before any weight is read.
     with pytest.raises(ValueError, match="Custom transformer 1 must have the LLM's width"):
-        TallForCausalLM.from_pretrained(tmp_path / "adapters", component_paths={"llm": str(tmp_path / "wider-llm")})
-    # Adapter weights of other shapes are refused tensor by tensor.
+        load_checkpoint(
+            TallForConditionalGeneration, tmp_path / "adapters", component_paths={"llm": str(tmp_path / "wider-llm")}
+        )
+    # Adapter weights of other shapes are refused by PEFT, tensor by tensor.
     wider_model = TallForCausalLM.from_components(
         tiny_paths["lr_hr"], str(tmp_path / "wider-llm"), tiny_paths["hr_lr"]
     )
-    with pytest.raises(ValueError) as caught:
-        wider_model.load_adapters(tmp_path / "adapters")
+    with pytest.raises(RuntimeError) as caught:
+        PeftModel.from_pretrained(wider_model, tmp_path / "adapters")
     message = str(caught.value)
-    saved_shape = tuple(tiny_model.source_alignment.up.weight.shape)
-    new_shape = (2 * 64, saved_shape[1])
-    assert f"source_alignment.up.weight: checkpoint {saved_shape} vs model {new_shape}" in message
-    assert "target_alignment.up.weight" in message
+    assert "size mismatch for base_model.model.model.encoder.source_alignment." in message
+    assert "target_alignment" in message
 
 
-def test_load_adapters_onto_a_freshly_assembled_model(tiny_model, tiny_paths, batch, tmp_path):
+def test_saving_adapters_leaves_the_model_as_it_was(tiny_model, batch, tmp_path):
     tiny_model.eval()
-    tiny_model.save_pretrained(tmp_path, adapters_only=True)
-    torch.manual_seed(99)
-    fresh = TallForCausalLM.from_components(**tiny_paths).eval()
-    assert not torch.equal(logits_of(fresh, batch), logits_of(tiny_model, batch))
-    fresh.load_adapters(tmp_path)
-    assert torch.equal(logits_of(fresh, batch), logits_of(tiny_model, batch))
+    before = logits_of(tiny_model, batch)
+    modules, trains = dict(tiny_model.named_modules()), trainable_names(tiny_model)
+    save_checkpoint(tiny_model, tmp_path, adapters_only=True)
+    assert dict(tiny_model.named_modules()) == modules and trainable_names(tiny_model) == trains
+    assert not hasattr(tiny_model, "peft_config") and torch.equal(logits_of(tiny_model, batch), before)
 
 
 def test_saving_one_kind_over_the_other_leaves_one_checkpoint(tiny_model, tmp_path):
-    tiny_model.save_pretrained(tmp_path)
-    tiny_model.save_pretrained(tmp_path, adapters_only=True)
+    save_checkpoint(tiny_model, tmp_path)
+    save_checkpoint(tiny_model, tmp_path, adapters_only=True)
     assert "model.safetensors" not in os.listdir(tmp_path) and checkpoint_kind(tmp_path) == "adapters"
-    tiny_model.save_pretrained(tmp_path)
+    save_checkpoint(tiny_model, tmp_path)
     assert ADAPTER_WEIGHTS_NAME not in os.listdir(tmp_path) and checkpoint_kind(tmp_path) == "full"
 
 
@@ -188,43 +202,41 @@ def test_pickled_only_checkpoints_are_refused_without_unpickling(tiny_model, tmp
     full, adapters = tmp_path / "full", tmp_path / "adapters"
     tiny_model.config.save_pretrained(full)
     torch.save(tiny_model.state_dict(), full / "pytorch_model.bin")
-    tiny_model.save_pretrained(adapters, adapters_only=True)
+    save_checkpoint(tiny_model, adapters, adapters_only=True)
     torch.save(load_file(adapters / ADAPTER_WEIGHTS_NAME), adapters / "adapter_model.bin")
     os.remove(adapters / ADAPTER_WEIGHTS_NAME)
 
     monkeypatch.setattr(torch, "load", no_unpickling)
     with pytest.raises(PickledCheckpointError, match=r"pytorch_model\.bin.*safetensors only"):
-        AutoModelForSeq2SeqLM.from_pretrained(full)
+        load_checkpoint(TallForConditionalGeneration, full)
     with pytest.raises(PickledCheckpointError, match=r"adapter_model\.bin.*safetensors only"):
-        AutoModelForSeq2SeqLM.from_pretrained(adapters)
-    with pytest.raises(PickledCheckpointError):
-        TallForCausalLM.from_pretrained(full)
+        load_checkpoint(TallForConditionalGeneration, adapters)
 
 
 def test_adapters_only_needs_the_components_provenance(tiny_paths, tmp_path):
     config_only = AutoConfig.from_pretrained(tiny_paths["llm"])
     model = TallForCausalLM.from_components(tiny_paths["lr_hr"], config_only, tiny_paths["hr_lr"])
     with pytest.raises(ValueError, match=r"\['llm'\].*save a full checkpoint"):
-        model.save_pretrained(tmp_path, adapters_only=True)
+        save_checkpoint(model, tmp_path, adapters_only=True)
 
 
 def test_adapters_only_load_options(tiny_model, tmp_path):
-    tiny_model.save_pretrained(tmp_path, adapters_only=True)
-    half = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16, device_map="cpu")
+    save_checkpoint(tiny_model, tmp_path, adapters_only=True)
+    half = load_checkpoint(TallForConditionalGeneration, tmp_path, dtype=torch.bfloat16, device_map="cpu")
     assert half.source_alignment.up.weight.dtype == torch.bfloat16 and half.llm.dtype == torch.bfloat16
     assert torch.equal(half.source_alignment.up.weight, tiny_model.source_alignment.up.weight.to(torch.bfloat16))
     with pytest.raises(TypeError, match="device_map='auto'"):
-        AutoModelForSeq2SeqLM.from_pretrained(tmp_path, device_map="auto")
+        load_checkpoint(TallForConditionalGeneration, tmp_path, device_map="auto")
     with pytest.raises(TypeError, match="output_loading_info"):
-        AutoModelForSeq2SeqLM.from_pretrained(tmp_path, output_loading_info=True)
+        load_checkpoint(TallForConditionalGeneration, tmp_path, output_loading_info=True)
 
 
 def test_missing_checkpoints_are_named(tmp_path):
     with pytest.raises(OSError, match="org/not-cached: it is not a local folder"):
-        TallForCausalLM.from_pretrained("org/not-cached")
+        load_checkpoint(TallForConditionalGeneration, "org/not-cached")
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(OSError, match="holds no weights"):
-        TallForCausalLM.from_pretrained(tmp_path)
+        load_checkpoint(TallForConditionalGeneration, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +245,7 @@ def test_missing_checkpoints_are_named(tmp_path):
     ids=["stages-only", "ia3"],
 )
 def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner):
-    """`PeftModel.from_pretrained(TallForCausalLM.from_components(...), folder)` and transformers' `load_adapter` give
+    """`PeftModel.from_pretrained(TallForConditionalGeneration.from_components(...), folder)` and transformers' `load_adapter` give
     the saved model, whatever the PEFT tuner on the LLM (none, IA3): the trained stages come as `modules_to_save`."""
     torch.manual_seed(0)
     model = get_tall_model(**tiny_paths, peft_config=tuner).eval()
@@ -242,7 +254,7 @@ def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner)
             if parameter.requires_grad:
                 parameter.add_(0.05 * torch.randn_like(parameter))
     expected = logits_of(model, batch)
-    model.save_pretrained(tmp_path, adapters_only=True)
+    save_checkpoint(model, tmp_path, adapters_only=True)
     torch.manual_seed(1234)
     base = TallForCausalLM.from_components(**tiny_paths).eval()
     assert not torch.allclose(logits_of(base, batch), expected)
@@ -252,6 +264,6 @@ def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner)
     other.load_adapter(str(tmp_path))  # transformers' PEFT integration
     torch.testing.assert_close(logits_of(other, batch), expected, rtol=0, atol=1e-6)
     torch.manual_seed(99)
-    reloaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    reloaded = load_checkpoint(TallForConditionalGeneration, tmp_path)
     torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=0, atol=1e-6)
     assert trainable_names(reloaded) == trainable_names(model)

@@ -24,6 +24,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from tall_hf import TallConfig, TallForCausalLM, TallProcessor
+from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.cli import main, user_error
 from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, translate
 from tall_hf.data.text_files import read_sentences, read_text_lines
@@ -45,7 +46,7 @@ LONG_SENTENCE = " ".join(read_corpus("hebrew")[:12])  # ~150 words: more tokens 
 def saved_model(tiny_paths, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("saved") / "tall"
     torch.manual_seed(0)
-    TallForCausalLM.from_components(**tiny_paths).save_pretrained(folder)
+    save_checkpoint(TallForCausalLM.from_components(**tiny_paths), folder)
     TallProcessor.from_components(**tiny_paths).save_pretrained(folder)
     return folder
 
@@ -103,7 +104,7 @@ def test_a_damaged_model_folder_is_named_by_every_entry_point(saved_model, tmp_p
     folder = _copy(saved_model, tmp_path)
     damage(folder)
     with pytest.raises(error, match=message) as raised:
-        TallForCausalLM.from_pretrained(folder)
+        load_checkpoint(TallForCausalLM, folder)
     assert str(folder) in str(raised.value)
     for command in (
         ["predict", "--model", str(folder), "שלום לכם"],
@@ -497,7 +498,7 @@ def test_prediction_reads_a_prefix_with_invisible_marks_as_without(saved_model, 
 
 # ------------------------------------------------------------------------------------ atomic saves
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return TallForCausalLM.from_pretrained(folder).state_dict()
+    return load_checkpoint(TallForCausalLM, folder).state_dict()
 
 
 def test_a_save_that_fails_midway_leaves_the_previous_model_whole(saved_model, tiny_paths, tmp_path, monkeypatch):
@@ -516,12 +517,12 @@ def test_a_save_that_fails_midway_leaves_the_previous_model_whole(saved_model, t
 
     monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        other.save_pretrained(folder)
+        save_checkpoint(other, folder)
     after = _weights(folder)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]  # no staging folder left beside it
     monkeypatch.undo()
-    other.save_pretrained(folder)  # a save that completes replaces the model
+    save_checkpoint(other, folder)  # a save that completes replaces the model
     trained = next(name for name, parameter in other.named_parameters() if parameter.requires_grad)
     assert torch.equal(_weights(folder)[trained], other.state_dict()[trained])
 
@@ -530,6 +531,7 @@ KILLED_SAVE = """
 import os, signal, sys, torch
 import transformers.modeling_utils as modeling_utils
 from tall_hf import TallForCausalLM
+from tall_hf.adapters import save_checkpoint
 paths = dict(zip(("lr_hr", "llm", "hr_lr"), sys.argv[2:5]))
 torch.manual_seed(1)
 model = TallForCausalLM.from_components(**paths)
@@ -538,7 +540,7 @@ def killed(tensors, filename, **kwargs):
     real_save(tensors, filename, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 modeling_utils.safe_save_file = killed
-model.save_pretrained(sys.argv[1])
+save_checkpoint(model, sys.argv[1])
 """
 
 
@@ -561,7 +563,7 @@ def test_a_save_replaces_symbolic_links_in_the_folder_instead_of_writing_through
         (folder / name).unlink()
         (folder / name).symlink_to(outside / name.replace("/", "-"))
     model, processor = TallForCausalLM.from_pretrained(saved_model), TallProcessor.from_pretrained(saved_model)
-    model.save_pretrained(folder)
+    save_checkpoint(model, folder)
     save_pretrained_atomically(processor, folder)
     assert all((outside / name).read_text(encoding="utf-8") == "not yours" for name in os.listdir(outside))
     assert [path.name for path in folder.rglob("*") if path.is_symlink()] == []
@@ -574,11 +576,11 @@ def test_an_adapters_only_save_of_a_loaded_full_checkpoint_predicts_from_elsewhe
 ):
     full = tmp_path / "full"
     torch.manual_seed(0)
-    TallForCausalLM.from_components(**tiny_paths).save_pretrained(full, processor=tiny_processor)
+    save_checkpoint(TallForCausalLM.from_components(**tiny_paths), full, processor=tiny_processor)
     assert (full / "translator" / "model.safetensors").is_file()
     model, processor = TallForCausalLM.from_pretrained(full), TallProcessor.from_pretrained(full)
     assert processor.translator_in_checkpoint
-    model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=processor)
+    save_checkpoint(model, tmp_path / "adapters", adapters_only=True, processor=processor)
     moved = Path(shutil.move(tmp_path / "adapters", tmp_path / "elsewhere" / "adapters"))
     shutil.rmtree(full)  # nothing may be read from the checkpoint it came from
     recorded = json.loads((moved / "processor_config.json").read_text(encoding="utf-8"))["translator_name_or_path"]
@@ -617,7 +619,7 @@ def test_hand_edited_or_damaged_files_end_in_one_line_and_verbose_shows_the_trac
     folder = tmp_path / "tall"
     torch.manual_seed(0)
     model = TallForCausalLM.from_components(**tiny_paths)
-    model.save_pretrained(folder, adapters_only=damage is _adapter_weights_truncated)
+    save_checkpoint(model, folder, adapters_only=damage is _adapter_weights_truncated)
     TallProcessor.from_components(**tiny_paths).save_pretrained(folder)
     damage(folder)
     for command in (
@@ -654,7 +656,7 @@ def test_a_push_with_the_hub_unreachable_is_one_line(saved_model, capsys, monkey
     def unreachable(*args, **kwargs):
         raise httpx2.ConnectError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr("tall_hf.adapters.mixin.create_hub_repo", unreachable)
+    monkeypatch.setattr("tall_hf.adapters.saving.create_hub_repo", unreachable)
     error = one_error_line(cli_error(["push", "--model", str(saved_model), "--repo_id", "you/tall"], capsys))
     assert "set HF_HUB_OFFLINE=1" in error
 

@@ -7,13 +7,13 @@ import torch
 from datasets import Dataset
 from transformers import (
     AutoConfig,
-    AutoModelForCausalLM,
     AutoProcessor,
     Trainer,
     TrainingArguments,
 )
 
 from tall_hf import BridgeConfig, BridgeForCausalLM, BridgeProcessor
+from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.evaluation.zero_shot import evaluate_zero_shot, label_log_likelihoods
 from tall_hf.models.bridge import PrefixLMCollator, prefix_lm_pairs, tokenize_prefix_lm
 from tall_hf.models.bridge.modeling_bridge import FROZEN_STAGES, TRAINABLE_STAGES
@@ -74,7 +74,7 @@ def test_only_fusion_and_projection_train(bridge_paths, bridge_processor, fusion
     model = make_bridge(bridge_paths, fusion=fusion)
     report = {row["stage"]: row for row in model.parameter_report()}
     assert report["encoder"]["trainable"] == report["llm"]["trainable"] == 0
-    assert report["projection"]["trainable"] == report["projection"]["total"] > 0
+    assert report["prompt_projection"]["trainable"] == report["prompt_projection"]["total"] > 0
     assert (report["fusion"]["total"] == 0) == (fusion == "last")
     model.train()
     assert not any(getattr(model, name).training for name in FROZEN_STAGES)
@@ -240,17 +240,17 @@ def test_save_and_load(bridge_paths, bridge_processor, tmp_path, adapters_only):
     with torch.no_grad():
         model.fusion.score.weight.normal_()  # move away from the initial weights
     model.eval()
-    model.save_pretrained(tmp_path, adapters_only=adapters_only, processor=bridge_processor)
+    save_checkpoint(model, tmp_path, adapters_only=adapters_only, processor=bridge_processor)
     if adapters_only:
         from safetensors.torch import load_file
 
         keys = load_file(tmp_path / "adapter_model.safetensors").keys()
         assert keys and {key.removeprefix("base_model.model.").split(".")[0] for key in keys} == {
             "fusion",
-            "projection",
+            "prompt_projection",
         }
         assert not (tmp_path / "model.safetensors").exists()
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    loaded = load_checkpoint(BridgeForCausalLM, tmp_path)
     processor = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, BridgeForCausalLM) and isinstance(processor, BridgeProcessor)
     assert loaded.config.fusion == "token_softmax" and loaded.config.fusion_options == {"num_heads": 2}

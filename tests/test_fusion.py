@@ -7,6 +7,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from tall_hf import TallForCausalLM
+from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.models.tall.modeling_tall import stage_of
 from tall_hf.modules.fusion import FUSION_METHODS, LayerFusion, build_fusion, register_fusion
 
@@ -175,8 +176,8 @@ def test_tall_token_softmax_round_trips(tiny_paths, tiny_processor, tmp_path, ad
     ).eval()
     with torch.no_grad():
         model.encoder_fusion.score.weight.normal_()  # away from the fresh initialisation
-    model.save_pretrained(tmp_path, adapters_only=adapters_only)
-    loaded = TallForCausalLM.from_pretrained(tmp_path).eval()
+    save_checkpoint(model, tmp_path, adapters_only=adapters_only)
+    loaded = load_checkpoint(TallForCausalLM, tmp_path).eval()
     assert loaded.config.encoder_fusion == "token_softmax" and loaded.config.encoder_fusion_options == {"num_heads": 2}
     batch = tiny_processor(["שלום לכם"], ["hello to you"])
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Model cards and `push_to_hub`, offline: huggingface_hub's repository and commit calls are intercepted."""
+"""Model cards and `push_checkpoint`, offline: huggingface_hub's repository and commit calls are intercepted."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, EvalResul
 from huggingface_hub import constants as hub_constants
 from transformers import AutoModelForSeq2SeqLM, AutoProcessor
 
-from tall_hf.adapters import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
+from tall_hf import TallForConditionalGeneration
+from tall_hf.adapters import (
+    ADAPTER_CONFIG_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    load_checkpoint,
+    push_checkpoint,
+    save_checkpoint,
+)
 from tall_hf.hub import ModelCardInfo, render_model_card
 from tall_hf.hub.model_card import card_template
 from tall_hf.hub.push import folder_files
@@ -123,13 +130,13 @@ def test_card_front_matter_parses_and_names_the_three_components(tiny_model):
 
     body = str(card).split("\n---\n", 1)[1]
     assert tiny_model.parameter_table() in body
-    assert f'AutoModelForSeq2SeqLM.from_pretrained("{REPO_ID}")' in body
+    assert f'load_checkpoint(TallForConditionalGeneration, "{REPO_ID}")' in body
     assert "| learning_rate | 0.0001 |" in body and "Trained on news only." in body
     assert all(name in body for name in HUB_IDS.values())
 
 
 def test_local_components_stay_out_of_base_model(tiny_model, tiny_paths, tmp_path):
-    tiny_model.save_pretrained(tmp_path)
+    save_checkpoint(tiny_model, tmp_path)
     meta = front_matter((tmp_path / "README.md").read_text(encoding="utf-8"))
     assert "base_model" not in meta  # the hub accepts only repository ids there
     assert {role: c["name_or_path"] for role, c in meta["tall_hf"]["components"].items()} == {
@@ -155,24 +162,24 @@ def test_push_uploads_exactly_a_loadable_checkpoint(
     tiny_model.eval()
     expected = tiny_model(**batch).logits
     local = tmp_path / "local"
-    tiny_model.save_pretrained(local, adapters_only=True, processor=tiny_processor)
+    save_checkpoint(tiny_model, local, adapters_only=True, processor=tiny_processor)
 
-    tiny_model.push_to_hub("tall-he", adapters_only=True, processor=tiny_processor)
+    push_checkpoint(tiny_model, "tall-he", adapters_only=True, processor=tiny_processor)
     (commit,) = fake_hub.commits
     assert commit["repo_id"] == REPO_ID and commit["deleted"] == []
-    assert set(commit["added"]) == set(folder_files(local))  # the same files save_pretrained writes, no more
+    assert set(commit["added"]) == set(folder_files(local))  # the same files save_checkpoint writes, no more
     assert {ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, "config.json", "README.md"} <= set(commit["added"])
     adapter_config = json.loads(commit["added"][ADAPTER_CONFIG_NAME])
     assert adapter_config["base_model_name_or_path"] == REPO_ID  # what transformers follows for a hub id
-    assert f'from_pretrained("{REPO_ID}")' in commit["added"]["README.md"].decode()
+    assert f'load_checkpoint(TallForConditionalGeneration, "{REPO_ID}")' in commit["added"]["README.md"].decode()
 
-    # Loaded by hub id from the pushed files alone (laid out as the hub cache), through AutoModel's PEFT routing.
+    # Loaded by hub id from the pushed files alone (laid out as the hub cache), with PEFT.
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     fake_hub.snapshot(tmp_path / "hub", REPO_ID)
-    assert torch.equal(AutoModelForSeq2SeqLM.from_pretrained(REPO_ID)(**batch).logits, expected)
+    assert torch.equal(load_checkpoint(TallForConditionalGeneration, REPO_ID)(**batch).logits, expected)
 
     # A full push to the same repository replaces the adapters in one commit.
-    tiny_model.push_to_hub(REPO_ID, processor=tiny_processor, commit_message="full weights")
+    push_checkpoint(tiny_model, REPO_ID, processor=tiny_processor, commit_message="full weights")
     second = fake_hub.commits[-1]
     assert sorted(second["deleted"]) == [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME]
     assert second["commit_message"] == "full weights" and "model.safetensors" in second["added"]
@@ -183,11 +190,3 @@ def test_push_uploads_exactly_a_loadable_checkpoint(
     assert torch.equal(AutoModelForSeq2SeqLM.from_pretrained(folder)(**batch).logits, expected)
     processor = AutoProcessor.from_pretrained(folder)
     assert torch.equal(processor(["שלום"], ["hello"])["input_ids"], tiny_processor(["שלום"], ["hello"])["input_ids"])
-
-
-def test_save_pretrained_can_push(tiny_model, fake_hub, tmp_path):
-    tiny_model.save_pretrained(tmp_path / "tall-he", adapters_only=True, push_to_hub=True)
-    (commit,) = fake_hub.commits
-    assert commit["repo_id"] == REPO_ID
-    assert set(commit["added"]) == set(folder_files(tmp_path / "tall-he"))
-    assert json.loads(commit["added"][ADAPTER_CONFIG_NAME])["base_model_name_or_path"] == REPO_ID

@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from tall_hf import TallForCausalLM, TallPredictor, TallProcessor
+from tall_hf.adapters import save_checkpoint
 from tall_hf.cli import main
 
 PREFIXES = ["הילדים הלכו אל", "אני אוהב לקרוא"]
+NOT_IN_REMOTE_CODE = tuple(f"tall_hf__{package}__" for package in ("adapters", "hub", "training", "evaluation"))
 
 # Runs with only what `pip install torch transformers` installs on `sys.path` (`-I -S`: no site-packages, no
 # PYTHONPATH, no editable install): loads the checkpoint with `trust_remote_code=True`, runs and generates from the
@@ -38,12 +40,13 @@ model.save_pretrained(saved)
 again = AutoModelForSeq2SeqLM.from_pretrained(saved, trust_remote_code=True).eval()
 with torch.no_grad():
     same = torch.equal(again(**inputs).logits[:, -1], logits)
-card = open(os.path.join(saved, "README.md"), encoding="utf-8").read()
+saved_files = sorted(os.listdir(saved))
 model_imported = sorted(name for name in ("sentencepiece", "jinja2") if name in sys.modules)
 from transformers import AutoProcessor  # imports sentencepiece where it is installed
 processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
 processed = processor(json.loads(sys.argv[6]))
-model.save_pretrained(saved + "-with-processor", processor=processor)
+model.save_pretrained(saved + "-with-processor")
+processor.save_pretrained(saved + "-with-processor")
 processor = AutoProcessor.from_pretrained(saved + "-with-processor", trust_remote_code=True)
 processed_again = processor(json.loads(sys.argv[6]))
 print(json.dumps({
@@ -53,7 +56,7 @@ print(json.dumps({
     "logits": logits.tolist(),
     "generated": generated.tolist(),
     "reloaded_same": same,
-    "card": card,
+    "saved_files": saved_files,
     "processed": {key: processed[key].tolist() for key in inputs},
     "processed_again": {key: processed_again[key].tolist() for key in inputs},
 }))
@@ -98,7 +101,7 @@ def moved_checkpoint(tiny_paths, tmp_path_factory):
     with torch.no_grad():
         logits = model(**processor(PREFIXES)).logits[:, -1]
     words = TallPredictor(model, processor).predict_next_word(PREFIXES)
-    model.save_pretrained(root / "saved", processor=processor)
+    save_checkpoint(model, root / "saved", processor=processor)
     shutil.rmtree(root / "components")
     moved = shutil.move(root / "saved", root / "elsewhere" / "tall")
     return moved, logits, words
@@ -125,7 +128,7 @@ def test_a_moved_full_checkpoint_predicts_offline_from_another_directory(
     assert capsys.readouterr().out.splitlines() == words
 
 
-def test_trust_remote_code_runs_saves_and_cards_with_torch_and_transformers_alone(moved_checkpoint, tmp_path):
+def test_trust_remote_code_runs_and_saves_with_torch_and_transformers_alone(moved_checkpoint, tmp_path):
     folder, logits, _ = moved_checkpoint
     model = TallForCausalLM.from_pretrained(folder).eval()
     processor = TallProcessor.from_pretrained(folder)
@@ -153,12 +156,17 @@ def test_trust_remote_code_runs_saves_and_cards_with_torch_and_transformers_alon
     )
     result = json.loads(printed.splitlines()[-1])
     assert result["present"] == []  # tall_hf, peft, accelerate, datasets, evaluate: none importable
-    assert result["model_imported"] == ["jinja2"]  # the card (jinja2 comes with torch); sentencepiece not needed
+    assert "sentencepiece" not in result["model_imported"]  # the model needs no tokenizer library
     assert result["module"].startswith("transformers_modules.")  # the checkpoint's copy of the code, not tall_hf
     torch.testing.assert_close(torch.tensor(result["logits"]), logits, rtol=0, atol=1e-5)
     assert result["generated"] == generated.tolist()
     assert result["reloaded_same"]
-    assert "pip install" in result["card"] and "tall_hf" in result["card"]  # rendered from the copied templates
+    # transformers' own `save_pretrained` copies the checkpoint's code beside the weights: the model's, config's and
+    # processor's modules and what they import, no uploader, no adapters, no training.
+    code = {name for name in result["saved_files"] if name.endswith(".py")}
+    shipped = {name for name in os.listdir(folder) if name.endswith(".py")}
+    assert "tall_hf__models__tall__modeling_tall.py" in code and code <= shipped
+    assert not [name for name in shipped if name.startswith(NOT_IN_REMOTE_CODE)], shipped
     assert result["processed"] == result["processed_again"] == {key: value.tolist() for key, value in inputs.items()}
 
 

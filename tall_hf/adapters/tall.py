@@ -30,7 +30,7 @@ def get_tall_model(
     ```python
     >>> model = get_tall_model(lr_hr, llm, hr_lr, LoraConfig(r=8, target_modules=["q_proj", "v_proj"]))
     >>> model.print_trainable_parameters()
-    >>> model.save_pretrained("tall-adapters", adapters_only=True)  # a PEFT adapter folder (+ config.json)
+    >>> save_checkpoint(model, "tall-adapters", adapters_only=True)  # a PEFT adapter folder (+ config.json)
     ```
     """
     from ..models.tall.modeling_tall import TallForConditionalGeneration

@@ -12,6 +12,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from transformers import (
@@ -24,6 +25,7 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from ..adapters.saving import load_checkpoint
 from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase
@@ -110,7 +112,10 @@ class TallPredictor:
         The translator defaults to the one the model was built from (`config.components["lr_hr"]`); `kwargs` go to
         the model's `from_pretrained` (e.g. `dtype`, `revision`).
         """
-        model = load_pretrained(TallForConditionalGeneration, model_name_or_path, role="TALL model", **kwargs)
+        load = partial(load_checkpoint, TallForConditionalGeneration)  # full or adapters-only
+        model = load_pretrained(
+            TallForConditionalGeneration, model_name_or_path, role="TALL model", load=load, **kwargs
+        )
         processor = load_pretrained(
             TallProcessor, model_name_or_path, role="TALL processor", revision=kwargs.get("revision")
         )

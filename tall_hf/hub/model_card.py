@@ -72,7 +72,7 @@ def render_model_card(
     adapters_only: bool = False,
     template: str | None = None,
 ) -> ModelCard:
-    """Render the card of a model that uses [`AdapterMixin`]: front matter (language, license, library, the
+    """Render the card of a model derived from [`ComposedPreTrainedModel`]: front matter (language, license, library, the
     components as `base_model`, tags, datasets, model-index), usage, components, parameters, training, limitations.
     `repo_id` is the hub id the checkpoint is for; `name` what the usage snippet loads (defaults to `repo_id`).
 

@@ -12,6 +12,7 @@ from transformers.trainer_pt_utils import metrics_format
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from ..adapters.saving import save_extras
 from ..data.collator import TallDataCollator
 from ..models.tall.modeling_tall import TallForConditionalGeneration
 from ..models.tall.processing_tall import TallProcessor
@@ -26,7 +27,8 @@ logger = logging.get_logger(__name__)
 
 
 class SaveProcessorCallback(TrainerCallback):
-    """Saves the `TallProcessor` into every checkpoint folder, so each one loads as a complete TALL.
+    """Saves the `TallProcessor` and the checkpoint's extras (model card, the model's code for `trust_remote_code`,
+    `tall_hf.adapters.save_extras`) into every checkpoint folder, so each one loads as a complete TALL.
 
     (Passing the processor as `processing_class` would make `Trainer` align the model's special tokens with a single
     `processor.tokenizer`, which a three-tokenizer processor does not have.)"""
@@ -36,9 +38,9 @@ class SaveProcessorCallback(TrainerCallback):
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
         if state.is_world_process_zero:
-            self.processor.save_pretrained(
-                os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-            )
+            folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            save_extras(kwargs["model"], folder)
+            self.processor.save_pretrained(folder)
 
 
 def create_tall_trainer(
@@ -103,8 +105,9 @@ def train_tall(
     with lock_output_folder(args.output_dir):
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-        trainer.save_model()  # `save_pretrained` swaps the model in whole (`AdapterMixin.save_pretrained`)
+        trainer.save_model()
         if trainer.is_world_process_zero():  # with the translator: predicts offline from anywhere
+            save_extras(model, trainer.args.output_dir)
             save_pretrained_atomically(processor, trainer.args.output_dir, save_translator=True)
         _report_metrics(trainer, "train", result.metrics)
         trainer.save_state()

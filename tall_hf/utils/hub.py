@@ -38,9 +38,15 @@ def looks_like_path(name: str) -> bool:
 
 
 def load_pretrained(
-    auto_class: Any, name_or_path: str | os.PathLike, *, role: str, revision: str | None = None, **kwargs
+    auto_class: Any,
+    name_or_path: str | os.PathLike,
+    *,
+    role: str,
+    revision: str | None = None,
+    load: Callable[..., Any] | None = None,
+    **kwargs,
 ):
-    """`auto_class.from_pretrained(name_or_path)` for a hub id or a local folder.
+    """`auto_class.from_pretrained(name_or_path)` (or `load(name_or_path)`) for a hub id or a local folder.
 
     With the hub unreachable, a hub id is served from the local cache or fails at once (instead of after minutes of
     retries) with an `OSError` naming the component and how to use a local folder.
@@ -58,7 +64,7 @@ def load_pretrained(
         logger.warning(f"The hub is unreachable: loading {name_or_path!r} from the local cache.")
         name_or_path, is_folder = os.path.dirname(cached), True
     try:
-        return auto_class.from_pretrained(name_or_path, revision=revision, **kwargs)
+        return (load or auto_class.from_pretrained)(name_or_path, revision=revision, **kwargs)
     except (TypeError, StrictDataclassError) as err:  # a config.json value of the wrong type or out of range
         raise ValueError(
             f"The {role} {name_or_path!r} has an invalid config.json ({err}): fix the field named here (was the file "

@@ -7,12 +7,13 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from ...modules.fusion import FUSION_METHODS
+from ..configuration_composite import ComposedConfig
 
 COMPONENT_ROLES = ("encoder", "llm")
 
 
 @strict
-class BridgeConfig(PretrainedConfig):
+class BridgeConfig(ComposedConfig):
     r"""
     Configuration of [`BridgeForCausalLM`].
 
@@ -24,8 +25,7 @@ class BridgeConfig(PretrainedConfig):
             `"token_softmax"` (see `tall_hf.modules.fusion`).
         fusion_options: the fusion method's own settings, e.g. `{"num_heads": 4, "width": 256}` for
             `token_softmax`.
-        components: provenance of the frozen parts, `{"encoder": {"name_or_path": ..., "revision": ...}, "llm": ...}`.
-        lora: an optional PEFT tuner config (as a dict, e.g. of a `peft.LoraConfig`) put on the frozen LLM.
+        components, lora, initializer_range: see [`ComposedConfig`] (roles `encoder` and `llm`).
 
     Example:
 
@@ -41,6 +41,7 @@ class BridgeConfig(PretrainedConfig):
     """
 
     model_type = "tall_bridge"
+    component_roles = COMPONENT_ROLES
     sub_configs_defaults = {
         "encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="mt5"),
         "llm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
@@ -50,9 +51,6 @@ class BridgeConfig(PretrainedConfig):
     llm_config: dict | PretrainedConfig | None = None
     fusion: str = "last"
     fusion_options: dict | None = None
-    components: dict | None = None
-    lora: dict | None = None
-    initializer_range: float = 0.02
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
@@ -60,7 +58,6 @@ class BridgeConfig(PretrainedConfig):
         if self.fusion not in FUSION_METHODS:
             raise ValueError(f"Unknown fusion method {self.fusion!r}; choose one of {sorted(FUSION_METHODS)}.")
         self.fusion_options = dict(self.fusion_options or {})
-        self.components = {role: dict((self.components or {}).get(role, {})) for role in COMPONENT_ROLES}
         if self.llm_config.is_encoder_decoder:
             raise ValueError(
                 f"The LLM must be a decoder-only model, got an encoder-decoder {self.llm_config.model_type!r}."
@@ -74,13 +71,6 @@ class BridgeConfig(PretrainedConfig):
     @property
     def encoder_hidden_size(self) -> int:
         return self.encoder_config.hidden_size
-
-    @classmethod
-    def from_component_configs(
-        cls, encoder_config: PretrainedConfig, llm_config: PretrainedConfig, **kwargs
-    ) -> BridgeConfig:
-        """Build a bridge config from the configs of its two frozen components."""
-        return cls(encoder_config=encoder_config.to_dict(), llm_config=llm_config.to_dict(), **kwargs)
 
 
 __all__ = ["BridgeConfig"]

@@ -3,10 +3,10 @@
 
 Stage by stage, as `BridgeForCausalLM.forward` runs them:
 
-1. `encoder`     frozen   the multilingual encoder reads the prompt, every layer's states kept
-2. `fusion`      trains   the layers become one state per token (`last`, `global_softmax`, `token_softmax`)
-3. `projection`  trains   encoder width -> the LLM's embedding space, plus a learned end-of-encoding vector
-4. `llm`         frozen   the LLM reads [soft prompt, end-of-encoding, its own embeddings of the continuation]
+1. `encoder`            frozen   the multilingual encoder reads the prompt, every layer's states kept
+2. `fusion`             trains   the layers become one state per token (`last`, `global_softmax`, `token_softmax`)
+3. `prompt_projection`  trains   encoder width -> the LLM's embedding space, plus a learned end-of-encoding vector
+4. `llm`                frozen   the LLM reads [soft prompt, end-of-encoding, its own embeddings of the continuation]
 
 Each row's real positions are packed together: right padding for training, left padding for generation (the
 layout the LLM's `generate` expects).
@@ -33,16 +33,20 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
 from transformers.utils import logging
 
-from ...adapters.mixin import AdapterMixin
 from ...modules.fusion import build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
 from ...utils.hub import ComponentSpec, load_pretrained, resolve_component
+from ..modeling_composite import ComposedPreTrainedModel, register_legacy_key_mapping
 from .configuration_bridge import BridgeConfig
 
 logger = logging.get_logger(__name__)
 
 FROZEN_STAGES = ("encoder", "llm")
-TRAINABLE_STAGES = ("fusion", "projection")
+TRAINABLE_STAGES = ("fusion", "prompt_projection")
+# Checkpoints written before the projection was renamed (PEFT matches `modules_to_save` by name suffix, and
+# `projection` would also match the token-softmax fusion's `input_projection`).
+LEGACY_KEY_MAPPING = {r"^projection\.": "prompt_projection."}
+register_legacy_key_mapping(BridgeConfig.model_type, LEGACY_KEY_MAPPING)
 
 
 @dataclass
@@ -90,7 +94,7 @@ class BridgeProjection(nn.Module):
         return torch.cat([projected, end], dim=1), mask
 
 
-class BridgePreTrainedModel(PreTrainedModel):
+class BridgePreTrainedModel(ComposedPreTrainedModel):
     config: BridgeConfig
     config_class = BridgeConfig
     base_model_prefix = ""
@@ -137,16 +141,17 @@ def pack_rows(
     return embeds, mask, labels
 
 
-class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
+class BridgeForCausalLM(BridgePreTrainedModel):
     """A frozen English LLM that reads any language its frozen multilingual encoder knows; only the fusion and the
     projection train (on English text, with a prefix-LM objective).
 
-    Checkpoints ([`AdapterMixin`]): `save_pretrained(dir)` writes every weight; `save_pretrained(dir,
-    adapters_only=True)` writes only `fusion` and `projection` (`adapter_config.json` + `adapter_model.safetensors`),
-    and `from_pretrained` fetches the encoder and the LLM from their recorded provenance."""
+    Checkpoints: `save_pretrained(dir)` (transformers') writes every weight; `tall_hf.adapters.save_checkpoint(model,
+    dir, adapters_only=True)` writes only `fusion` and `prompt_projection` as a PEFT adapter folder, which
+    `tall_hf.adapters.load_checkpoint` (or `PeftModel.from_pretrained` on a bridge from the same components) loads."""
 
     adapter_modules = TRAINABLE_STAGES
     frozen_modules = FROZEN_STAGES
+    _checkpoint_conversion_mapping = LEGACY_KEY_MAPPING
     model_card_template = "bridge_model_card.md.j2"
     card_pipeline_tag = "text-generation"
     component_arguments = {"encoder": "encoder", "llm": "llm"}
@@ -161,7 +166,7 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
         self.fusion = build_fusion(
             config.fusion, config.encoder_num_layers, config.encoder_hidden_size, **config.fusion_options
         )
-        self.projection = BridgeProjection(config.encoder_hidden_size, config.llm_config.hidden_size)
+        self.prompt_projection = BridgeProjection(config.encoder_hidden_size, config.llm_config.hidden_size)
         self.llm = llm if llm is not None else AutoModelForCausalLM.from_config(config.llm_config)
         self.post_init()
         self.freeze_components()
@@ -219,7 +224,7 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
             input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self.fusion.uses_all_layers
         )
         fused = self.fusion(encoder_outputs, attention_mask)  # 2
-        soft_prompt, mask = self.projection(fused, attention_mask)  # 3
+        soft_prompt, mask = self.prompt_projection(fused, attention_mask)  # 3
         return BridgeEncoderOutput(soft_prompt=soft_prompt, attention_mask=mask)
 
     def layer_weights(self, input_ids: torch.LongTensor, attention_mask: torch.LongTensor) -> torch.Tensor:
@@ -300,7 +305,9 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
     # ------------------------------------------------------------------ reporting
     def parameter_stages(self) -> list[tuple[str, Iterable[nn.Parameter]]]:
         """The stages in `forward` order: encoder, fusion, projection, LLM."""
-        return [(stage, getattr(self, stage).parameters()) for stage in ("encoder", "fusion", "projection", "llm")]
+        return [
+            (stage, getattr(self, stage).parameters()) for stage in ("encoder", "fusion", "prompt_projection", "llm")
+        ]
 
 
 __all__ = [

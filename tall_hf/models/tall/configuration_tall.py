@@ -11,6 +11,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
 from ...modules.fusion import FUSION_METHODS
+from ..configuration_composite import ComposedConfig
 
 logger = logging.get_logger(__name__)
 
@@ -20,9 +21,9 @@ TARGET_TRANSFORMER_INITS = ("random", "translator")
 
 
 @strict
-class TallConfig(PretrainedConfig):
+class TallConfig(ComposedConfig):
     r"""
-    Configuration of [`TallForCausalLM`].
+    Configuration of [`TallForConditionalGeneration`].
 
     Args:
         lr_hr_config: config of the LR->HR translator (its encoder is stage 1).
@@ -53,15 +54,13 @@ class TallConfig(PretrainedConfig):
             of the HR->LR translator's encoder layers, so stage 7 starts out reading states shaped like its own
             encoder's (needs the default `target_transformer_config`).
         encoder_fusion_options: the fusion method's own settings (e.g. `{"num_heads": 4}` for `token_softmax`).
-        components: provenance of the frozen parts, `{"lr_hr": {"name_or_path": ..., "revision": ...}, ...}`.
-        lora: a PEFT tuner config as a dict (`LoraConfig`, `IA3Config`, ...; see `tall_hf.adapters.get_tall_model`)
-            injected into the frozen LLM, its `target_modules` named inside the LLM (e.g. `["q_proj", "v_proj"]`).
-            `None`: no tuner.
+        components, lora, initializer_range: see [`ComposedConfig`] (roles `lr_hr`, `llm`, `hr_lr`; LoRA through
+            `tall_hf.adapters.get_tall_model`).
 
     Example:
 
     ```python
-    >>> from tall_hf import TallConfig, TallForCausalLM
+    >>> from tall_hf import TallConfig, TallForConditionalGeneration
     >>> from transformers import AutoConfig
     >>> config = TallConfig(
     ...     lr_hr_config=AutoConfig.for_model("marian"),
@@ -72,6 +71,7 @@ class TallConfig(PretrainedConfig):
     """
 
     model_type = "tall"
+    component_roles = COMPONENT_ROLES
     sub_configs_defaults = {
         "lr_hr_config": SubConfigSpec(config_class=AutoConfig, model_type="marian"),
         "llm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
@@ -94,9 +94,6 @@ class TallConfig(PretrainedConfig):
     encoder_fusion_options: dict | None = None
     source_residual: bool = False
     target_transformer_init: Literal["random", "translator"] = "random"
-    components: dict | None = None
-    lora: dict | None = None
-    initializer_range: float = 0.02
     tie_word_embeddings: bool = True
     is_encoder_decoder: bool = True  # stages 1-6 encode, stage 7 decodes (what `generate` follows)
 
@@ -105,7 +102,7 @@ class TallConfig(PretrainedConfig):
         if missing:  # the sub-configs' defaults would describe a 14B-parameter model nobody asked for
             raise ValueError(
                 f"A TallConfig needs its three components' configs; {', '.join(missing)} missing. Build one with "
-                "TallConfig.from_component_configs or TallForCausalLM.from_components, or load a saved model's "
+                "TallConfig.from_component_configs or TallForConditionalGeneration.from_components, or load a saved model's "
                 "config.json."
             )
         super().__post_init__(**kwargs)
@@ -143,7 +140,6 @@ class TallConfig(PretrainedConfig):
         if self.transformer_dropout is not None:
             for config in (self.source_transformer_config, self.target_transformer_config):
                 config.dropout = config.attention_dropout = config.activation_dropout = self.transformer_dropout
-        self.components = {role: dict((self.components or {}).get(role, {})) for role in COMPONENT_ROLES}
         self.tie_word_embeddings = bool(getattr(self.hr_lr_config, "tie_word_embeddings", True))
         self.validate_shapes()
 
@@ -187,22 +183,6 @@ class TallConfig(PretrainedConfig):
             getattr(self.llm_config, "max_position_embeddings", None),
         ]
         return min(limit for limit in limits if limit)
-
-    @classmethod
-    def from_component_configs(
-        cls,
-        lr_hr_config: PretrainedConfig,
-        llm_config: PretrainedConfig,
-        hr_lr_config: PretrainedConfig,
-        **kwargs,
-    ) -> TallConfig:
-        """Build a TALL config from the configs of its three frozen components."""
-        return cls(
-            lr_hr_config=lr_hr_config.to_dict(),
-            llm_config=llm_config.to_dict(),
-            hr_lr_config=hr_lr_config.to_dict(),
-            **kwargs,
-        )
 
 
 _SHARED_FIELDS = ("activation_function", "dropout", "attention_dropout", "activation_dropout", "scale_embedding")

@@ -33,19 +33,17 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.conversion_mapping import register_checkpoint_conversion_mapping
-from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 from transformers.utils.generic import TransformersKwargs
 
-from ...adapters.mixin import AdapterMixin
 from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
 from ...modules.logits import REDUCED_LOGITS_MODES, kept_cross_entropy, loss_positions
 from ...modules.losses import check_label_shape, last_token_cross_entropy, token_cross_entropy
 from ...utils.hub import ComponentSpec, resolve_component
+from ..modeling_composite import ComposedPreTrainedModel, register_legacy_key_mapping
 from .configuration_tall import TallConfig
 
 logger = logging.get_logger(__name__)
@@ -75,11 +73,7 @@ TRAINABLE_STAGES = (
 )
 # Weight names of checkpoints saved before `TallModel` existed (stages flat on the head) -> today's names.
 LEGACY_KEY_MAPPING = {rf"^{stage}\.": f"{path}." for stage, path in STAGE_PATHS.items() if stage != "lm_head"}
-register_checkpoint_conversion_mapping(
-    TallConfig.model_type,
-    [WeightRenaming(source, target) for source, target in LEGACY_KEY_MAPPING.items()],
-    overwrite=True,
-)
+register_legacy_key_mapping(TallConfig.model_type, LEGACY_KEY_MAPPING)
 # Keyword arguments `GenerationMixin.generate` and `Trainer` may pass that TALL's forward does not use.
 _IGNORED_FORWARD_KWARGS = frozenset(TransformersKwargs.__annotations__) | {"return_dict", "cache_position"}
 
@@ -139,7 +133,7 @@ class TallSeq2SeqLMOutput(Seq2SeqLMOutput):
     encoder_attention_mask: torch.LongTensor | None = None
 
 
-class TallPreTrainedModel(PreTrainedModel):
+class TallPreTrainedModel(ComposedPreTrainedModel):
     config: TallConfig
     config_class = TallConfig
     base_model_prefix = "model"
@@ -314,20 +308,12 @@ class TallModel(TallPreTrainedModel):
         )
 
 
-def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
-    """A `load_state_dict` pre-hook: weights named in the original layout (`LEGACY_KEY_MAPPING`) get today's names."""
-    for key in [key for key in state_dict if key.startswith(prefix)]:
-        current = prefix + module.current_key(key.removeprefix(prefix))
-        if current != key:
-            state_dict[current] = state_dict.pop(key)
-
-
 def _stage_property(stage: str) -> property:
     path = STAGE_PATHS[stage]
     return property(lambda self: self.get_submodule(path), doc=f"Stage `{stage}` (`{path}`).")
 
 
-class TallForConditionalGeneration(AdapterMixin, TallPreTrainedModel, GenerationMixin):
+class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
     """TALL for last-word prediction in a low-resource language: [`TallModel`] and the HR->LR translator's LM head;
     only the alignment adapters and custom transformers train.
 
@@ -339,7 +325,7 @@ class TallForConditionalGeneration(AdapterMixin, TallPreTrainedModel, Generation
     component_arguments = {"lr_hr": "lr_hr_model", "llm": "llm", "hr_lr": "hr_lr_model"}
     auto_classes = ("AutoModelForSeq2SeqLM",)  # `AutoModel` gives `TallModel`, the base model
     lora_target = STAGE_PATHS["llm"]
-    legacy_key_mapping = LEGACY_KEY_MAPPING
+    _checkpoint_conversion_mapping = LEGACY_KEY_MAPPING
     model_card_template = "tall_model_card.md.j2"
 
     lr_encoder = _stage_property("lr_encoder")
@@ -368,8 +354,6 @@ class TallForConditionalGeneration(AdapterMixin, TallPreTrainedModel, Generation
         self.register_buffer("final_logits_bias", bias.detach().clone(), persistent=True)
         if config.tie_word_embeddings:
             self._tied_weights_keys = {"lm_head.weight": "model.decoder.embed_tokens.weight"}
-        # `Trainer` resumes with a plain `load_state_dict` of the saved (original-layout) weights.
-        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
         self.post_init()
         self.init_from_components(hr_lr_model)
         self.freeze_components()
