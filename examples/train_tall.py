@@ -15,7 +15,7 @@ Offline, with tiny random components built on the spot:
 
 Under `accelerate launch` it trains with DDP unchanged. The prepared data (translations included) is cached, so a
 second run with the same inputs and translator starts training at once; a run whose output folder holds a complete
-checkpoint resumes from it. The output folder loads with `AutoModel.from_pretrained` and
+checkpoint resumes from it. The output folder loads with `AutoModelForSeq2SeqLM.from_pretrained` and
 `TallProcessor.from_pretrained`.
 """
 

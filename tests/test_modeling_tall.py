@@ -227,3 +227,35 @@ def test_processor_rejects_bad_batches(tiny_processor, tiny_paths):
     config.llm_config.vocab_size = 10
     with pytest.raises(ValueError, match="Mismatched tokenizer: the llm_tokenizer"):
         TallProcessor.from_components(**tiny_paths).check_compatible(config)
+
+
+def test_logits_to_keep_selects_positions_and_unknown_arguments_are_refused(tiny_model, batch):
+    tiny_model.eval()
+    with torch.no_grad():
+        full = tiny_model(**batch).logits
+        unlabelled = {key: value for key, value in batch.items() if key != "labels"}
+        torch.testing.assert_close(tiny_model(**unlabelled, logits_to_keep=1).logits, full[:, -1:], rtol=0, atol=1e-6)
+        with pytest.raises(ValueError, match="A loss needs the logits of every target position"):
+            tiny_model(**batch, logits_to_keep=1)
+        mask = batch["labels"].ne(-100)
+        kept = tiny_model(**batch, logits_to_keep=mask)
+        torch.testing.assert_close(kept.logits, full[mask], rtol=0, atol=1e-6)
+        tiny_model.train()  # in training mode with labels the default keeps only what the loss reads
+        assert tiny_model(**batch).logits.shape == (3, full.shape[-1])
+        assert tiny_model(**batch, logits_to_keep=0).logits.shape == full.shape
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['bridge_ids'\]"):
+        tiny_model(**batch, bridge_ids=batch["bridge_input_ids"])
+
+
+def test_checkpoints_keep_the_original_weight_names_and_the_old_class_name_warns(tiny_model, tmp_path):
+    from safetensors import safe_open
+
+    tiny_model.save_pretrained(tmp_path)
+    with safe_open(tmp_path / "model.safetensors", "pt") as weights:
+        stages = {key.split(".")[0] for key in weights.keys()}
+    assert {"lr_encoder", "source_alignment", "llm", "lr_decoder"} <= stages and "model" not in stages
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in tiny_model.state_dict().items())
+    with pytest.warns(FutureWarning, match="TallForCausalLM is deprecated"):
+        from tall_hf.models.tall import TallForCausalLM as alias
+    assert alias is TallForConditionalGeneration

@@ -2,9 +2,9 @@
 
 transformers runs a checkpoint's own code from flat files beside `config.json`, following single-dot relative
 imports (`from .module import name`). The modules that define a model, its config and its processor are copied
-with every module they import from the package, each as one flat file (`tall_hf.adapters.mixin` ->
-`tall_hf__adapters__mixin.py`) with its package-relative imports rewritten to those files; `if TYPE_CHECKING:` blocks
-are dropped (they never run). Package data a module reads from files (the model card templates) is written into its
+with every module they import from the package, each as one flat file (`tall_hf.models.modeling_composite` ->
+`tall_hf__models__modeling_composite.py`) with its package-relative imports rewritten to those files; `if
+TYPE_CHECKING:` blocks are dropped (they never run). Package data a module reads from files (the model card templates) is written into its
 copy as a literal (`INLINED_MODULES`). The returned `auto_map` points the Auto classes at the copied classes.
 
 A model that was itself loaded with `trust_remote_code=True` saves the copy it runs, with every module it imports
@@ -96,7 +96,7 @@ def _flatten(module: str) -> tuple[str, list[str]]:
 
 
 def save_remote_code(save_directory: str | os.PathLike, classes: dict[str, type]) -> dict[str, str]:
-    """Copy the modules defining `classes` (`{"AutoModel": TallForConditionalGeneration, ...}`) and everything they import from the
+    """Copy the modules defining `classes` (`{"AutoModel": TallModel, ...}`) and everything they import from the
     package into `save_directory` as flat files; returns the `auto_map` (`{"AutoModel": "file.Class", ...}`)."""
     todo = [cls.__module__ for cls in classes.values() if _is_package_module(cls.__module__)]
     copies = [cls.__module__ for cls in classes.values() if not _is_package_module(cls.__module__)]

@@ -1,6 +1,7 @@
 """TALL training with plain `transformers.Trainer`: the model computes its own loss, the collator builds the labels of
 the loss mode, evaluation reports loss, perplexity and last-token accuracy, and the processor is saved with every
-checkpoint (the output folder loads with `AutoModel.from_pretrained` and `TallProcessor.from_pretrained`)."""
+checkpoint (the output folder loads with `AutoModelForSeq2SeqLM.from_pretrained` and
+`TallProcessor.from_pretrained`)."""
 
 from __future__ import annotations
 
