@@ -267,3 +267,28 @@ def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner)
     reloaded = load_checkpoint(TallForConditionalGeneration, tmp_path)
     torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=0, atol=1e-6)
     assert trainable_names(reloaded) == trainable_names(model)
+
+
+def test_a_peft_model_over_tall_trains_the_stages_and_saves_with_peft(tiny_paths, batch, tmp_path):
+    """PEFT's own workflow on the composite: `get_peft_model` with the model's `adapter_peft_config()` wraps the
+    trainable stages as `modules_to_save`; `PeftModel.save_pretrained` and `PeftModel.from_pretrained` round-trip."""
+    from peft import get_peft_model
+
+    torch.manual_seed(0)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
+    peft_model = get_peft_model(model, model.adapter_peft_config())
+    trainable = {name for name, p in peft_model.named_parameters() if p.requires_grad}
+    assert trainable and all(".modules_to_save.default." in name for name in trainable)
+    assert {stage_of(name.removeprefix("base_model.model.")) for name in trainable} == set(TRAINABLE_STAGES) - {
+        "encoder_fusion"  # the paper's `last` fusion has no weights
+    }
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    peft_model.train()
+    peft_model(**batch).loss.backward()
+    optimizer.step()
+    peft_model.eval()
+    expected = logits_of(peft_model, batch)
+    peft_model.save_pretrained(tmp_path)
+    torch.manual_seed(1)
+    reloaded = PeftModel.from_pretrained(TallForConditionalGeneration.from_components(**tiny_paths), tmp_path)
+    torch.testing.assert_close(logits_of(reloaded.eval(), batch), expected, rtol=0, atol=0)
