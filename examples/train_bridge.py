@@ -30,8 +30,10 @@ Offline, with tiny random components built on the spot and the English text the 
     python examples/train_bridge.py --tiny_components /tmp/bridge-tiny --fusion token_softmax \
         --output_dir /tmp/bridge-out --max_steps 60 --per_device_train_batch_size 16 --learning_rate 1e-2 --use_cpu
 
-The output folder loads with `AutoModelForCausalLM.from_pretrained` and `AutoProcessor.from_pretrained` (after
-`import tall_hf`); by default it is adapters-only (the fusion and projection weights, the components by reference).
+By default the output folder is adapters-only (a PEFT adapter folder of the fusion and projection weights, the
+components by reference): `tall_hf.adapters.load_checkpoint(BridgeForCausalLM, folder)` loads it (PEFT's
+`PeftModel.from_pretrained` on the recorded components), `AutoProcessor.from_pretrained` its processor (after `import
+tall_hf`); with `--full_checkpoint`, `AutoModelForCausalLM.from_pretrained` loads the model.
 """
 
 from __future__ import annotations
