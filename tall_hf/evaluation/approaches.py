@@ -433,7 +433,7 @@ class TallApproach(LastWordApproach):
         model_dir = context.tall_model or cls.train(context)
         model = load_pretrained(TallForCausalLM, model_dir, role="TALL model").to(context.device)
         processor = load_pretrained(TallProcessor, model_dir, role="TALL processor")
-        return cls(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
+        return cls(TallPredictor(model, processor))  # the model's own translator, if ever needed
 
     @staticmethod
     def train(context: ApproachContext) -> str:

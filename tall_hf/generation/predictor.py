@@ -1,7 +1,7 @@
 """Next-word prediction and multi-word continuation with TALL: a thin layer over `TallForCausalLM.generate`.
 
-Per word, the prefixes are translated (batched, cached by the processor), stages 1-6 run once per sentence, and the
-LR decoder generates with its KV cache until a word boundary ([`WordBoundaryCriteria`]). The paper's reference
+Per word, the prefixes are translated by the model's own LR->HR translator (`tall_hf.data.translation`: batched, each
+distinct prefix once), stages 1-6 run once per sentence, and the LR decoder generates with its KV cache until a word boundary ([`WordBoundaryCriteria`]). The paper's reference
 algorithm (translate again and run all seven stages for every token, no cache) lives in `tall_hf.testing.reference`
 for the tests and benchmarks that compare against it.
 """
@@ -24,6 +24,7 @@ from transformers import (
 )
 from transformers.utils import logging
 
+from ..data.translation import lr_hr_translator, translate
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase
@@ -88,8 +89,7 @@ class TallPredictor:
         processor.check_compatible(model.config)
         self.model = model.eval()
         self.processor = processor
-        if translator is not None:
-            processor.translator = translator
+        self._translator = translator.eval() if translator is not None else None
         tokenizer = processor.target_tokenizer
         self.word_start = word_start_mask(tokenizer, model.get_output_embeddings().out_features)
         self.eos_token_id = tokenizer.eos_token_id
@@ -105,11 +105,8 @@ class TallPredictor:
         translator_revision: str | None = None,
         **kwargs,
     ) -> TallPredictor:
-        """Load a saved TALL model and its processor from one folder (or hub id), and the LR->HR translator.
-
-        The translator defaults to the one the model was built from (`config.components["lr_hr"]`); `kwargs` go to
-        the model's `from_pretrained` (e.g. `dtype`, `revision`).
-        """
+        """Load a saved TALL model and its processor from one folder (or hub id), and its LR->HR translator
+        (`from_model`); `kwargs` go to the model's `from_pretrained` (e.g. `dtype`, `revision`)."""
         model = load_pretrained(TallForCausalLM, model_name_or_path, role="TALL model", **kwargs)
         processor = load_pretrained(
             TallProcessor, model_name_or_path, role="TALL processor", revision=kwargs.get("revision")
@@ -125,16 +122,10 @@ class TallPredictor:
         *,
         translator_revision: str | None = None,
     ) -> TallPredictor:
-        """A predictor around a loaded model and processor. The LR->HR translator is the processor's (the one saved
-        in a full checkpoint, or the model's `lr_hr` component); `translator` (a hub id or folder) replaces it."""
-        if translator is None and processor.translator_name_or_path is None:
-            provenance = (model.config.components or {}).get("lr_hr", {})
-            translator, translator_revision = provenance.get("name_or_path"), provenance.get("revision")
-        if translator is not None:
-            processor.translator_name_or_path, processor.translator_revision = str(translator), translator_revision
-            processor._translator = None
-        processor.translator.to(model.device)
-        return cls(model, processor)
+        """A predictor around a loaded model and processor, with the LR->HR translator loaded now: the model's own
+        (`tall_hf.data.translation.lr_hr_translator`: its encoder is stage 1, its decoder side from the checkpoint's
+        `translator/` folder or the recorded `lr_hr` component), or `translator` (a hub id or folder) instead."""
+        return cls(model, processor, lr_hr_translator(model, translator, revision=translator_revision))
 
     # ------------------------------------------------------------------ public API
     def predict_next_word(
@@ -227,9 +218,18 @@ class TallPredictor:
         return cleaned
 
     @property
-    def translator(self):
-        """The processor's LR->HR translator."""
-        return self.processor.translator
+    def translator(self) -> PreTrainedModel:
+        """The LR->HR translator: the one given, else the model's own (loaded on first use)."""
+        if self._translator is None:
+            self._translator = lr_hr_translator(self.model)
+        return self._translator
+
+    def translate(self, prefixes: list[str], batch_size: int = 16) -> list[str]:
+        """HR translations of LR prefixes with the translator, batched, each distinct prefix translated once."""
+        distinct = list(dict.fromkeys(prefixes))
+        translations = translate(distinct, self.translator, self.processor.source_tokenizer, batch_size=batch_size)
+        found = dict(zip(distinct, translations, strict=True))
+        return [found[prefix] for prefix in prefixes]
 
     def _next_words(
         self,
@@ -250,7 +250,7 @@ class TallPredictor:
         self.unreadable, self._cut_rows = 0, set()
         prefixes = self._fit_prefixes(prefixes, options.max_word_tokens)
         if translations is None:
-            translations = self.processor.translate(prefixes, batch_size=batch_size)
+            translations = self.translate(prefixes, batch_size=batch_size)
         translations = self._fit_translations(translations, list(range(len(translations))))
         target_lengths = [len(ids) for ids in self.processor.target_token_ids(prefixes)]
         readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]
