@@ -28,7 +28,11 @@ class PredictArguments:
     model: str = field(metadata={"help": "A saved TALL model: a local folder or a hub id."})
     file: str | None = field(default=None, metadata={"help": "Read sentences from this file, one per line."})
     translator: str | None = field(
-        default=None, metadata={"help": "LR->HR translator (defaults to the one recorded in the model's config)."}
+        default=None,
+        metadata={
+            "help": "Another LR->HR translator, whole (default: the model's own: stage 1 and the decoder side in the "
+            "checkpoint's translator/ or of the lr_hr component its config records)."
+        },
     )
     num_words: int = field(default=1, metadata={"help": "How many words to continue each sentence with."})
     do_sample: bool = field(default=False, metadata={"help": "Sample (temperature 0.7, top-k 50, top-p 0.95)."})
