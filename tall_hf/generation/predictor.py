@@ -1,9 +1,9 @@
 """Next-word prediction and multi-word continuation with TALL: a thin layer over `TallForCausalLM.generate`.
 
 Per word, the prefixes are translated by the model's own LR->HR translator (`tall_hf.data.translation`: batched, each
-distinct prefix once), stages 1-6 run once per sentence, and the LR decoder generates with its KV cache until a word boundary ([`WordBoundaryCriteria`]). The paper's reference
-algorithm (translate again and run all seven stages for every token, no cache) lives in `tall_hf.testing.reference`
-for the tests and benchmarks that compare against it.
+distinct prefix once), stages 1-6 run once per sentence, and the LR decoder generates with its KV cache until a word
+boundary ([`WordBoundaryCriteria`]). The paper's reference algorithm (translate again and run all seven stages for
+every token, no cache) lives in `tall_hf.testing.reference` for the tests and benchmarks that compare against it.
 """
 
 from __future__ import annotations
