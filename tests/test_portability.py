@@ -1,6 +1,7 @@
 """Checkpoints that travel: a full checkpoint predicts offline from another folder with its components gone (its
 `translator/` holds only the LR->HR decoder side, nothing `model.safetensors` holds), and a python without tall_hf
-loads it with `trust_remote_code=True`; the processor tokenizes given translations and decodes, and translates nothing."""
+loads it with `trust_remote_code=True`; the processor tokenizes given translations and decodes, and translates
+nothing."""
 
 from __future__ import annotations
 
