@@ -192,6 +192,23 @@ def test_a_full_checkpoint_stores_the_lr_encoder_once_and_translates_as_its_comp
     assert translate(PREFIXES, translator, TallProcessor.from_pretrained(folder).source_tokenizer) == translations
 
 
+def test_a_full_checkpoint_of_the_earlier_layout_translates_with_its_whole_translator(tiny_paths, tmp_path):
+    """Checkpoints saved when the processor held the translator have it whole in `translator/`: still read, with the
+    model's own encoder in it."""
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths)
+    model.save_pretrained(tmp_path)
+    component = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
+    assert component.generation_config.num_beams > 1
+    component.generation_config.num_beams = 1  # tells the checkpoint's translator from the recorded component
+    component.save_pretrained(tmp_path / "translator")
+    loaded = TallForCausalLM.from_pretrained(tmp_path)
+    translator = lr_hr_translator(loaded)
+    assert translator.get_encoder() is loaded.lr_encoder and translator.generation_config.num_beams == 1
+    tokenizer = TallProcessor.from_components(**tiny_paths).source_tokenizer
+    assert translate(PREFIXES, translator, tokenizer) == translate(PREFIXES, component, tokenizer)
+
+
 def test_the_processor_tokenizes_given_translations_decodes_and_translates_nothing(tiny_paths):
     processor = TallProcessor.from_components(**tiny_paths)
     with pytest.raises(TypeError, match="does not translate: pass `bridge_texts`"):
