@@ -11,7 +11,7 @@ import torch
 from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
 
 from ..data.translation import translate
-from ..generation.predictor import DecodingOptions
+from ..generation.decoding import DecodingOptions, continue_word_by_word
 from ..generation.word_boundary import word_start_mask
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.padding import pad_rows
@@ -81,20 +81,11 @@ def reference_continue_text(
 ) -> list[str]:
     """Greedy continuation by `num_words` words, each by [`reference_next_words`] on the text so far; a text the
     model ends early has fewer words (as `TallPredictor.continue_text`)."""
-    texts, continuations = [" ".join(words(prefix)) for prefix in prefixes], [[] for _ in prefixes]
-    active = list(range(len(texts)))
-    for _ in range(num_words):
-        words = reference_next_words(model, processor, [texts[i] for i in active], batch_size=batch_size, raw=True)
-        active_next = []
-        for index, word in zip(active, words, strict=True):
-            if word:
-                texts[index] = f"{texts[index]} {word}"
-                continuations[index].append(word)
-                active_next.append(index)
-        active = active_next
-        if not active:
-            break
-    return [" ".join(words) for words in continuations]
+    return continue_word_by_word(
+        [" ".join(words(prefix)) for prefix in prefixes],
+        num_words,
+        lambda _, texts: reference_next_words(model, processor, texts, batch_size=batch_size, raw=True),
+    )
 
 
 __all__ = ["reference_continue_text", "reference_next_words"]
