@@ -11,16 +11,12 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from transformers import (
     LogitsProcessorList,
     PreTrainedModel,
     StoppingCriteriaList,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
 )
 from transformers.utils import logging
 
@@ -29,6 +25,7 @@ from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase
 from ..utils.text import normalize_text, words
+from .decoding import DecodingOptions, continue_word_by_word
 from .word_boundary import PerRowSampler, WordBoundaryCriteria, split_words, word_start_mask
 
 logger = logging.get_logger(__name__)
@@ -52,25 +49,6 @@ def keep_end(text: str, fits: Callable[[str], bool]) -> str:
         middle = (low + high + 1) // 2
         low, high = (middle, high) if fits(" ".join(words[-middle:])) else (low, middle - 1)
     return " ".join(words[-low:])
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    """How each token of a word is chosen: greedy, or sampled after the paper's temperature / top-k / top-p."""
-
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 0.95
-    max_word_tokens: int = 8
-
-    def __post_init__(self) -> None:
-        if self.max_word_tokens < 1:
-            raise ValueError(f"max_word_tokens must be at least 1, got {self.max_word_tokens}.")
-
-    def warpers(self) -> list:
-        """The paper's sampling warpers, in `generate`'s order."""
-        return [TemperatureLogitsWarper(self.temperature), TopKLogitsWarper(self.top_k), TopPLogitsWarper(self.top_p)]
 
 
 class TallPredictor:
@@ -133,18 +111,15 @@ class TallPredictor:
         prefixes: list[str],
         *,
         batch_size: int = 16,
-        do_sample: bool = False,
-        temperature: float = 0.7,
-        top_k: int = 50,
-        top_p: float = 0.95,
         seed: int | None = None,
         use_cache: bool = True,
-        max_word_tokens: int = 8,
         translations: list[str] | None = None,
+        **decoding,
     ) -> list[str]:
         """The predicted next word of every prefix, normalised (punctuation removed); `""` where the model ends the
-        sentence instead. `translations` (HR translations of the prefixes) skip the translator."""
-        options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
+        sentence instead. `translations` (HR translations of the prefixes) skip the translator; `decoding` are
+        `DecodingOptions` fields (`do_sample`, `temperature`, `top_k`, `top_p`, `max_word_tokens`)."""
+        options = DecodingOptions(**decoding)
         generators = self._generators(seed, len(prefixes))
         words = self._next_words(prefixes, options, batch_size, use_cache, generators, translations)
         return [normalize_text(word) for word in words]
@@ -155,40 +130,29 @@ class TallPredictor:
         num_words: int = 5,
         *,
         batch_size: int = 16,
-        do_sample: bool = False,
-        temperature: float = 0.7,
-        top_k: int = 50,
-        top_p: float = 0.95,
         seed: int | None = None,
         use_cache: bool = True,
-        max_word_tokens: int = 8,
         translations: list[str] | None = None,
+        **decoding,
     ) -> list[str]:
         """The next `num_words` words of every prefix (the continuation only), predicted one word at a time: each
         word is appended to its prefix, which is translated again for the next one. A text the model ends early
-        has fewer words. `translations` (of the prefixes) replace the translator for the first word only."""
+        has fewer words. `translations` (of the prefixes) replace the translator for the first word only; `decoding` as
+        in `predict_next_word`."""
         if num_words < 1:
             raise ValueError(f"num_words must be at least 1, got {num_words}.")
-        options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
+        options = DecodingOptions(**decoding)
         texts = self._check_prefixes(prefixes)
         generators = self._generators(seed, len(texts))
-        continuations: list[list[str]] = [[] for _ in texts]
-        active = list(range(len(texts)))
-        for _ in range(num_words):
-            row_generators = None if generators is None else [generators[i] for i in active]
-            row_texts = [texts[i] for i in active]
-            words = self._next_words(row_texts, options, batch_size, use_cache, row_generators, translations)
-            translations = None
-            still_active = []
-            for index, word in zip(active, words, strict=True):
-                if word:
-                    texts[index] = f"{texts[index]} {word}"
-                    continuations[index].append(word)
-                    still_active.append(index)
-            active = still_active
-            if not active:
-                break
-        return [" ".join(words) for words in continuations]
+        first = [translations]  # the given translations serve the first word only
+
+        def next_words(rows: list[int], row_texts: list[str]) -> list[str]:
+            row_generators = None if generators is None else [generators[i] for i in rows]
+            return self._next_words(
+                row_texts, options, batch_size, use_cache, row_generators, first.pop() if first else None
+            )
+
+        return continue_word_by_word(texts, num_words, next_words)
 
     # ------------------------------------------------------------------ shared steps
     def _generators(self, seed: int | None, count: int) -> list[torch.Generator] | None:

@@ -11,7 +11,7 @@ import torch
 from transformers import LogitsProcessorList, PreTrainedModel, SuppressTokensLogitsProcessor
 
 from ..data.translation import lr_hr_translator, translate
-from ..generation.predictor import DecodingOptions
+from ..generation.decoding import DecodingOptions, continue_word_by_word
 from ..generation.word_boundary import word_start_mask
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.padding import pad_rows
@@ -91,22 +91,13 @@ def reference_continue_text(
     """Greedy continuation by `num_words` words, each by [`reference_next_words`] on the text so far; a text the
     model ends early has fewer words (as `TallPredictor.continue_text`)."""
     translator = translator or lr_hr_translator(model)
-    texts, continuations = [" ".join(words(prefix)) for prefix in prefixes], [[] for _ in prefixes]
-    active = list(range(len(texts)))
-    for _ in range(num_words):
-        words = reference_next_words(
-            model, processor, [texts[i] for i in active], batch_size=batch_size, translator=translator, raw=True
-        )
-        active_next = []
-        for index, word in zip(active, words, strict=True):
-            if word:
-                texts[index] = f"{texts[index]} {word}"
-                continuations[index].append(word)
-                active_next.append(index)
-        active = active_next
-        if not active:
-            break
-    return [" ".join(words) for words in continuations]
+    return continue_word_by_word(
+        [" ".join(words(prefix)) for prefix in prefixes],
+        num_words,
+        lambda _, texts: reference_next_words(
+            model, processor, texts, batch_size=batch_size, translator=translator, raw=True
+        ),
+    )
 
 
 __all__ = ["reference_continue_text", "reference_next_words"]
