@@ -28,15 +28,6 @@ from tall_hf.models.tall.modeling_tall import STAGE_PATHS, TRAINABLE_STAGES, Tal
 TallForCausalLM = TallForConditionalGeneration
 
 
-@pytest.fixture
-def batch(tiny_processor):
-    return tiny_processor(
-        ["שלום לכם", "הילד הלך אל"],
-        ["hello to you", "the boy went to"],
-        ["שלום לכם חברים", "הילד הלך אל הבית"],
-    )
-
-
 def trainable_names(model) -> set[str]:
     return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
 

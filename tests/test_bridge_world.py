@@ -46,7 +46,9 @@ def test_world_facts_and_task(world):
     probe, layers = facts["encoder"]["probe"], facts["encoder"]["encoder_layers"]
     assert facts["encoder"]["kind"] == "translation"
     assert [len(probe[language]) for language in ("hr", "lr")] == [layers, layers]
-    assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
+    # The probe reads the label from the HR encoder states: measured 0.625 at both layers (chance 0.25); half of that
+    # gain over chance (0.44) fails.
+    assert max(probe["hr"]) > 0.5, probe
 
 
 def test_premise_encoder_stacks_copying_layers_on_the_translation_encoder(tmp_path):

@@ -164,11 +164,7 @@ def save_extras(
     if processor is None:
         return
     processor.auto_map = {"AutoProcessor": model.config.auto_map["AutoProcessor"]}  # routes AutoProcessor
-    save_processor = getattr(model, "save_processor", None)
-    if save_processor is not None:
-        save_processor(processor, save_directory, adapters_only=adapters_only)
-    else:
-        processor.save_pretrained(save_directory)
+    processor.save_pretrained(save_directory)
 
 
 def push_checkpoint(

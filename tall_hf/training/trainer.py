@@ -15,6 +15,7 @@ from transformers.utils import logging
 
 from ..adapters.saving import save_extras
 from ..data.collator import TallDataCollator
+from ..data.translation import save_translator
 from ..models.tall.modeling_tall import TallForConditionalGeneration
 from ..models.tall.processing_tall import TallProcessor
 from ..utils.folders import lock_output_folder, save_pretrained_atomically
@@ -107,9 +108,10 @@ def train_tall(
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         trainer.save_model()
-        if trainer.is_world_process_zero():  # with the translator: predicts offline from anywhere
+        if trainer.is_world_process_zero():  # with its translator's decoder side: predicts offline from anywhere
             save_extras(model, trainer.args.output_dir)
-            save_pretrained_atomically(processor, trainer.args.output_dir, save_translator=True)
+            save_pretrained_atomically(processor, trainer.args.output_dir)
+            save_translator(trainer.model, trainer.args.output_dir)
         _report_metrics(trainer, "train", result.metrics)
         trainer.save_state()
         if eval_dataset is not None:

@@ -6,7 +6,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ...modules.fusion import FUSION_METHODS
+from ...modules.fusion import DEFAULT_FUSION, FUSION_METHODS
 from ..configuration_composite import ComposedConfig
 
 COMPONENT_ROLES = ("encoder", "llm")
@@ -49,7 +49,7 @@ class BridgeConfig(ComposedConfig):
 
     encoder_config: dict | PretrainedConfig | None = None
     llm_config: dict | PretrainedConfig | None = None
-    fusion: str = "last"
+    fusion: str = DEFAULT_FUSION  # TALL's `encoder_fusion`; the field names stay for saved checkpoints
     fusion_options: dict | None = None
     tie_word_embeddings: bool = False
 

@@ -33,7 +33,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
 from transformers.utils import logging
 
-from ...modules.fusion import build_fusion
+from ...modules.fusion import DEFAULT_FUSION, build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
 from ...utils.hub import ComponentSpec, load_pretrained, resolve_component
 from ..modeling_composite import ComposedPreTrainedModel, register_legacy_key_mapping
@@ -179,7 +179,7 @@ class BridgeForCausalLM(BridgePreTrainedModel):
         encoder: ComponentSpec,
         llm: ComponentSpec,
         *,
-        fusion: str = "last",
+        fusion: str = DEFAULT_FUSION,
         fusion_options: dict | None = None,
         encoder_revision: str | None = None,
         llm_revision: str | None = None,
