@@ -283,3 +283,23 @@ def test_a_peft_model_over_tall_trains_the_stages_and_saves_with_peft(tiny_paths
     torch.manual_seed(1)
     reloaded = PeftModel.from_pretrained(TallForConditionalGeneration.from_components(**tiny_paths), tmp_path)
     torch.testing.assert_close(logits_of(reloaded.eval(), batch), expected, rtol=0, atol=0)
+
+
+def test_an_adapters_only_folder_of_the_earlier_flat_layout_loads(tiny_model, batch, tmp_path):
+    """Before `TallModel`, the stages were flat attributes of the head: such a folder names them `source_alignment`,
+    ..., in `modules_to_save` and in its weights; it loads with the same logits."""
+    from safetensors.torch import save_file
+
+    tiny_model.eval()
+    save_checkpoint(tiny_model, tmp_path, adapters_only=True)
+    config = json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())
+    config["modules_to_save"] = [name.rpartition(".")[2] for name in config["modules_to_save"]]
+    (tmp_path / ADAPTER_CONFIG_NAME).write_text(json.dumps(config))
+    weights = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
+    flat = {
+        key.replace("base_model.model.model.encoder.", "base_model.model."): value for key, value in weights.items()
+    }
+    assert flat.keys() != weights.keys()
+    save_file(flat, tmp_path / ADAPTER_WEIGHTS_NAME, metadata={"format": "pt"})
+    loaded = load_checkpoint(TallForConditionalGeneration, tmp_path)
+    assert torch.equal(logits_of(loaded, batch), logits_of(tiny_model, batch))

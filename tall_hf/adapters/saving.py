@@ -241,7 +241,7 @@ def load_checkpoint(
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading_info) on request
         check_finite(model.state_dict(), f"{name_or_path} ({SAFE_WEIGHTS_NAME})")
         return loaded
-    from peft import PeftModel
+    from peft import PeftConfig, PeftModel
 
     supported = {"dtype", "torch_dtype", "device_map"}
     unsupported = sorted(set(kwargs) - set(DOWNLOAD_KWARGS) - supported)
@@ -267,8 +267,13 @@ def load_checkpoint(
             "adapters fit their shapes, but outputs may differ from the trained model's."
         )
     base.config.name_or_path = str(name_or_path)
+    peft_config = PeftConfig.from_pretrained(str(name_or_path), **download_kwargs)
+    # Stage names of an earlier layout, as full paths (PEFT matches `modules_to_save` by name suffix).
+    peft_config.modules_to_save = [
+        base.current_key(f"{name}.").removesuffix(".") for name in peft_config.modules_to_save or []
+    ]
     peft_model = load_naming_file(  # a damaged adapter file is named in the error
-        lambda _: PeftModel.from_pretrained(base, str(name_or_path), **download_kwargs),
+        lambda _: PeftModel.from_pretrained(base, str(name_or_path), config=peft_config, **download_kwargs),
         f"{name_or_path}/{ADAPTER_WEIGHTS_NAME}",
     )
     model = peft_model.get_base_model()
