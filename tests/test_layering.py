@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "tall_hf"
 
 # Bottom first. A subpackage (or top-level module) of `tall_hf` may import from its own layer and those below.
@@ -36,9 +34,6 @@ FIXTURES = {"tiny": {"worlds", "demo", "demo_bridge", "cli", "testing"}, "testin
 # Outside the layers: `testing` (helpers of the tests and benchmarks) may import any layer; the root package is the
 # public facade, which the layers may read `__version__` from and nothing else.
 OUTSIDE = {"testing"}
-# Imports allowed against the layers while a change that removes them is under way (none now). Each entry must still
-# exist: delete it when its change lands, and the test then holds the rule for it too.
-PENDING: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path) -> str:
@@ -96,7 +91,7 @@ def _violations() -> list[str]:
             continue  # the facade
         for target, names in edges.items():
             destination = _part(target)
-            if (module, target) in PENDING or destination == source:
+            if destination == source:
                 continue
             private = [name for name in names if name.startswith("_") and not name.startswith("__")]
             if private:
@@ -163,7 +158,7 @@ def test_no_module_imports_itself_back():
     """No cycle among modules, nor among subpackages (a package's `__init__` counts as the package). The root
     package is left out: its imports are lazy (`__getattr__`) or for type checkers only."""
     modules = {
-        module: {target for target in edges if (module, target) not in PENDING and target != "tall_hf"}
+        module: {target for target in edges if target != "tall_hf"}
         for module, edges in GRAPH.items()
         if module != "tall_hf"
     }
@@ -172,13 +167,6 @@ def test_no_module_imports_itself_back():
     for module, targets in modules.items():
         parts.setdefault(_part(module), set()).update(_part(target) for target in targets)
     assert _cycles({part: targets - {part} for part, targets in parts.items()}) == []
-
-
-@pytest.mark.parametrize("edge", sorted(PENDING))
-def test_pending_exceptions_still_exist(edge):
-    """An exception whose import is gone is deleted from `PENDING`, so the rule holds for it from then on."""
-    module, target = edge
-    assert target in GRAPH[module], f"{module} no longer imports {target}: delete it from PENDING"
 
 
 def test_the_examples_use_no_test_helpers():
