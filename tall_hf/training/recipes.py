@@ -93,7 +93,7 @@ TALL_RECIPES: dict[str, TallRecipe] = {
 }
 DEFAULT_RECIPE = "fast"
 RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
-RECIPE_DATA_FIELDS = ("teacher_labels", "word_boundaries")
+RECIPE_DATA_FIELDS = ("teacher_labels", "teacher_forced_prefix", "word_boundaries")
 
 
 def get_recipe(name: str) -> TallRecipe:

@@ -133,6 +133,13 @@ class TallDataArguments:
             "the gold last word (tall_hf.training.teacher; default: the recipe's)."
         },
     )
+    teacher_forced_prefix: bool | None = field(
+        default=None,
+        metadata={
+            "help": "The teacher's back-translation starts with the LR prefix itself, as TALL's LR decoder reads it "
+            "(default: the recipe's)."
+        },
+    )
 
     def recipe_options(self, recipe: str) -> dict:
         """The recipe's data options (`RECIPE_DATA_FIELDS`), with those given here in their place."""
@@ -253,7 +260,12 @@ def _run_training(
     if validation is not None and data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     if data_options["teacher_labels"]:
-        teacher = {"components": paths, "output_dir": training_args.output_dir, "device": training_args.device}
+        teacher = {
+            "components": paths,
+            "output_dir": training_args.output_dir,
+            "device": training_args.device,
+            "forced_prefix": data_options["teacher_forced_prefix"],
+        }
         train = with_teacher_labels(train, processor, **teacher)
         if validation is not None:
             validation = with_teacher_labels(validation, processor, **teacher, name=f"{TEACHER_DATA}_validation")

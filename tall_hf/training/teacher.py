@@ -32,14 +32,22 @@ def teacher_words(
     output_dir: str | os.PathLike,
     batch_size: int = 32,
     device: torch.device | None = None,
+    forced_prefix: bool = True,
 ) -> list[str]:
     """The Naive approach's greedy LR word after each prefix, from the given HR `translations` of the prefixes: the
     LLM's next HR word, the completed HR sentence translated back, its last word; `""` where the LLM wrote no word
-    (it ended the text, or continued the prefix's last word)."""
-    from ..evaluation.approaches import ApproachContext, NaiveApproach  # the evaluation imports the training
+    (it ended the text, or continued the prefix's last word). With `forced_prefix`, the back-translation starts with
+    the LR prefix itself (`ForcedPrefixNaiveApproach`), as TALL's LR decoder reads it: the word then agrees with what
+    the LR prefix says and the HR side may have lost (gender, in the lossy generated world)."""
+    from ..evaluation.approaches import (  # the evaluation imports the training
+        ApproachContext,
+        ForcedPrefixNaiveApproach,
+        NaiveApproach,
+    )
 
     context = ApproachContext(**components, output_dir=str(output_dir), device=device or torch.device("cpu"))
-    return NaiveApproach.from_context(context).predict(prefixes, translations=translations, batch_size=batch_size)
+    approach = (ForcedPrefixNaiveApproach if forced_prefix else NaiveApproach).from_context(context)
+    return approach.predict(prefixes, translations=translations, batch_size=batch_size)
 
 
 def with_teacher_labels(
@@ -50,6 +58,7 @@ def with_teacher_labels(
     batch_size: int = 32,
     device: torch.device | None = None,
     name: str = TEACHER_DATA,
+    forced_prefix: bool = True,
 ) -> Dataset:
     """Rows of `prepare_tall_dataset` whose last word is the teacher's (rows without a teacher word dropped), saved
     as `output_dir/name` and read from there when it exists (labelling costs one LLM word and one back-translation
@@ -59,11 +68,13 @@ def with_teacher_labels(
         if os.path.isdir(path):
             logger.info(f"Teacher labels read from {path}.")
             return load_from_disk(path)
-        return _label(dataset, processor, components, output_dir, batch_size, device, path)
+        return _label(dataset, processor, components, output_dir, batch_size, device, path, forced_prefix)
 
 
-def _label(dataset, processor, components, output_dir, batch_size, device, path) -> Dataset:
-    words = teacher_words(dataset["prefix"], dataset["translation"], components, output_dir, batch_size, device)
+def _label(dataset, processor, components, output_dir, batch_size, device, path, forced_prefix) -> Dataset:
+    words = teacher_words(
+        dataset["prefix"], dataset["translation"], components, output_dir, batch_size, device, forced_prefix
+    )
     keep = [index for index, word in enumerate(words) if word]
     if not keep:
         raise ValueError(
