@@ -44,7 +44,7 @@ from tall_hf.generation import TallPredictor  # noqa: E402
 from tall_hf.models.tall import TallForCausalLM, TallProcessor  # noqa: E402
 from tall_hf.training import tall_training_arguments, train_tall  # noqa: E402
 from tall_hf.training.adapter_pretraining import pretrain_next_token_reader  # noqa: E402
-from tall_hf.training.recipes import get_recipe  # noqa: E402
+from tall_hf.training.recipes import freeze_stages, get_recipe  # noqa: E402
 from tall_hf.training.teacher import with_teacher_labels  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
@@ -53,6 +53,8 @@ from tall_hf.worlds import World, build_world  # noqa: E402
 # recipe (`fast`); the others each change one of its choices, or take the paper's recipe, or the `teacher` recipe (for
 # real text) and its variants.
 _LAST_WORD = {"loss_mode": "last_word"}
+_FORCED = {"teacher_forced_prefix": True}
+_SOURCE_SIDE = ("encoder_fusion", "source_alignment", "source_transformer")
 VARIANTS: dict[str, dict] = {
     "default": {"recipe": "fast"},
     "paper": {"recipe": "paper"},
@@ -65,7 +67,24 @@ VARIANTS: dict[str, dict] = {
     "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
     "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
     "teacher": {"recipe": "teacher"},
-    "teacher, LR prefix forced": {"recipe": "teacher", "data": {"teacher_forced_prefix": True}},
+    "teacher, LR prefix forced": {"recipe": "teacher", "data": _FORCED},
+    "teacher, LR prefix forced, all_tokens loss": {
+        "recipe": "teacher",
+        "data": _FORCED,
+        "model": {"loss_mode": "all_tokens"},
+    },
+    "teacher, LR prefix forced, source side frozen, 12 epochs": {
+        "recipe": "teacher",
+        "data": _FORCED,
+        "frozen_stages": _SOURCE_SIDE,
+        "training": {"num_train_epochs": 12},
+    },
+    "teacher, LR prefix forced, lr 3e-3": {"recipe": "teacher", "data": _FORCED, "training": {"learning_rate": 3e-3}},
+    "teacher, LR prefix forced, adapter B pre-trained to read the LLM's predictions": {
+        "recipe": "teacher",
+        "data": _FORCED,
+        "reader_steps": 500,
+    },
     "teacher, gold labels": {"recipe": "teacher", "data": {"teacher_labels": False}},
     "teacher, one example per sentence": {"recipe": "teacher", "data": {"word_boundaries": False}},
     "teacher, last_token loss": {"recipe": "teacher", "model": {"loss_mode": "last_token"}},
@@ -124,6 +143,7 @@ def train_variant(
     seed = args.seed if args.training_seed is None else args.training_seed
     set_seed(seed)
     model = TallForCausalLM.from_components(**components, **model_options)
+    freeze_stages(model, spec.get("frozen_stages", recipe.frozen_stages))
     folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
     training["per_device_train_batch_size"] = args.batch_size or training.get("per_device_train_batch_size", 16)
     if args.steps is not None or "num_train_epochs" not in recipe.training:

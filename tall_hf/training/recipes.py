@@ -55,6 +55,8 @@ class TallRecipe:
     data: dict = field(default_factory=dict)
     # Steps of adapter B's pre-training on reading the LLM's predictions (`pretrain_next_token_reader`; 0: none).
     next_token_reader_steps: int = 0
+    # Trainable stages (`TRAINABLE_STAGES` names) kept as they start (`freeze_stages`).
+    frozen_stages: tuple[str, ...] = ()
 
 
 # `fast`'s settings, which `teacher` builds on.
@@ -94,6 +96,16 @@ TALL_RECIPES: dict[str, TallRecipe] = {
 DEFAULT_RECIPE = "fast"
 RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
 RECIPE_DATA_FIELDS = ("teacher_labels", "teacher_forced_prefix", "word_boundaries")
+
+
+def freeze_stages(model, stages: tuple[str, ...] | list[str]) -> None:
+    """Keep the named trainable stages of `model` as they start: no gradient, so the optimizer leaves them alone and,
+    with every stage before the LLM frozen, no backward pass runs through the LLM."""
+    for stage in stages:
+        module = getattr(model, stage, None)
+        if module is None:
+            raise ValueError(f"TALL has no stage {stage!r} to freeze.")
+        module.requires_grad_(False)
 
 
 def get_recipe(name: str) -> TallRecipe:
@@ -152,6 +164,7 @@ __all__ = [
     "TALL_RECIPES",
     "TRAINING_DEFAULTS",
     "TallRecipe",
+    "freeze_stages",
     "get_recipe",
     "parser_training_defaults",
     "recipe_field",

@@ -23,6 +23,7 @@ from .checkpointing import checkpoint_step, finished_run, last_complete_checkpoi
 from .recipes import (
     RECIPE_DATA_FIELDS,
     RECIPE_MODEL_FIELDS,
+    freeze_stages,
     get_recipe,
     recipe_field,
 )
@@ -75,6 +76,13 @@ class TallModelArguments:
         metadata={
             "help": "Steps of adapter B's pre-training on reading the LLM's predictions before TALL trains (0: none; "
             "default: the recipe's). Resumable; skipped when TALL resumes from a checkpoint."
+        },
+    )
+    frozen_stages: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Trainable stages kept as they start, e.g. encoder_fusion source_alignment source_transformer "
+            "(default: the recipe's)."
         },
     )
     tiny_components: str | None = field(
@@ -237,6 +245,8 @@ def _run_training(
         adapter_dropout=model_args.adapter_dropout,
         transformer_dropout=model_args.transformer_dropout,
     )
+    frozen = model_args.frozen_stages
+    freeze_stages(model, get_recipe(model_args.recipe).frozen_stages if frozen is None else frozen)
     processor.check_compatible(model.config)  # every component's tokenizer, before any data is prepared
     logger.info("\n" + model.parameter_table())
 
