@@ -89,6 +89,10 @@ BASELINES = {"direct": DirectApproach, "naive": NaiveApproach, "naive_forced": F
 MEASURED = [name for name in VARIANTS if name.startswith(("default", "paper")) and name != "default, lr 1e-4"]
 
 
+# The variants compared on a world of the user's text: the default recipe and the one for real text.
+REAL_TEXT = ["default", "teacher"]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--world_dir", default="benchmark-worlds", help="Where worlds are built and cached.")
@@ -98,7 +102,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--lr_text", default=None, help="LR text file of the world (default: the generated one).")
     parser.add_argument("--llm", default="qwen2", help="LLM family of the world.")
     parser.add_argument("--preset", default=None, help="World preset (default: build_world's for the text).")
-    parser.add_argument("--variants", nargs="+", default=MEASURED, help=f"Any of: {', '.join(VARIANTS)}.")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help=f"Any of: {', '.join(VARIANTS)} (default: {', '.join(MEASURED)}; with --lr_text or --world: "
+        f"{', '.join(REAL_TEXT)}).",
+    )
     parser.add_argument(
         "--steps",
         type=int,
@@ -119,7 +129,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cache_dir", default=None, help="Prepared-data cache (default: OUTPUT_DIR/cache).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.variants is None:
+        args.variants = REAL_TEXT if args.lr_text or args.world else MEASURED
+    return args
 
 
 def train_variant(
