@@ -1,7 +1,7 @@
 """Teacher labels from the frozen pipeline itself: the last word of each training sentence replaced by the word the
 three frozen components predict for its prefix (the Naive approach: the prefix's HR translation, the LLM's next HR
-word, the completed HR sentence translated back to LR, its last word); sentences where the LLM writes no word are
-left out.
+word, the completed HR sentence translated back to LR, its last word; by default with the LR prefix forced as the
+start of the back-translation, `ForcedPrefixNaiveApproach`); sentences where the LLM writes no word are left out.
 
 Why: on real text the gold last word is one the LLM could not have predicted for most sentences (the ceiling is a few
 percent), so a loss on gold words teaches TALL the frequent words, not how to read the LLM. The teacher's word is,
