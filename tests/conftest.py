@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tall_hf import BridgeForCausalLM, BridgeProcessor, TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf import BridgeForCausalLM, BridgeProcessor, TallForConditionalGeneration, TallProcessor  # noqa: E402
 from tall_hf.resources import read_corpus  # noqa: E402
 from tall_hf.testing import build_tiny_bridge_components, build_tiny_components  # noqa: E402
 from tall_hf.tiny import tiny_model_names  # noqa: E402
@@ -89,9 +89,9 @@ def tiny_processor(tiny_paths) -> TallProcessor:
 
 
 @pytest.fixture
-def tiny_model(tiny_paths) -> TallForCausalLM:
+def tiny_model(tiny_paths) -> TallForConditionalGeneration:
     torch.manual_seed(0)
-    return TallForCausalLM.from_components(**tiny_paths)
+    return TallForConditionalGeneration.from_components(**tiny_paths)
 
 
 @pytest.fixture(scope="session")

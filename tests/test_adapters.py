@@ -25,7 +25,7 @@ from tall_hf.adapters import (
 from tall_hf.models.modeling_composite import ComposedPreTrainedModel
 from tall_hf.models.tall.modeling_tall import STAGE_PATHS, TRAINABLE_STAGES, TallModel, stage_of
 
-TallForCausalLM = TallForConditionalGeneration
+TallForConditionalGeneration = TallForConditionalGeneration
 
 
 def trainable_names(model) -> set[str]:
@@ -37,7 +37,7 @@ def logits_of(model, batch) -> torch.Tensor:
         return model(**batch).logits
 
 
-def lora_model(tiny_paths) -> TallForCausalLM:
+def lora_model(tiny_paths) -> TallForConditionalGeneration:
     torch.manual_seed(0)
     tuner = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"])
     return get_tall_model(**tiny_paths, peft_config=tuner, loss_mode="last_word")
@@ -62,7 +62,7 @@ def test_both_checkpoint_kinds_reload_exactly(tiny_model, tiny_processor, batch,
     torch.manual_seed(1234)  # fresh trainable modules would differ: the adapters must come from the file
     for kind in ("full", "adapters"):
         loaded = load_checkpoint(TallForConditionalGeneration, tmp_path / kind)
-        assert isinstance(loaded, TallForCausalLM) and not loaded.training
+        assert isinstance(loaded, TallForConditionalGeneration) and not loaded.training
         assert trainable_names(loaded) == trainable_names(tiny_model), kind  # components stay frozen after loading
         assert torch.equal(logits_of(loaded, batch), expected), kind
         processor = AutoProcessor.from_pretrained(tmp_path / kind)
@@ -159,7 +159,7 @@ def test_adapters_on_components_of_another_shape_are_refused_by_name(tiny_model,
             TallForConditionalGeneration, tmp_path / "adapters", component_paths={"llm": str(tmp_path / "wider-llm")}
         )
     # Adapter weights of other shapes are refused by PEFT, tensor by tensor.
-    wider_model = TallForCausalLM.from_components(
+    wider_model = TallForConditionalGeneration.from_components(
         tiny_paths["lr_hr"], str(tmp_path / "wider-llm"), tiny_paths["hr_lr"]
     )
     with pytest.raises(RuntimeError) as caught:
@@ -206,7 +206,7 @@ def test_pickled_only_checkpoints_are_refused_without_unpickling(tiny_model, tmp
 
 def test_adapters_only_needs_the_components_provenance(tiny_paths, tmp_path):
     config_only = AutoConfig.from_pretrained(tiny_paths["llm"])
-    model = TallForCausalLM.from_components(tiny_paths["lr_hr"], config_only, tiny_paths["hr_lr"])
+    model = TallForConditionalGeneration.from_components(tiny_paths["lr_hr"], config_only, tiny_paths["hr_lr"])
     with pytest.raises(ValueError, match=r"\['llm'\].*save a full checkpoint"):
         save_checkpoint(model, tmp_path, adapters_only=True)
 
@@ -247,11 +247,11 @@ def test_peft_loads_the_adapters_only_folder(tiny_paths, batch, tmp_path, tuner)
     expected = logits_of(model, batch)
     save_checkpoint(model, tmp_path, adapters_only=True)
     torch.manual_seed(1234)
-    base = TallForCausalLM.from_components(**tiny_paths).eval()
+    base = TallForConditionalGeneration.from_components(**tiny_paths).eval()
     assert not torch.allclose(logits_of(base, batch), expected)
     peft_model = PeftModel.from_pretrained(base, tmp_path).eval()
     torch.testing.assert_close(logits_of(peft_model, batch), expected, rtol=0, atol=1e-6)
-    other = TallForCausalLM.from_components(**tiny_paths).eval()
+    other = TallForConditionalGeneration.from_components(**tiny_paths).eval()
     other.load_adapter(str(tmp_path))  # transformers' PEFT integration
     torch.testing.assert_close(logits_of(other, batch), expected, rtol=0, atol=1e-6)
     torch.manual_seed(99)

@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from tall_hf import TallConfig, TallForCausalLM, TallProcessor
+from tall_hf import TallConfig, TallForConditionalGeneration, TallProcessor
 from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.cli import main, user_error
 from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, save_translator, translate
@@ -46,7 +46,7 @@ LONG_SENTENCE = " ".join(read_corpus("hebrew")[:12])  # ~150 words: more tokens 
 def saved_model(tiny_paths, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("saved") / "tall"
     torch.manual_seed(0)
-    save_checkpoint(TallForCausalLM.from_components(**tiny_paths), folder)
+    save_checkpoint(TallForConditionalGeneration.from_components(**tiny_paths), folder)
     TallProcessor.from_components(**tiny_paths).save_pretrained(folder)
     return folder
 
@@ -104,7 +104,7 @@ def test_a_damaged_model_folder_is_named_by_every_entry_point(saved_model, tmp_p
     folder = _copy(saved_model, tmp_path)
     damage(folder)
     with pytest.raises(error, match=message) as raised:
-        load_checkpoint(TallForCausalLM, folder)
+        load_checkpoint(TallForConditionalGeneration, folder)
     assert str(folder) in str(raised.value)
     for command in (
         ["predict", "--model", str(folder), "שלום לכם"],
@@ -197,7 +197,7 @@ def test_labels_of_the_wrong_shape_are_refused(loss):
 @pytest.mark.parametrize("loss_mode", ["last_word", "all_tokens"])
 def test_no_label_gives_a_zero_loss_not_nan(tiny_paths, tiny_processor, loss_mode):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, loss_mode=loss_mode)
+    model = TallForConditionalGeneration.from_components(**tiny_paths, loss_mode=loss_mode)
     batch = tiny_processor(["הילדים הלכו"], ["the children went"], ["הילדים הלכו הביתה"])
     batch["labels"] = torch.full_like(batch["labels"], IGNORE_INDEX)
     loss = model(**batch).loss
@@ -487,7 +487,10 @@ def test_a_test_file_whose_lines_end_in_a_direction_mark_scores_as_without_the_m
 
 def test_prediction_reads_a_prefix_with_invisible_marks_as_without(saved_model, tiny_paths, tmp_path, capsys):
     translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
-    model, processor = TallForCausalLM.from_pretrained(saved_model), TallProcessor.from_pretrained(saved_model)
+    model, processor = (
+        TallForConditionalGeneration.from_pretrained(saved_model),
+        TallProcessor.from_pretrained(saved_model),
+    )
     predictor = TallPredictor(model, processor, translator)
     prefixes = ["הילדים הלכו אל", "אני אוהב לקרוא"]
     assert predictor.predict_next_word([f"\u202b{p}\u200f" for p in prefixes]) == predictor.predict_next_word(prefixes)
@@ -500,7 +503,7 @@ def test_prediction_reads_a_prefix_with_invisible_marks_as_without(saved_model, 
 
 # ------------------------------------------------------------------------------------ atomic saves
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(TallForCausalLM, folder).state_dict()
+    return load_checkpoint(TallForConditionalGeneration, folder).state_dict()
 
 
 def test_a_save_that_fails_midway_leaves_the_previous_model_whole(saved_model, tiny_paths, tmp_path, monkeypatch):
@@ -509,7 +512,7 @@ def test_a_save_that_fails_midway_leaves_the_previous_model_whole(saved_model, t
     folder = _copy(saved_model, tmp_path)
     before = _weights(folder)
     torch.manual_seed(1)
-    other = TallForCausalLM.from_components(**tiny_paths)
+    other = TallForConditionalGeneration.from_components(**tiny_paths)
     real_save = transformers.modeling_utils.safe_save_file
 
     def interrupted(tensors, filename, **kwargs):
@@ -532,11 +535,11 @@ def test_a_save_that_fails_midway_leaves_the_previous_model_whole(saved_model, t
 KILLED_SAVE = """
 import os, signal, sys, torch
 import transformers.modeling_utils as modeling_utils
-from tall_hf import TallForCausalLM
+from tall_hf import TallForConditionalGeneration
 from tall_hf.adapters import save_checkpoint
 paths = dict(zip(("lr_hr", "llm", "hr_lr"), sys.argv[2:5]))
 torch.manual_seed(1)
-model = TallForCausalLM.from_components(**paths)
+model = TallForConditionalGeneration.from_components(**paths)
 real_save = modeling_utils.safe_save_file
 def killed(tensors, filename, **kwargs):
     real_save(tensors, filename, **kwargs)
@@ -564,12 +567,15 @@ def test_a_save_replaces_symbolic_links_in_the_folder_instead_of_writing_through
         (outside / name.replace("/", "-")).write_text("not yours", encoding="utf-8")
         (folder / name).unlink()
         (folder / name).symlink_to(outside / name.replace("/", "-"))
-    model, processor = TallForCausalLM.from_pretrained(saved_model), TallProcessor.from_pretrained(saved_model)
+    model, processor = (
+        TallForConditionalGeneration.from_pretrained(saved_model),
+        TallProcessor.from_pretrained(saved_model),
+    )
     save_checkpoint(model, folder)
     save_pretrained_atomically(processor, folder)
     assert all((outside / name).read_text(encoding="utf-8") == "not yours" for name in os.listdir(outside))
     assert [path.name for path in folder.rglob("*") if path.is_symlink()] == []
-    assert TallForCausalLM.from_pretrained(folder) is not None
+    assert TallForConditionalGeneration.from_pretrained(folder) is not None
 
 
 # ------------------------------------------------------------------------------------ checkpoints that load anywhere
@@ -578,11 +584,11 @@ def test_an_adapters_only_save_of_a_loaded_full_checkpoint_predicts_from_elsewhe
 ):
     full = tmp_path / "full"
     torch.manual_seed(0)
-    built = TallForCausalLM.from_components(**tiny_paths)
+    built = TallForConditionalGeneration.from_components(**tiny_paths)
     save_checkpoint(built, full, processor=tiny_processor)
     save_translator(built, full)
     assert (full / "translator" / "model.safetensors").is_file()
-    model, processor = TallForCausalLM.from_pretrained(full), TallProcessor.from_pretrained(full)
+    model, processor = TallForConditionalGeneration.from_pretrained(full), TallProcessor.from_pretrained(full)
     save_checkpoint(model, tmp_path / "adapters", adapters_only=True, processor=processor)
     moved = Path(shutil.move(tmp_path / "adapters", tmp_path / "elsewhere" / "adapters"))
     shutil.rmtree(full)  # nothing may be read from the checkpoint it came from
@@ -622,7 +628,7 @@ def test_hand_edited_or_damaged_files_end_in_one_line_and_verbose_shows_the_trac
 ):
     folder = tmp_path / "tall"
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     save_checkpoint(model, folder, adapters_only=damage is _adapter_weights_truncated)
     TallProcessor.from_components(**tiny_paths).save_pretrained(folder)
     damage(folder)

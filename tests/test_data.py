@@ -11,7 +11,7 @@ from datasets import Dataset
 from torch.nn import functional as F
 from transformers import AutoModelForSeq2SeqLM
 
-from tall_hf import TallForCausalLM, TallProcessor
+from tall_hf import TallForConditionalGeneration, TallProcessor
 from tall_hf.data import PreparationArguments, TallDataCollator, clean_sentences, prepare_tall_dataset
 
 FAST = {"translation_batch_size": 32, "num_beams": 1, "max_new_tokens": 8}
@@ -170,7 +170,7 @@ def test_collator_labels_and_loss_match_hand_computation(tiny_paths, loss_mode):
 
     # Loss by hand from the logits.
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, loss_mode=loss_mode).eval()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, loss_mode=loss_mode).eval()
     with torch.no_grad():
         output = model(**batch)
     terms = []

@@ -33,6 +33,7 @@ from tall_hf.evaluation import (
 )
 from tall_hf.evaluation.scoring import bootstrap_seeded_accuracy, bootstrap_seeded_difference
 from tall_hf.evaluation.zero_shot import bootstrap_difference
+from tall_hf.generation.pivot import FORCED_PREFIX_NEW_TOKENS
 from tall_hf.testing import build_tiny_components
 from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accuracy_curves
 
@@ -155,10 +156,10 @@ def test_an_approach_returning_the_wrong_count_is_an_error():
 @pytest.fixture(scope="module")
 def tall_dir(tiny_paths, tiny_processor, tmp_path_factory):
     torch.manual_seed(0)
-    from tall_hf import TallForCausalLM
+    from tall_hf import TallForConditionalGeneration
 
     folder = tmp_path_factory.mktemp("tall")
-    TallForCausalLM.from_components(**tiny_paths).save_pretrained(folder)
+    TallForConditionalGeneration.from_components(**tiny_paths).save_pretrained(folder)
     tiny_processor.save_pretrained(folder)
     return str(folder)
 
@@ -233,7 +234,7 @@ def test_forced_prefix_naive_decodes_after_the_lr_prefix(context, prefixes, monk
     def recording(*args, **kwargs):
         calls.append(kwargs["decoder_input_ids"])
         output = generate(*args, **kwargs)
-        assert output.shape[1] - kwargs["decoder_input_ids"].shape[1] <= approach.max_new_tokens  # the word's budget
+        assert output.shape[1] - kwargs["decoder_input_ids"].shape[1] <= FORCED_PREFIX_NEW_TOKENS  # the word's budget
         return output
 
     monkeypatch.setattr(model, "generate", recording)

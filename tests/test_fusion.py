@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
-from tall_hf import TallForCausalLM
+from tall_hf import TallForConditionalGeneration
 from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.models.tall.modeling_tall import stage_of
 from tall_hf.modules.fusion import FUSION_METHODS, LayerFusion, build_fusion, register_fusion
@@ -128,7 +128,7 @@ def test_bad_inputs_are_named():
 @pytest.mark.parametrize("method", ["last", "global_softmax", "token_softmax"])
 def test_tall_with_each_fusion_trains_one_step(tiny_paths, tiny_processor, method):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, encoder_fusion=method)
+    model = TallForConditionalGeneration.from_components(**tiny_paths, encoder_fusion=method)
     assert model.config.encoder_fusion == method
     batch = tiny_processor(
         ["שלום לכם", "בבוקר ירד גשם חזק"],
@@ -151,8 +151,8 @@ def test_tall_with_each_fusion_trains_one_step(tiny_paths, tiny_processor, metho
 
 
 def test_tall_fusion_counts_parameters_only_when_it_has_them(tiny_paths):
-    last = TallForCausalLM.from_components(**tiny_paths)
-    fused = TallForCausalLM.from_components(**tiny_paths, encoder_fusion="global_softmax")
+    last = TallForConditionalGeneration.from_components(**tiny_paths)
+    fused = TallForConditionalGeneration.from_components(**tiny_paths, encoder_fusion="global_softmax")
     assert "encoder_fusion" not in {row["stage"] for row in last.parameter_report()}
     row = next(row for row in fused.parameter_report() if row["stage"] == "encoder_fusion")
     assert row["total"] == row["trainable"] == fused.config.lr_hr_config.encoder_layers
@@ -171,13 +171,13 @@ def test_tall_with_last_fusion_matches_the_encoder_output(tiny_model, tiny_proce
 @pytest.mark.parametrize("adapters_only", [False, True])
 def test_tall_token_softmax_round_trips(tiny_paths, tiny_processor, tmp_path, adapters_only):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(
+    model = TallForConditionalGeneration.from_components(
         **tiny_paths, encoder_fusion="token_softmax", encoder_fusion_options={"num_heads": 2}
     ).eval()
     with torch.no_grad():
         model.encoder_fusion.score.weight.normal_()  # away from the fresh initialisation
     save_checkpoint(model, tmp_path, adapters_only=adapters_only)
-    loaded = load_checkpoint(TallForCausalLM, tmp_path).eval()
+    loaded = load_checkpoint(TallForConditionalGeneration, tmp_path).eval()
     assert loaded.config.encoder_fusion == "token_softmax" and loaded.config.encoder_fusion_options == {"num_heads": 2}
     batch = tiny_processor(["שלום לכם"], ["hello to you"])
     with torch.no_grad():
@@ -195,7 +195,7 @@ def test_tall_with_token_softmax_trains_on_the_shipped_corpus(tiny_paths, tiny_p
         [line.rsplit(" ", 1)[0] for line in hebrew], [line.rsplit(" ", 1)[0] for line in english], hebrew
     )
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, encoder_fusion="token_softmax").train()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, encoder_fusion="token_softmax").train()
     initial_fusion = [p.detach().clone() for p in model.encoder_fusion.parameters()]
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, pipeline
 
-from tall_hf import TallForCausalLM, TallPredictor
+from tall_hf import TallForConditionalGeneration, TallPredictor
 from tall_hf.data import lr_hr_translator, translate
 from tall_hf.generation import TallNextWordPipeline
 from tall_hf.generation.predictor import DecodingOptions
@@ -17,7 +17,7 @@ from tall_hf.testing.reference import reference_next_words
 @pytest.fixture(scope="module")
 def predictor(tiny_paths, tiny_processor) -> TallPredictor:
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
     return TallPredictor(model, tiny_processor, translator)
 

@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import constants
 from transformers import AutoModelForCausalLM
 
-from tall_hf import TallForCausalLM
+from tall_hf import TallForConditionalGeneration
 from tall_hf.utils.hub import load_pretrained
 
 
@@ -23,7 +23,7 @@ def unreachable_hub(monkeypatch, tmp_path):
 
 def test_unreachable_hub_fails_fast_naming_the_model(unreachable_hub, tiny_paths):
     with pytest.raises(OSError, match=r"LLM 'org/not-cached'.*unreachable.*local folder"):
-        TallForCausalLM.from_components(tiny_paths["lr_hr"], "org/not-cached", tiny_paths["hr_lr"])
+        TallForConditionalGeneration.from_components(tiny_paths["lr_hr"], "org/not-cached", tiny_paths["hr_lr"])
 
 
 def test_unreachable_hub_serves_a_cached_model(unreachable_hub, tiny_paths):

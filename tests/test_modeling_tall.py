@@ -1,4 +1,4 @@
-"""TallForCausalLM on the tiny components: stages, loss, gradients, save/load, families, bad input."""
+"""TallForConditionalGeneration on the tiny components: stages, loss, gradients, save/load, families, bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 
-from tall_hf import TallForCausalLM, TallForConditionalGeneration, TallModel, TallProcessor
+from tall_hf import TallForConditionalGeneration, TallModel, TallProcessor
 from tall_hf.models.tall.modeling_tall import FROZEN_STAGES, TRAINABLE_STAGES, stage_of
 from tall_hf.modules.losses import last_token_cross_entropy
 from tall_hf.testing import build_tiny_components
@@ -86,7 +86,7 @@ def test_last_token_loss_under_left_and_right_padding():
 @pytest.mark.parametrize("loss_mode", ["last_word", "all_tokens"])
 def test_per_token_modes_average_over_their_labels(tiny_paths, tall_texts, loss_mode):
     processor = TallProcessor.from_components(**tiny_paths, loss_mode=loss_mode)
-    model = TallForCausalLM.from_components(**tiny_paths, loss_mode=loss_mode).eval()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, loss_mode=loss_mode).eval()
     batch = processor(*tall_texts)
     output = model(**batch)
     labels = batch["labels"]
@@ -157,7 +157,7 @@ def test_save_and_auto_model_give_identical_logits(tiny_model, tiny_processor, t
 
 
 def test_from_components_records_provenance_and_freezes(tiny_paths):
-    model = TallForCausalLM.from_components(**tiny_paths, loss_mode="all_tokens", adapter_dropout=0.0)
+    model = TallForConditionalGeneration.from_components(**tiny_paths, loss_mode="all_tokens", adapter_dropout=0.0)
     assert model.config.components["llm"]["name_or_path"] == tiny_paths["llm"]
     assert model.config.loss_mode == "all_tokens"
     assert model.source_alignment.dropout.p == 0.0
@@ -168,7 +168,7 @@ def test_from_components_records_provenance_and_freezes(tiny_paths):
 def test_each_llm_family_builds_and_trains(family, tiny_cache, tall_texts):
     paths = build_tiny_components(tiny_cache, llm=family)
     processor = TallProcessor.from_components(**paths)
-    model = TallForCausalLM.from_components(**paths)
+    model = TallForConditionalGeneration.from_components(**paths)
     processor.check_compatible(model.config)
     assert model.llm.config.model_type == family
     output = model(**processor(*tall_texts))
@@ -179,9 +179,11 @@ def test_each_llm_family_builds_and_trains(family, tiny_cache, tall_texts):
 
 def test_bad_input_gets_a_clear_error(tiny_model, batch, tiny_paths, tmp_path):
     with pytest.raises(OSError, match="LLM"):
-        TallForCausalLM.from_components(tiny_paths["lr_hr"], str(tmp_path / "no-such-llm"), tiny_paths["hr_lr"])
+        TallForConditionalGeneration.from_components(
+            tiny_paths["lr_hr"], str(tmp_path / "no-such-llm"), tiny_paths["hr_lr"]
+        )
     with pytest.raises(ValueError, match="decoder-only"):
-        TallForCausalLM.from_components(tiny_paths["lr_hr"], tiny_paths["lr_hr"], tiny_paths["hr_lr"])
+        TallForConditionalGeneration.from_components(tiny_paths["lr_hr"], tiny_paths["lr_hr"], tiny_paths["hr_lr"])
     with pytest.raises(ValueError, match="Unknown tiny LLM family"):
         build_tiny_components(tmp_path, llm="mamba")
     with pytest.raises(ValueError, match="different batch sizes"):
@@ -214,7 +216,7 @@ def test_processor_rejects_bad_batches(tiny_processor, tiny_paths, tall_texts):
     last_word = TallProcessor.from_components(**tiny_paths, loss_mode="last_word")
     with pytest.raises(ValueError, match="one word"):
         last_word(["שלום"], ["hello"], ["שלום"])
-    config = TallForCausalLM.from_components(**tiny_paths).config
+    config = TallForConditionalGeneration.from_components(**tiny_paths).config
     config.llm_config.vocab_size = 10
     with pytest.raises(ValueError, match="Mismatched tokenizer: the llm_tokenizer"):
         TallProcessor.from_components(**tiny_paths).check_compatible(config)

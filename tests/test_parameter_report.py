@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from tall_hf import TallForCausalLM
+from tall_hf import TallForConditionalGeneration
 
 TABLES = {
     "bloomz-560m": {
@@ -51,7 +51,7 @@ def _paper_config(shared_path, name: str):
 def test_paper_scale_parameter_counts(llm, capsys, shared_path):
     expected = TABLES[llm]
     with torch.device("meta"):
-        model = TallForCausalLM.from_components(
+        model = TallForConditionalGeneration.from_components(
             _paper_config(shared_path, "opus-mt-tc-big-he-en"),
             _paper_config(shared_path, llm),
             _paper_config(shared_path, "opus-mt-en-he"),

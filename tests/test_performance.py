@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from tall_hf import TallForCausalLM, TallProcessor
+from tall_hf import TallForConditionalGeneration, TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.data.translation import length_batches, translate
 from tall_hf.modules.logits import loss_positions
@@ -20,7 +20,7 @@ TRANSLATIONS = ["the children play in the yard", "i like to read books in the ev
 SENTENCES = ["הילדים משחקים בחצר הגדולה", "אני אוהב לקרוא ספרים בערב השקט", "מחר בבוקר"]
 
 
-def _full_logits_loss(model: TallForCausalLM, batch: dict) -> torch.Tensor:
+def _full_logits_loss(model: TallForConditionalGeneration, batch: dict) -> torch.Tensor:
     """The straightforward forward: LR logits at every target position, then the loss of the model's mode."""
     encoded = model.encode(
         batch["input_ids"], batch["attention_mask"], batch["bridge_input_ids"], batch["bridge_attention_mask"]
@@ -32,7 +32,7 @@ def _full_logits_loss(model: TallForCausalLM, batch: dict) -> torch.Tensor:
     return token_cross_entropy(logits, batch["labels"])
 
 
-def _loss_and_gradients(model: TallForCausalLM, loss_fn) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _loss_and_gradients(model: TallForConditionalGeneration, loss_fn) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     model.zero_grad()
     torch.manual_seed(0)  # the same dropout masks in both paths
     loss = loss_fn()
@@ -43,7 +43,7 @@ def _loss_and_gradients(model: TallForCausalLM, loss_fn) -> tuple[torch.Tensor, 
 @pytest.mark.parametrize("loss_mode", ["last_token", "last_word"])
 def test_reduced_logits_give_the_full_logits_loss_and_gradients(tiny_paths, loss_mode):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, loss_mode=loss_mode).train()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, loss_mode=loss_mode).train()
     batch = TallProcessor.from_components(**tiny_paths, loss_mode=loss_mode)(PREFIXES, TRANSLATIONS, SENTENCES)
     keep = loss_positions(batch["labels"], loss_mode)
     reduced_loss, reduced_grads = _loss_and_gradients(model, lambda: model(**batch).loss)
@@ -64,14 +64,14 @@ def test_reduced_logits_give_the_full_logits_loss_and_gradients(tiny_paths, loss
 
 def test_evaluation_and_all_tokens_mode_keep_full_logits(tiny_paths, tiny_processor):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     batch = tiny_processor(PREFIXES, TRANSLATIONS, SENTENCES)
     vocab = model.config.hr_lr_config.vocab_size
     with torch.no_grad():
         eval_output = model.eval()(**batch)
     assert eval_output.logits.shape == (*batch["labels"].shape, vocab)
     torch.testing.assert_close(eval_output.loss, last_token_cross_entropy(eval_output.logits, batch["labels"]))
-    all_tokens = TallForCausalLM.from_components(**tiny_paths, loss_mode="all_tokens").train()
+    all_tokens = TallForConditionalGeneration.from_components(**tiny_paths, loss_mode="all_tokens").train()
     batch = TallProcessor.from_components(**tiny_paths, loss_mode="all_tokens")(PREFIXES, TRANSLATIONS, SENTENCES)
     with torch.no_grad():
         assert all_tokens(**batch).logits.shape == (*batch["labels"].shape, vocab)
@@ -118,11 +118,11 @@ def prepared(tiny_paths, tiny_processor, hebrew_sentences, tmp_path_factory):
 
 def _train(
     run_arguments, tiny_paths, tiny_processor, dataset, output_dir, **overrides
-) -> tuple[TallForCausalLM, list[float], list]:
+) -> tuple[TallForConditionalGeneration, list[float], list]:
     """4 Trainer steps at batch 8 (dropout on); returns the model, the logged losses and the dtypes of the LM head's
     outputs and the number of self-attention calls of custom transformer 1's first layer."""
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     seen = []
     model.lm_head.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     model.source_transformer.layers[0].self_attn.register_forward_hook(lambda *_: seen.append("attention"))

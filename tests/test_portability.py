@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM
 
-from tall_hf import TallForCausalLM, TallPredictor, TallProcessor
+from tall_hf import TallForConditionalGeneration, TallPredictor, TallProcessor
 from tall_hf.adapters import save_checkpoint
 from tall_hf.cli import main
 from tall_hf.data import lr_hr_translator, save_translator, translate
@@ -103,7 +103,7 @@ def moved_checkpoint(tiny_paths, tmp_path_factory):
     root = tmp_path_factory.mktemp("portable")
     components = {role: str(shutil.copytree(path, root / "components" / role)) for role, path in tiny_paths.items()}
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**components).eval()
+    model = TallForConditionalGeneration.from_components(**components).eval()
     processor = TallProcessor.from_components(**components)
     predictor = TallPredictor(model, processor)
     translations = predictor.translate(PREFIXES)
@@ -140,7 +140,7 @@ def test_a_moved_full_checkpoint_predicts_offline_from_another_directory(
 
 def test_trust_remote_code_runs_and_saves_with_torch_and_transformers_alone(moved_checkpoint, tmp_path):
     folder, logits, _, translations = moved_checkpoint
-    model = TallForCausalLM.from_pretrained(folder).eval()
+    model = TallForConditionalGeneration.from_pretrained(folder).eval()
     processor = TallProcessor.from_pretrained(folder)
     inputs = processor(PREFIXES, translations)
     with torch.no_grad():
@@ -185,7 +185,7 @@ def test_a_full_checkpoint_stores_the_lr_encoder_once_and_translates_as_its_comp
     token table both sides share) is written twice; the translator read back has the model's own encoder and
     translates, weight for weight, as the component it came from (a copy of `tiny_paths["lr_hr"]`)."""
     folder, _, _, translations = moved_checkpoint
-    model = TallForCausalLM.from_pretrained(folder)
+    model = TallForConditionalGeneration.from_pretrained(folder)
     decoder_side = load_file(folder / "translator" / "model.safetensors")
     assert decoder_side and all(
         key.startswith("model.decoder.layers.") or key == "final_logits_bias" for key in decoder_side
@@ -204,13 +204,13 @@ def test_a_full_checkpoint_of_the_earlier_layout_translates_with_its_whole_trans
     """Checkpoints saved when the processor held the translator have it whole in `translator/`: still read, with the
     model's own encoder in it."""
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     model.save_pretrained(tmp_path)
     component = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
     assert component.generation_config.num_beams > 1
     component.generation_config.num_beams = 1  # tells the checkpoint's translator from the recorded component
     component.save_pretrained(tmp_path / "translator")
-    loaded = TallForCausalLM.from_pretrained(tmp_path)
+    loaded = TallForConditionalGeneration.from_pretrained(tmp_path)
     translator = lr_hr_translator(loaded)
     assert translator.get_encoder() is loaded.lr_encoder and translator.generation_config.num_beams == 1
     tokenizer = TallProcessor.from_components(**tiny_paths).source_tokenizer

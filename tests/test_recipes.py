@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, set_seed
 
-from tall_hf import TallForCausalLM
+from tall_hf import TallForConditionalGeneration
 from tall_hf.modules.losses import IGNORE_INDEX
 
 
-def stage_3_output(model: TallForCausalLM, batch) -> tuple[torch.Tensor, torch.Tensor]:
+def stage_3_output(model: TallForConditionalGeneration, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """What the LLM reads (stage 3's output) and the LLM's own embeddings of the bridge stream."""
     seen = {}
     handle = model.llm.register_forward_pre_hook(lambda _, args, kwargs: seen.update(kwargs), with_kwargs=True)
@@ -26,17 +26,19 @@ def stage_3_output(model: TallForCausalLM, batch) -> tuple[torch.Tensor, torch.T
 
 def test_source_residual_starts_as_a_pass_through_of_the_llm_embeddings(tiny_paths, batch):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True).eval()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, source_residual=True).eval()
     read, embeddings = stage_3_output(model, batch)
     torch.testing.assert_close(read, embeddings, rtol=0, atol=0)
-    paper = TallForCausalLM.from_components(**tiny_paths).eval()
+    paper = TallForConditionalGeneration.from_components(**tiny_paths).eval()
     read, embeddings = stage_3_output(paper, batch)
     assert (read - embeddings).abs().max() > 0.1, "without the option, stage 3 replaces the embeddings"
 
 
 def test_source_residual_gate_trains_and_opens(tiny_paths, batch):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True, loss_mode="all_tokens").train()
+    model = TallForConditionalGeneration.from_components(
+        **tiny_paths, source_residual=True, loss_mode="all_tokens"
+    ).train()
     gate = model.source_transformer.residual_gate
     assert gate.requires_grad
     model(**batch).loss.backward()
@@ -51,11 +53,11 @@ def test_source_residual_gate_trains_and_opens(tiny_paths, batch):
 
 def test_source_residual_survives_save_and_load(tiny_paths, tiny_processor, batch, tmp_path):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, source_residual=True).eval()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, source_residual=True).eval()
     with torch.no_grad():
         model.source_transformer.residual_gate.fill_(0.25)
     model.save_pretrained(tmp_path)
-    loaded = TallForCausalLM.from_pretrained(tmp_path).eval()
+    loaded = TallForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert loaded.config.source_residual
     assert loaded.source_transformer.residual_gate.item() == 0.25
     with torch.no_grad():
@@ -64,7 +66,7 @@ def test_source_residual_survives_save_and_load(tiny_paths, tiny_processor, batc
 
 def test_target_transformer_starts_as_the_translators_encoder(tiny_paths, batch):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths, target_transformer_init="translator").eval()
+    model = TallForConditionalGeneration.from_components(**tiny_paths, target_transformer_init="translator").eval()
     translator = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["hr_lr"]).get_encoder().eval()
     states = torch.randn(2, 5, model.config.hr_lr_config.d_model)
     mask = torch.ones(2, 5, dtype=torch.long)
@@ -77,7 +79,7 @@ def test_target_transformer_starts_as_the_translators_encoder(tiny_paths, batch)
 
 def test_unknown_target_init_is_rejected(tiny_paths):
     with pytest.raises(ValueError, match="target_transformer_init"):
-        TallForCausalLM.from_components(**tiny_paths, target_transformer_init="copy")
+        TallForConditionalGeneration.from_components(**tiny_paths, target_transformer_init="copy")
 
 
 def test_recipes_set_model_options_and_training_defaults(tmp_path):
@@ -111,7 +113,7 @@ def test_a_few_hundred_steps_beat_an_untrained_tall(run_arguments, test_world, t
     recipe = get_recipe("fast")
     processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
     set_seed(0)
-    model = TallForCausalLM.from_components(**components, **recipe.model)
+    model = TallForConditionalGeneration.from_components(**components, **recipe.model)
     preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens, cache_dir=str(tmp_path / "cache"))
     train, test = (
         prepare_tall_dataset(test_world.sentences(split), processor, components["lr_hr"], preparation)
@@ -159,7 +161,7 @@ def test_default_recipe_reaches_most_of_the_ceiling_on_the_default_world(run_arg
     recipe = get_recipe(DEFAULT_RECIPE)
     processor = TallProcessor.from_components(**components, loss_mode=recipe.model["loss_mode"])
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**components, **recipe.model)
+    model = TallForConditionalGeneration.from_components(**components, **recipe.model)
     preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens, cache_dir=str(tmp_path / "cache"))
     train = prepare_tall_dataset(world.sentences("train"), processor, components["lr_hr"], preparation)
     args = run_arguments(tmp_path / "tall", max_steps=TALL_STEPS, per_device_train_batch_size=16, seed=0)
@@ -186,10 +188,10 @@ def test_default_recipe_reaches_most_of_the_ceiling_on_the_default_world(run_arg
     assert estimates["tall"].lower > estimates["naive"].upper, estimates
 
 
-def train_and_score_recipe(world, tmp_path, recipe: str) -> dict:
-    """TALL trained on the world's `train` split as `tall-hf train --recipe RECIPE` trains it by the recipe's defaults
-    (its model, data and training settings; no held-out evaluation), then Naive and TALL scored on its test
-    split."""
+def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
+    """TALL trained on the world's `train` split as `tall-hf train --recipe RECIPE --seed SEED` trains it by the
+    recipe's defaults (its model, data and training settings; no held-out evaluation), then Naive and TALL scored on
+    its test split."""
     from transformers import TrainingArguments
 
     from tall_hf.data import PreparationArguments
@@ -215,7 +217,7 @@ def train_and_score_recipe(world, tmp_path, recipe: str) -> dict:
                 "save_strategy": "no",
                 "load_best_model_at_end": False,
                 "use_cpu": True,
-                "seed": 0,
+                "seed": seed,
             },
         ),
     )
@@ -233,15 +235,21 @@ def train_and_score_recipe(world, tmp_path, recipe: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="Issue 19's target is not reached yet: the teacher recipe measured 0.33 and 0.48 x the ceiling on these "
-    "worlds (benchmarks/README.md, 'On real text').",
+    reason="Issue 19's target is not reached reliably: this test measured 1.40 of a 3.30 ceiling (0.42 x) on the qwen2 "
+    "world; benchmarks/recipes.py runs of the same recipe 0.44-0.73 x (benchmarks/README.md, 'On real text').",
     strict=False,
 )
 @pytest.mark.parametrize(("llm", "seed"), [("qwen2", 0), ("llama", 1)])
 def test_teacher_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(shared_path, tiny_cache, tmp_path, llm, seed):
     """Issue 19's target: on a world built from Hebrew Wikipedia (`build_world(lr_text=...)`: 4,000 training and
     1,000 test sentences; about 12 minutes to build on 2 busy cores, then cached), the `teacher` recipe by its
-    defaults reaches half the world's ceiling."""
+    defaults (about 8 minutes on one busy core) reaches half the world's ceiling.
+
+    Measured with benchmarks/recipes.py, these worlds' and training seeds, on their build-version-3 twins
+    (benchmarks/README.md, "On real text"): 2.20 of a 3.30 ceiling (qwen2, 0.67 x) and 1.60 of 2.70 (llama, 0.59 x),
+    Direct 0.00 [0.00, 0.00]. The target itself is the margin, and a thin one: on llama, training seed 2 measured
+    0.44 x; this test itself (through `run_training`, on the version-4 qwen2 world, byte-identical components)
+    measured 1.40 [0.80, 2.20], 0.42 x, in 15 minutes with the world build."""
     from tall_hf.worlds import build_world
 
     world = build_world(
@@ -249,6 +257,6 @@ def test_teacher_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(shared_pat
     )
     for role, facts in world.facts["translators"].items():
         assert facts["exact_sentence_rate"] >= 0.9, (role, facts)
-    estimates = train_and_score_recipe(world, tmp_path, "teacher")
+    estimates = train_and_score_recipe(world, tmp_path, "teacher", seed=seed)  # training seed as measured
     ceiling = world.facts["ceiling"]["accuracy"]
     assert estimates["tall"].accuracy >= 0.5 * ceiling, (estimates, ceiling)  # (Direct scores 0: it bounds nothing)

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, TrainingArguments
 
-from tall_hf import BridgeForCausalLM, BridgeProcessor, TallForCausalLM
+from tall_hf import BridgeForCausalLM, BridgeProcessor, TallForConditionalGeneration
 from tall_hf.cli import main
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evaluation
@@ -292,7 +292,9 @@ def _every_trainable_parameter_learns(model, batch) -> None:
 @pytest.mark.parametrize("fusion", sorted(FUSION_METHODS))
 def test_every_trainable_parameter_of_tall_learns(tiny_paths, tiny_processor, fusion):
     options = {"encoder_fusion_options": {"num_heads": 2}} if fusion == "token_softmax" else {}
-    model = TallForCausalLM.from_components(**tiny_paths, encoder_fusion=fusion, loss_mode="all_tokens", **options)
+    model = TallForConditionalGeneration.from_components(
+        **tiny_paths, encoder_fusion=fusion, loss_mode="all_tokens", **options
+    )
     sentences = read_corpus("hebrew")[:4]
     prefixes = [sentence.rsplit(" ", 1)[0] for sentence in sentences]
     batch = tiny_processor(prefixes, read_corpus("english")[:4], sentences)

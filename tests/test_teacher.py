@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tall_hf import TallProcessor
+from tall_hf import TallForConditionalGeneration, TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.data.preparation import word_boundary_prefixes
 from tall_hf.training import teacher
@@ -22,16 +22,15 @@ def test_every_word_boundary_is_an_example():
 
 
 def test_recipes_set_the_data_options():
-    assert TallDataArguments(train_file="x").recipe_options("teacher") == {
-        "teacher_labels": True,
-        "word_boundaries": True,
-    }
+    teacher = TallDataArguments(train_file="x").recipe_options("teacher")
+    assert teacher["teacher_labels"] and teacher["word_boundaries"]
     assert TallDataArguments(train_file="x").recipe_options("paper") == {
         "teacher_labels": False,
+        "teacher_forced_prefix": False,
         "word_boundaries": False,
     }
     given = TallDataArguments(train_file="x", teacher_labels=False).recipe_options("teacher")
-    assert given == {"teacher_labels": False, "word_boundaries": True}
+    assert given == {**teacher, "teacher_labels": False}
 
 
 def test_teacher_labels_are_the_pipelines_words_and_are_cached(test_world, tmp_path, monkeypatch):
@@ -63,12 +62,11 @@ def test_teacher_labels_are_the_pipelines_words_and_are_cached(test_world, tmp_p
 
 
 def test_adapter_b_learns_to_read_the_llms_predictions(test_world, run_arguments, tmp_path):
-    from tall_hf import TallForCausalLM
     from tall_hf.training.adapter_pretraining import next_token_table, pretrain_next_token_reader
 
     components = test_world.components
     processor = TallProcessor.from_components(**components)
-    model = TallForCausalLM.from_components(**components, target_transformer_init="translator")
+    model = TallForConditionalGeneration.from_components(**components, target_transformer_init="translator")
     table = next_token_table(model, processor)
     assert table.shape == (model.get_input_embeddings().weight.shape[0], model.config.hr_lr_config.d_model)
     assert (table[processor.llm_tokenizer.all_special_ids] == 0).all()
@@ -87,3 +85,40 @@ def test_adapter_b_learns_to_read_the_llms_predictions(test_world, run_arguments
     # Measured (test world): 0.91 -> 0.24 over 60 steps on 300 sentences, 0.92 -> 0.30 over these 30 steps on 64.
     assert losses[-1] < 0.6 * losses[0], losses
     assert not torch.equal(model.target_alignment.down.weight, before)
+
+
+def test_the_forced_prefix_teacher_is_naive_with_the_lr_prefix_forced(test_world, tmp_path):
+    """`forced_prefix` labels with `ForcedPrefixNaiveApproach`: the back-translation starts with the LR prefix, as
+    TALL's LR decoder reads it (what it gains on the lossy world: benchmarks/README.md, "On real text")."""
+    from tall_hf.evaluation import ApproachContext, ForcedPrefixNaiveApproach
+
+    components = test_world.components
+    processor = TallProcessor.from_components(**components, loss_mode="last_word")
+    train = prepare_tall_dataset(
+        test_world.sentences("train")[:64],
+        processor,
+        components["lr_hr"],
+        PreparationArguments(cache_dir=str(tmp_path)),
+    )
+    labelled = with_teacher_labels(train, processor, components, tmp_path / "forced", forced_prefix=True)
+    context = ApproachContext(**components, output_dir=str(tmp_path), device=torch.device("cpu"))
+    words = ForcedPrefixNaiveApproach.from_context(context).predict(train["prefix"], translations=train["translation"])
+    assert labelled["last_word"] == [word for word in words if word]
+
+
+def test_frozen_stages_get_no_gradient(tiny_paths, tiny_processor):
+    from tall_hf.training.recipes import freeze_stages
+
+    torch.manual_seed(0)
+    model = TallForConditionalGeneration.from_components(
+        **tiny_paths, source_residual=True, target_transformer_init="translator"
+    )
+    source_side = ("encoder_fusion", "source_alignment", "source_transformer")
+    freeze_stages(model, source_side)
+    batch = tiny_processor(["הילדים הלכו אל"], ["the children went to"], ["הילדים הלכו אל הגן"])
+    model(**batch).loss.backward()
+    for stage in source_side:
+        assert all(p.grad is None and not p.requires_grad for p in getattr(model, stage).parameters()), stage
+    assert any(p.grad is not None for p in model.target_alignment.parameters())
+    with pytest.raises(ValueError, match="no stage"):
+        freeze_stages(model, ["source_adapter"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, EvalPrediction, TrainingArguments
 
-from tall_hf import TallForCausalLM, TallProcessor
+from tall_hf import TallForConditionalGeneration, TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.models.tall.configuration_tall import derive_source_transformer_config, derive_target_transformer_config
 from tall_hf.training import TallMetrics, create_tall_trainer, tall_training_arguments, train_tall
@@ -49,7 +49,7 @@ def test_training_updates_only_trainable_parts_and_saves_a_loadable_model(
     tiny_paths, tiny_processor, prepared, tmp_path
 ):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     frozen = {name: p.detach().clone() for name, p in model.named_parameters() if not p.requires_grad}
     before = trainable_state(model)
     trainer = train_tall(
@@ -72,7 +72,7 @@ def test_training_updates_only_trainable_parts_and_saves_a_loadable_model(
     assert trainer.state.best_metric == min(entry["eval_loss"] for entry in evaluations)
 
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
-    assert isinstance(loaded, TallForCausalLM)
+    assert isinstance(loaded, TallForConditionalGeneration)
     for name, parameter in loaded.named_parameters():
         torch.testing.assert_close(parameter, dict(model.named_parameters())[name])
     processor = TallProcessor.from_pretrained(tmp_path)
@@ -83,7 +83,7 @@ def test_training_updates_only_trainable_parts_and_saves_a_loadable_model(
 def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_paths, tiny_processor, prepared, tmp_path):
     data = prepared.select(range(40))
     torch.manual_seed(0)
-    uninterrupted = TallForCausalLM.from_components(**tiny_paths)
+    uninterrupted = TallForConditionalGeneration.from_components(**tiny_paths)
     create_tall_trainer(
         uninterrupted,
         tiny_processor,
@@ -92,7 +92,7 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_paths, tiny_pr
     ).train()
 
     torch.manual_seed(0)
-    resumed = TallForCausalLM.from_components(**tiny_paths)
+    resumed = TallForConditionalGeneration.from_components(**tiny_paths)
     args = quick_args(tmp_path / "b", eval_strategy="no", load_best_model_at_end=False)
     create_tall_trainer(resumed, tiny_processor, args, data).train(
         resume_from_checkpoint=str(tmp_path / "a" / "checkpoint-3")
@@ -116,7 +116,7 @@ def test_metrics_against_hand_computation():
 
 def test_adapter_pretraining_initialises_tall_adapters(tiny_paths, tiny_processor, prepared, tmp_path):
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(**tiny_paths)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
     before = {stage: getattr(model, stage).state_dict() for stage in ("source_alignment", "target_alignment")}
     before = {stage: {k: v.clone() for k, v in state.items()} for stage, state in before.items()}
     args = TrainingArguments(
@@ -159,7 +159,7 @@ def overfit(
     target = derive_target_transformer_config(configs["hr_lr"])
     source.dropout = target.dropout = 0.0
     torch.manual_seed(0)
-    model = TallForCausalLM.from_components(
+    model = TallForConditionalGeneration.from_components(
         **tiny_paths,
         adapter_dropout=0.0,
         initializer_range=0.15,

@@ -31,7 +31,13 @@ from transformers.utils import logging
 from ..data import PreparationArguments, translate
 from ..data.text_files import read_sentences
 from ..generation import TallPredictor
-from ..generation.pivot import NextWordLM, back_translated_last_words, load_llm_tokenizer, pivot_words
+from ..generation.pivot import (
+    NextWordLM,
+    back_translated_last_words,
+    forced_prefix_words,
+    load_llm_tokenizer,
+    pivot_words,
+)
 from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..training import baselines
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
@@ -221,33 +227,8 @@ class ForcedPrefixNaiveApproach(NaiveApproach):
     then generates on (its own generation settings); the word after the prefix is the prediction. The same frozen
     components and no training: what reading the LR prefix gives without TALL's trained stages."""
 
-    max_new_tokens: ClassVar[int] = 16
-
-    @torch.inference_mode()
     def back_translated_words(self, prefixes: list[str], completed: list[str], batch_size: int) -> list[str]:
-        model, tokenizer = self.context.hr_lr_translator
-        start = model.generation_config.decoder_start_token_id
-        if start is None:
-            start = model.config.decoder_start_token_id
-        forced = [[start, *ids] for ids in tokenizer(text_target=prefixes, add_special_tokens=False)["input_ids"]]
-        source_ids = tokenizer(completed, truncation=True)["input_ids"]
-        groups: dict[int, list[int]] = {}  # rows of one forced length share a `generate` call (no decoder padding)
-        for row, ids in enumerate(forced):
-            groups.setdefault(len(ids), []).append(row)
-        words = [""] * len(prefixes)
-        for rows in groups.values():
-            for begin in range(0, len(rows), batch_size):
-                batch = rows[begin : begin + batch_size]
-                inputs = tokenizer.pad({"input_ids": [source_ids[i] for i in batch]}, return_tensors="pt")
-                generated = model.generate(
-                    **inputs.to(model.device),
-                    decoder_input_ids=torch.tensor([forced[i] for i in batch], device=model.device),
-                    max_length=len(forced[batch[0]]) + self.max_new_tokens,  # the translator's config sets one
-                )
-                for row, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
-                    after = text.split()[len(prefixes[row].split()) :]
-                    words[row] = after[0] if after else ""
-        return words
+        return forced_prefix_words(*self.context.hr_lr_translator, prefixes, completed, batch_size)
 
 
 @register_approach("soft_prompt", "Soft prompt")

@@ -37,6 +37,8 @@ logger = logging.get_logger(__name__)
 
 # The decoder that undoes each `tokenizers` pre-tokenizer (its word markers: sentencepiece's "▁", byte-level's "Ġ").
 MATCHING_DECODERS = {"ByteLevel": decoders.ByteLevel, "Metaspace": decoders.Metaspace}
+# Tokens the forced-prefix back-translation may write past the LR prefix (enough for the next word).
+FORCED_PREFIX_NEW_TOKENS = 16
 
 
 def first_word(text: str) -> str:
@@ -170,6 +172,42 @@ def back_translated_last_words(
     return [last_word(text) for text in translate(completed, translator, tokenizer, batch_size=batch_size)]
 
 
+@torch.inference_mode()
+def forced_prefix_words(
+    translator: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prefixes: list[str],
+    completed: list[str],
+    batch_size: int = 16,
+    max_new_tokens: int = FORCED_PREFIX_NEW_TOKENS,
+) -> list[str]:
+    """The LR word after each LR prefix when the HR->LR `translator` reads the completed HR sentence with its decoder
+    start token and the prefix's tokens forced as the start of its output, then generates on (its own generation
+    settings, at most `max_new_tokens` past the prefix): the back-translation TALL's LR decoder does, without TALL."""
+    start = translator.generation_config.decoder_start_token_id
+    if start is None:
+        start = translator.config.decoder_start_token_id
+    forced = [[start, *ids] for ids in tokenizer(text_target=prefixes, add_special_tokens=False)["input_ids"]]
+    source_ids = tokenizer(completed, truncation=True)["input_ids"]
+    groups: dict[int, list[int]] = {}  # rows of one forced length share a `generate` call (no decoder padding)
+    for row, ids in enumerate(forced):
+        groups.setdefault(len(ids), []).append(row)
+    found = [""] * len(prefixes)
+    for rows in groups.values():
+        for begin in range(0, len(rows), batch_size):
+            batch = rows[begin : begin + batch_size]
+            inputs = tokenizer.pad({"input_ids": [source_ids[i] for i in batch]}, return_tensors="pt")
+            generated = translator.generate(
+                **inputs.to(translator.device),
+                decoder_input_ids=torch.tensor([forced[i] for i in batch], device=translator.device),
+                max_length=len(forced[batch[0]]) + max_new_tokens,  # the translator's config sets one
+            )
+            for row, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
+                after = text.split()[len(prefixes[row].split()) :]
+                found[row] = after[0] if after else ""
+    return found
+
+
 def pivot_words(
     prefixes: list[str],
     translations: list[str],
@@ -194,9 +232,11 @@ def pivot_words(
 
 
 __all__ = [
+    "FORCED_PREFIX_NEW_TOKENS",
     "NextWordLM",
     "back_translated_last_words",
     "first_word",
+    "forced_prefix_words",
     "last_word",
     "load_llm_tokenizer",
     "pivot_words",

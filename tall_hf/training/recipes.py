@@ -10,10 +10,11 @@ and the demo all read them from here.
   5% warm-up. It reaches the ceiling of the generated worlds but learns almost nothing on real text (Wikipedia), where
   most gold last words are ones the LLM could not have predicted.
 - `teacher` (for real text): `fast`'s model with the loss on every piece of the last word, trained on what the
-  frozen pipeline itself predicts (`tall_hf.training.teacher`: the LLM's next HR word, translated back) at every word
-  boundary of the training sentences, batch 32, 4 epochs. It learns on Wikipedia where `fast` does not, but it
-  imitates the Naive pipeline, so it cannot beat Naive where the HR side loses what the LR prefix says (the lossy
-  default world): not the default.
+  frozen pipeline itself predicts at every word boundary of the training sentences (`tall_hf.training.teacher`: the
+  LLM's next HR word, translated back with the LR prefix forced, as TALL's LR decoder reads it), the source side
+  (stages 1-3, a pass-through of the LLM's own embeddings at the start) kept as it starts, batch 32, 20 epochs. It
+  learns on Wikipedia, where most gold last words are ones the LLM could not have predicted and `fast` learns almost
+  nothing.
 
 How they (and variants between them) compare on known-answer worlds: `benchmarks/recipes.py`, its figures in
 `benchmarks/README.md` ("Training recipes", "On real text").
@@ -55,8 +56,13 @@ class TallRecipe:
     data: dict = field(default_factory=dict)
     # Steps of adapter B's pre-training on reading the LLM's predictions (`pretrain_next_token_reader`; 0: none).
     next_token_reader_steps: int = 0
+    # Trainable stages (`TRAINABLE_STAGES` names) kept as they start (`freeze_stages`).
+    frozen_stages: tuple[str, ...] = ()
 
 
+# Stages 1-3 (what the LLM reads): the gated pass-through keeps the LLM reading its own embeddings while they stay as
+# they start.
+SOURCE_SIDE = ("encoder_fusion", "source_alignment", "source_transformer")
 # `fast`'s settings, which `teacher` builds on.
 _FAST_MODEL = {"loss_mode": "last_token", "source_residual": True, "target_transformer_init": "translator"}
 _FAST_TRAINING = {
@@ -84,16 +90,27 @@ TALL_RECIPES: dict[str, TallRecipe] = {
         training={
             **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
-            "num_train_epochs": 4,
+            "num_train_epochs": 20,
             "eval_steps": 500,
             "save_steps": 500,
         },
-        data={"teacher_labels": True, "word_boundaries": True},
+        data={"teacher_labels": True, "teacher_forced_prefix": True, "word_boundaries": True},
+        frozen_stages=SOURCE_SIDE,
     ),
 }
 DEFAULT_RECIPE = "fast"
 RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
-RECIPE_DATA_FIELDS = ("teacher_labels", "word_boundaries")
+RECIPE_DATA_FIELDS = ("teacher_labels", "teacher_forced_prefix", "word_boundaries")
+
+
+def freeze_stages(model, stages: tuple[str, ...] | list[str]) -> None:
+    """Keep the named trainable stages of `model` as they start: no gradient, so the optimizer leaves them alone and,
+    with every stage before the LLM frozen, no backward pass runs through the LLM."""
+    for stage in stages:
+        module = getattr(model, stage, None)
+        if module is None:
+            raise ValueError(f"TALL has no stage {stage!r} to freeze.")
+        module.requires_grad_(False)
 
 
 def get_recipe(name: str) -> TallRecipe:
@@ -149,9 +166,11 @@ __all__ = [
     "DEFAULT_RECIPE",
     "RECIPE_DATA_FIELDS",
     "RECIPE_MODEL_FIELDS",
+    "SOURCE_SIDE",
     "TALL_RECIPES",
     "TRAINING_DEFAULTS",
     "TallRecipe",
+    "freeze_stages",
     "get_recipe",
     "parser_training_defaults",
     "recipe_field",

@@ -22,6 +22,7 @@ from .checkpointing import checkpoint_step, finished_run, last_complete_checkpoi
 from .recipes import (
     RECIPE_DATA_FIELDS,
     RECIPE_MODEL_FIELDS,
+    freeze_stages,
     get_recipe,
     recipe_field,
 )
@@ -78,6 +79,13 @@ class TallModelArguments:
             "default: the recipe's). Resumable; skipped when TALL resumes from a checkpoint."
         },
     )
+    frozen_stages: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Trainable stages kept as they start, e.g. encoder_fusion source_alignment source_transformer "
+            "(default: the recipe's)."
+        },
+    )
 
     def model_options(self) -> dict:
         """The recipe's `TallConfig` options, with those given here in their place."""
@@ -125,6 +133,13 @@ class TallDataArguments:
         metadata={
             "help": "Train on the word the frozen components predict (translate, LLM, translate back) in place of "
             "the gold last word (tall_hf.training.teacher; default: the recipe's)."
+        },
+    )
+    teacher_forced_prefix: bool | None = field(
+        default=None,
+        metadata={
+            "help": "The teacher's back-translation starts with the LR prefix itself, as TALL's LR decoder reads it "
+            "(default: the recipe's)."
         },
     )
 
@@ -237,6 +252,8 @@ def _run_training(
         adapter_dropout=model_args.adapter_dropout,
         transformer_dropout=model_args.transformer_dropout,
     )
+    frozen = model_args.frozen_stages
+    freeze_stages(model, get_recipe(model_args.recipe).frozen_stages if frozen is None else frozen)
     # The processor's labels follow the model's loss mode (its config is the one home of the setting).
     processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=model.config.loss_mode)
     processor.check_compatible(model.config)  # every component's tokenizer, before any data is prepared
@@ -262,7 +279,12 @@ def _run_training(
     if validation is not None and data_args.max_eval_samples is not None:
         validation = validation.select(range(min(data_args.max_eval_samples, len(validation))))
     if data_options["teacher_labels"]:
-        teacher = {"components": paths, "output_dir": training_args.output_dir, "device": training_args.device}
+        teacher = {
+            "components": paths,
+            "output_dir": training_args.output_dir,
+            "device": training_args.device,
+            "forced_prefix": data_options["teacher_forced_prefix"],
+        }
         train = with_teacher_labels(train, processor, **teacher)
         if validation is not None:
             validation = with_teacher_labels(validation, processor, **teacher, name=f"{TEACHER_DATA}_validation")

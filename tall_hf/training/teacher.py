@@ -1,7 +1,7 @@
 """Teacher labels from the frozen pipeline itself: the last word of each training sentence replaced by the word the
 three frozen components predict for its prefix (the Naive approach: the prefix's HR translation, the LLM's next HR
-word, the completed HR sentence translated back to LR, its last word); sentences where the LLM writes no word are
-left out.
+word, the completed HR sentence translated back to LR, its last word; by default with the LR prefix forced as the
+start of the back-translation, `ForcedPrefixNaiveApproach`); sentences where the LLM writes no word are left out.
 
 Why: on real text the gold last word is one the LLM could not have predicted for most sentences (the ceiling is a few
 percent), so a loss on gold words teaches TALL the frequent words, not how to read the LLM. The teacher's word is,
@@ -19,7 +19,13 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
-from ..generation.pivot import NextWordLM, back_translated_last_words, load_llm_tokenizer, pivot_words
+from ..generation.pivot import (
+    NextWordLM,
+    back_translated_last_words,
+    forced_prefix_words,
+    load_llm_tokenizer,
+    pivot_words,
+)
 from ..models.tall.processing_tall import TallProcessor
 from ..utils.hub import load_pretrained
 
@@ -34,17 +40,23 @@ def teacher_words(
     components: dict[str, str],
     batch_size: int = 32,
     device: torch.device | None = None,
+    forced_prefix: bool = True,
 ) -> list[str]:
     """The Naive approach's greedy LR word after each prefix, from the given HR `translations` of the prefixes: the
     LLM's next HR word, the completed HR sentence translated back, its last word (`tall_hf.generation.pivot`); `""`
-    where the LLM wrote no word (it ended the text, or continued the prefix's last word)."""
+    where the LLM wrote no word (it ended the text, or continued the prefix's last word). With `forced_prefix`, the
+    back-translation starts with the LR prefix itself (`forced_prefix_words`, the `naive_forced` approach), as TALL's
+    LR decoder reads it: the word then agrees with what the LR prefix says and the HR side may have lost (gender, in
+    the lossy generated world)."""
     device = device or torch.device("cpu")
     llm = load_pretrained(AutoModelForCausalLM, components["llm"], role="LLM").to(device)
     translator = load_pretrained(AutoModelForSeq2SeqLM, components["hr_lr"], role="HR->LR translator")
     translator = translator.to(device).eval()
     tokenizer = load_pretrained(AutoTokenizer, components["hr_lr"], role="HR->LR translator tokenizer")
 
-    def back_translate(_, completed: list[str], size: int) -> list[str]:
+    def back_translate(prefixes: list[str], completed: list[str], size: int) -> list[str]:
+        if forced_prefix:
+            return forced_prefix_words(translator, tokenizer, prefixes, completed, size)
         return back_translated_last_words(translator, tokenizer, completed, size)
 
     next_word = NextWordLM(llm, load_llm_tokenizer(components["llm"]))
@@ -59,6 +71,7 @@ def with_teacher_labels(
     batch_size: int = 32,
     device: torch.device | None = None,
     name: str = TEACHER_DATA,
+    forced_prefix: bool = True,
 ) -> Dataset:
     """Rows of `prepare_tall_dataset` whose last word is the teacher's (rows without a teacher word dropped), saved
     as `output_dir/name` and read from there when it exists (labelling costs one LLM word and one back-translation
@@ -68,11 +81,11 @@ def with_teacher_labels(
         if os.path.isdir(path):
             logger.info(f"Teacher labels read from {path}.")
             return load_from_disk(path)
-        return _label(dataset, processor, components, batch_size, device, path)
+        return _label(dataset, processor, components, batch_size, device, path, forced_prefix)
 
 
-def _label(dataset, processor, components, batch_size, device, path) -> Dataset:
-    words = teacher_words(dataset["prefix"], dataset["translation"], components, batch_size, device)
+def _label(dataset, processor, components, batch_size, device, path, forced_prefix) -> Dataset:
+    words = teacher_words(dataset["prefix"], dataset["translation"], components, batch_size, device, forced_prefix)
     keep = [index for index, word in enumerate(words) if word]
     if not keep:
         raise ValueError(
