@@ -50,11 +50,11 @@ class BridgeDemoArguments:
     )
     preset: str = field(default="default", metadata={"help": f"World size: {sorted(BRIDGE_PRESETS)}."})
     encoder: str = field(
-        default="translation",
+        default="premise",
         metadata={
-            "help": "The world's encoder: `translation` (a translation encoder as it is) or `premise` (layers "
-            "stacked on it and trained on in-script copying: an experiment that did not show the fusion paper's "
-            "premise; see benchmarks/README.md).",
+            "help": "The world's encoder: `premise` (the fusion paper's premise built in: language-specific top "
+            "layers stacked on a translation encoder, whose output they rotate per language) or `translation` (the "
+            "translation encoder as it is); see tall_hf.worlds.bridge and benchmarks/README.md.",
             "choices": ENCODER_KINDS,
         },
     )

@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tall_hf.cli import main
-from tall_hf.worlds.bridge import LABEL_WORDS, TOPIC_WORDS, BridgeWorld, build_bridge_world, sentence_topic
+from tall_hf.worlds.bridge import (
+    LABEL_WORDS,
+    TOPIC_WORDS,
+    BridgeWorld,
+    build_bridge_world,
+    language_rotations,
+    sentence_topic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +51,43 @@ def test_world_facts_and_task(world):
     assert world.label_words == [" " + world.letter_map.to_hr(word) for word in LABEL_WORDS]
     assert facts["labels"] == list(TOPIC_WORDS)
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
-    probe, layers = facts["encoder"]["probe"], facts["encoder"]["encoder_layers"]
-    assert facts["encoder"]["kind"] == "translation"
-    assert [len(probe[language]) for language in ("hr", "lr")] == [layers, layers]
+    encoder = facts["encoder"]
+    assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 2, 1)
+    assert encoder["encoder_layers"] == 3 and (encoder["kept_dims"], encoder["rotation_degrees"]) == (8, 30.0)
+    probe = encoder["probe"]
+    assert [len(probe[language]) for language in ("hr", "lr")] == [3, 3]
     assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
 
 
-def test_premise_encoder_stacks_copying_layers_on_the_translation_encoder(tmp_path):
-    premise = build_bridge_world(tmp_path, preset="test", encoder="premise")
-    encoder = premise.facts["encoder"]
-    assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 1, 1)
-    assert encoder["encoder_layers"] == 2 and len(encoder["probe"]["lr"]) == 2
+def test_translation_encoder_world(tmp_path):
+    translation = build_bridge_world(tmp_path, preset="test", encoder="translation")
+    encoder = translation.facts["encoder"]
+    assert encoder["kind"] == "translation" and encoder["encoder_layers"] == 2 and len(encoder["probe"]["lr"]) == 2
+    assert "kept_dims" not in encoder
     with pytest.raises(ValueError, match="encoder"):
         build_bridge_world(tmp_path, preset="test", encoder="mystery")
+
+
+def test_language_rotations_keep_a_subspace_and_set_the_languages_apart():
+    maps = language_rotations(16, 6, 40.0, seed=0)
+    hr, lr = maps.double()
+    # Both maps are zero off one 6-dimensional subspace and rotations within it.
+    for language_map in (hr, lr):
+        singular = torch.linalg.svdvals(language_map)
+        assert torch.allclose(singular[:6], torch.ones(6, dtype=torch.float64), atol=1e-5)
+        assert singular[6:].abs().max() < 1e-5
+    assert torch.allclose(hr @ hr.T, lr @ lr.T, atol=1e-5)
+    # LR's coordinates are HR's turned by 40 degrees in every plane: a state h reads back cos(40) of itself.
+    kept = hr @ hr.T
+    relative = lr @ hr.T
+    assert torch.trace(relative) / torch.trace(kept) == pytest.approx(torch.cos(torch.tensor(40.0).deg2rad()).item())
+    assert torch.allclose(relative @ relative.T, kept, atol=1e-5)
+    assert torch.equal(maps, language_rotations(16, 6, 40.0, seed=0))
+    assert not torch.equal(maps, language_rotations(16, 6, 40.0, seed=1))
+    assert torch.allclose(*language_rotations(16, 6, 0.0, seed=0), atol=1e-6)  # no rotation: one shared map
+    for kept_dims in (0, 5, 18):
+        with pytest.raises(ValueError, match="kept_dims"):
+            language_rotations(16, kept_dims, 40.0, seed=0)
 
 
 def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
