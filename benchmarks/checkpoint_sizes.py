@@ -1,7 +1,8 @@
 """Sizes of TALL's two checkpoint kinds, measured on the tiny components and computed for the paper's components.
 
 On the tiny components both kinds are saved and reloaded with `AutoModel`, their logits compared with the original
-model's, and the files' sizes printed. For the paper's components (`--paper_components`, the published configs), the
+model's, and the files' sizes printed (a full checkpoint as `tall-hf train` writes it: with the decoder side of its
+LR->HR translator in `translator/`). For the paper's components (`--paper_components`, the published configs), the
 model is built on the `meta` device and the bytes each kind would hold are counted, without any download.
 
     python benchmarks/checkpoint_sizes.py [--paper_components ../shared/design/paper_components]
@@ -20,6 +21,7 @@ from transformers import AutoConfig, AutoModel
 import tall_hf.models  # noqa: F401  (registers TALL with the Auto classes)
 from tall_hf import TallForCausalLM, TallProcessor
 from tall_hf.adapters import ADAPTER_WEIGHTS_NAME
+from tall_hf.data import save_translator
 from tall_hf.testing import build_tiny_components
 
 PAPER_LLMS = ("bloomz-560m", "qwen2.5-0.5b")
@@ -42,6 +44,8 @@ def tiny(workdir: Path) -> None:
     for kind, adapters_only in (("full", False), ("adapters-only", True)):
         folder = workdir / kind
         model.save_pretrained(folder, adapters_only=adapters_only, processor=processor)
+        if not adapters_only:
+            save_translator(model, folder)
         with torch.no_grad():
             identical = torch.equal(AutoModel.from_pretrained(folder)(**batch).logits, expected)
         weights = folder / (ADAPTER_WEIGHTS_NAME if adapters_only else "model.safetensors")

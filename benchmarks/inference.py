@@ -175,19 +175,21 @@ def main() -> None:
     print(f"- {args.threads} torch thread(s); fastest of {args.repeats} interleaved run(s) per path")
 
     predictor.predict_next_word(prefixes[:4], batch_size=2)  # warm-up
-    reference_next_words(model, processor, prefixes[:2])
+    reference_next_words(model, processor, prefixes[:2], translator=translator)
 
     def next_word(batch_size: int, use_cache: bool) -> Callable[[], list[str]]:
         if not use_cache:
-            return lambda: reference_next_words(model, processor, prefixes, batch_size=batch_size)
-        return lambda: processor.clear_translations() or predictor.predict_next_word(prefixes, batch_size=batch_size)
+            return lambda: reference_next_words(
+                model, processor, prefixes, batch_size=batch_size, translator=translator
+            )
+        return lambda: predictor.predict_next_word(prefixes, batch_size=batch_size)
 
     def continuation(batch_size: int, use_cache: bool) -> Callable[[], list[str]]:
         if not use_cache:
-            return lambda: reference_continue_text(model, processor, prefixes, args.num_words, batch_size=batch_size)
-        return lambda: (
-            processor.clear_translations() or predictor.continue_text(prefixes, args.num_words, batch_size=batch_size)
-        )
+            return lambda: reference_continue_text(
+                model, processor, prefixes, args.num_words, batch_size=batch_size, translator=translator
+            )
+        return lambda: predictor.continue_text(prefixes, args.num_words, batch_size=batch_size)
 
     summaries = {}
     checks = {}

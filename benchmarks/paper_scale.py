@@ -298,17 +298,19 @@ def inference(args: PaperScaleArguments) -> dict[str, float]:
     print(f"\n## Inference ({len(prefixes)} sentences of {source}; paper widths, tiny vocabularies)\n")
     predictor.predict_next_word(prefixes[:2], batch_size=2)  # warm-up
     # The paper's algorithm (uncached, per token) is tall_hf.testing.reference; the default path TallPredictor over
-    # generate, its translation cache cleared so that every run translates.
+    # generate (which translates on every call).
     tasks = {
         "next_word": lambda size, cache: (
-            processor.clear_translations() or predictor.predict_next_word(prefixes, batch_size=size)
+            predictor.predict_next_word(prefixes, batch_size=size)
             if cache
-            else reference_next_words(model, processor, prefixes, batch_size=size)
+            else reference_next_words(model, processor, prefixes, batch_size=size, translator=translator)
         ),
         "continuation": lambda size, cache: (
-            processor.clear_translations() or predictor.continue_text(prefixes, args.num_words, batch_size=size)
+            predictor.continue_text(prefixes, args.num_words, batch_size=size)
             if cache
-            else reference_continue_text(model, processor, prefixes, args.num_words, batch_size=size)
+            else reference_continue_text(
+                model, processor, prefixes, args.num_words, batch_size=size, translator=translator
+            )
         ),
     }
     key = "cpu" if args.threads == 1 and args.device == "cpu" else "wall"

@@ -7,7 +7,7 @@ as reference points, and the world's ceiling (its LLM on the HR form of the test
 (`tall_hf.worlds.bounds`) are printed beside them.
 
     python benchmarks/recipes.py                                  # the default world, every variant
-    python benchmarks/recipes.py --variants default paper --steps 400
+    python benchmarks/recipes.py --variants default paper
     python benchmarks/recipes.py --lr_text ../shared/data/hebrew/svlm_wiki_50k.txt
 """
 
@@ -30,6 +30,7 @@ from transformers.utils import logging  # noqa: E402
 
 from tall_hf.data import PreparationArguments, prepare_tall_dataset  # noqa: E402
 from tall_hf.data.preparation import word_boundary_prefixes  # noqa: E402
+from tall_hf.demo import TALL_STEPS  # noqa: E402
 from tall_hf.evaluation import (  # noqa: E402
     ApproachContext,
     DirectApproach,
@@ -87,7 +88,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--steps",
         type=int,
         default=None,
-        help="Training steps of every variant (default: the recipe's epochs, else 400).",
+        help=f"Training steps of every variant (default: the recipe's epochs, else the demo's {TALL_STEPS}).",
     )
     parser.add_argument(
         "--batch_size", type=int, default=None, help="Batch size (default: the recipe's, 16 where it sets none)."
@@ -122,7 +123,7 @@ def train_variant(
     folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
     training["per_device_train_batch_size"] = args.batch_size or training.get("per_device_train_batch_size", 16)
     if args.steps is not None or "num_train_epochs" not in recipe.training:
-        training["max_steps"] = args.steps or 400
+        training["max_steps"] = args.steps or TALL_STEPS
     training_args = tall_training_arguments(
         folder,
         spec["recipe"],

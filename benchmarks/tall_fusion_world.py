@@ -7,7 +7,7 @@ with 95% bootstrap intervals, each fusion against `last` (paired bootstrap on th
 ceiling, and the seconds each fusion took.
 
     python benchmarks/tall_fusion_world.py --output-dir tall-fusion                  # builds the default world
-    python benchmarks/tall_fusion_world.py --world worlds/world-qwen2-... --steps 400 --test-sentences 600
+    python benchmarks/tall_fusion_world.py --world worlds/world-qwen2-... --test-sentences 600
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from transformers import TrainingArguments  # noqa: E402
 
-from tall_hf.demo import train_demo_tall  # noqa: E402
+from tall_hf.demo import TALL_STEPS, train_demo_tall  # noqa: E402
 from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evaluation  # noqa: E402
 from tall_hf.evaluation.zero_shot import bootstrap_difference  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="tall-fusion-world")
     parser.add_argument("--world", help="A built world's folder (default: build the default world under OUTPUT_DIR).")
-    parser.add_argument("--steps", type=int, default=400, help="TALL training steps (the demo's default).")
+    parser.add_argument("--steps", type=int, default=TALL_STEPS, help="TALL training steps (the demo's default).")
     parser.add_argument("--batch-size", type=int, default=16, help="As the demo.")
     parser.add_argument("--test-sentences", type=int, default=600)
     parser.add_argument("--fusions", default=",".join(FUSIONS))

@@ -29,14 +29,16 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.utils import logging
 
 from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evaluation
+from tall_hf.tiny import TinyComponentsArguments
 
 
 def main() -> None:
-    parser = HfArgumentParser((LastWordEvaluationArguments, TrainingArguments))
+    parser = HfArgumentParser((LastWordEvaluationArguments, TrainingArguments, TinyComponentsArguments))
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        evaluation_args, training_args = parser.parse_json_file(sys.argv[1])
+        evaluation_args, training_args, tiny = parser.parse_json_file(sys.argv[1])
     else:
-        evaluation_args, training_args = parser.parse_args_into_dataclasses()
+        evaluation_args, training_args, tiny = parser.parse_args_into_dataclasses()
+    tiny.fill(evaluation_args)
     logging.set_verbosity(training_args.get_process_log_level())
     report = run_last_word_evaluation(evaluation_args, training_args)
     print(report.to_markdown())

@@ -36,148 +36,63 @@ The output folder loads with `AutoModelForCausalLM.from_pretrained` and `AutoPro
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from dataclasses import dataclass, field
 
-import torch
 import transformers
-from datasets import Dataset
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments
 
-from tall_hf import BridgeForCausalLM, BridgeProcessor
+from tall_hf.data.task_data import load_data_file
 from tall_hf.evaluation.zero_shot import SCORING_METHODS, ZeroShotReport, chance_accuracy, evaluate_zero_shot
-from tall_hf.models.bridge import BRIDGE_OBJECTIVES, bridge_training_pairs, create_bridge_trainer, load_data_file
-from tall_hf.modules.fusion import FUSION_METHODS
-from tall_hf.resources import corpus_path, read_corpus
-from tall_hf.testing import build_tiny_bridge_components
+from tall_hf.resources import read_corpus
+from tall_hf.tiny import build_tiny_bridge_components
+from tall_hf.training.bridge import BridgeArguments, run_bridge_training
 from tall_hf.visualization.layer_weights import save_layer_weight_plots
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class BridgeArguments:
-    encoder_model: str | None = field(
-        default=None, metadata={"help": "Multilingual encoder: hub id or folder (mT5, XLM-R, NLLB/M2M100, Marian)."}
-    )
-    llm_model: str | None = field(default=None, metadata={"help": "Decoder-only LLM: hub id or folder."})
-    fusion: str = field(
-        default="token_softmax", metadata={"help": f"How the encoder layers are fused: {sorted(FUSION_METHODS)}."}
-    )
-    fusion_options: str | None = field(
-        default=None, metadata={"help": "The fusion method's settings as JSON, e.g. '{\"num_heads\": 4}'."}
-    )
-    objective: str = field(
-        default="prefix_lm",
-        metadata={"help": f"Training objective: {BRIDGE_OBJECTIVES} (unlabelled text, or input + label string)."},
-    )
-    train_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "Training data: .txt (one text a line), .jsonl or .csv (default: the shipped English corpus)."
-        },
-    )
-    text_column: str = field(default="text", metadata={"help": "Column of the input text (jsonl/csv)."})
-    label_column: str = field(default="label", metadata={"help": "Column of the label (supervised, test file)."})
-    template: str | None = field(
-        default=None, metadata={"help": "Input built from the columns, e.g. '{premise} Question: {hypothesis}'."}
-    )
-    label_words: str | None = field(
-        default=None, metadata={"help": "Comma-separated label strings naming integer labels 0, 1, ..."}
-    )
+class ExampleArguments:
+    """What the example does beside training: tiny offline components, a zero-shot test set and the plots."""
+
     test_file: str | None = field(
         default=None,
         metadata={"help": "Zero-shot test set (.jsonl/.csv: input, integer label, `language`); needs --label_words."},
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N examples."})
-    max_length: int = field(default=128, metadata={"help": "Cut inputs and continuations at this many tokens."})
     tiny_components: str | None = field(
         default=None, metadata={"help": "Build tiny offline components in this folder and use them."}
     )
     plot_sentence: str | None = field(
         default=None, metadata={"help": "Sentence for the per-token heat map (default: a shipped Hebrew line)."}
     )
-    full_checkpoint: bool = field(
-        default=False, metadata={"help": "Save every weight instead of only the fusion and projection."}
-    )
-
-
-def training_data(args: BridgeArguments) -> Dataset | list[str] | str:
-    """What `bridge_training_pairs` reads: the train file (cut to --max_train_samples) or the shipped corpus."""
-    if args.train_file is None:
-        if args.objective == "supervised":
-            raise ValueError("The supervised objective needs --train_file (jsonl/csv with input and label columns).")
-        texts = read_corpus("english")
-        return texts[: args.max_train_samples] if args.max_train_samples else texts
-    if args.max_train_samples is None:
-        return args.train_file
-    data = load_data_file(args.train_file)
-    return data.select(range(min(args.max_train_samples, len(data))))
 
 
 def main() -> None:
-    parser = HfArgumentParser((BridgeArguments, TrainingArguments))
+    parser = HfArgumentParser((BridgeArguments, ExampleArguments, TrainingArguments))
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        args, training_args = parser.parse_json_file(sys.argv[1])
+        args, example, training_args = parser.parse_json_file(sys.argv[1])
     else:
-        args, training_args = parser.parse_args_into_dataclasses()
+        args, example, training_args = parser.parse_args_into_dataclasses()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    set_seed(training_args.seed)
-
-    if args.tiny_components:
+    if example.tiny_components:
         if args.encoder_model or args.llm_model:
             raise ValueError("Pass either --tiny_components or --encoder_model/--llm_model, not both.")
-        components = build_tiny_bridge_components(args.tiny_components)
-    elif args.encoder_model and args.llm_model:
-        components = {"encoder": args.encoder_model, "llm": args.llm_model}
-    else:
-        raise ValueError("Pass --encoder_model and --llm_model (hub ids or folders), or --tiny_components DIR.")
-    label_words = args.label_words.split(",") if args.label_words else None
-    if args.test_file and not label_words:
+        tiny = build_tiny_bridge_components(example.tiny_components)
+        args.encoder_model, args.llm_model = tiny["encoder"], tiny["llm"]
+    label_words = args.label_word_list()
+    if example.test_file and not label_words:
         raise ValueError("--test_file needs --label_words (the label strings of labels 0, 1, ...).")
 
-    processor = BridgeProcessor.from_components(**components)
-    model = BridgeForCausalLM.from_components(
-        **components,
-        fusion=args.fusion,
-        fusion_options=json.loads(args.fusion_options) if args.fusion_options else None,
-        dtype=torch.bfloat16 if training_args.bf16 else None,
-    )
-    logger.info("Bridge parameters:\n%s", model.parameter_table())
-
-    pairs = bridge_training_pairs(
-        training_data(args),
-        args.objective,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        template=args.template,
-        label_words=label_words,
-        seed=training_args.seed,
-    )
-    logger.info(
-        "Training (%s) on %d prefix/continuation pairs (%s).",
-        args.objective,
-        len(pairs),
-        args.train_file or corpus_path("english"),
-    )
-    trainer = create_bridge_trainer(model, processor, pairs, training_args, max_length=args.max_length)
-    result = trainer.train()
-    trainer.save_state()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    if losses:
-        logger.info("Training loss: first logged %.4f, last logged %.4f.", losses[0], losses[-1])
-    trainer.log_metrics("train", result.metrics)
+    model, processor, trainer = run_bridge_training(args, training_args)
     if not trainer.is_world_process_zero():
         return
-
-    model.save_pretrained(training_args.output_dir, adapters_only=not args.full_checkpoint, processor=processor)
     texts_by_language = None
-    if args.test_file:
-        test_set = load_data_file(args.test_file)
+    if example.test_file:
+        test_set = load_data_file(example.test_file)
         template = args.template or "{" + args.text_column + "}"
         results = {
             (args.fusion, method): evaluate_zero_shot(
@@ -200,7 +115,7 @@ def main() -> None:
             texts_by_language = {}
             for row in test_set:
                 texts_by_language.setdefault(row["language"], []).append(template.format(**row))
-    sentence = args.plot_sentence or read_corpus("hebrew")[0]
+    sentence = example.plot_sentence or read_corpus("hebrew")[0]
     for path in save_layer_weight_plots(
         model.eval(), processor, training_args.output_dir, sentence, texts_by_language
     ):

@@ -27,15 +27,19 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments
 
 from tall_hf.data import PreparationArguments
+from tall_hf.tiny import TinyComponentsArguments
 from tall_hf.training.recipes import parser_training_defaults
 from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training
 from tall_hf.utils.logging import set_verbosity
 
 
 def main() -> None:
-    parser = HfArgumentParser((TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments))
+    parser = HfArgumentParser(
+        (TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments, TinyComponentsArguments)
+    )
     parser.set_defaults(**parser_training_defaults(sys.argv[1:]))
-    model_args, data_args, prep_args, training_args = parser.parse_args_into_dataclasses()
+    model_args, data_args, prep_args, training_args, tiny = parser.parse_args_into_dataclasses()
+    tiny.fill(model_args)
     level = min(training_args.get_process_log_level(), transformers.logging.INFO)
     transformers.utils.logging.set_verbosity(level)
     set_verbosity(level)

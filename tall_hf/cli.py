@@ -28,10 +28,16 @@ class PredictArguments:
     model: str = field(metadata={"help": "A saved TALL model: a local folder or a hub id."})
     file: str | None = field(default=None, metadata={"help": "Read sentences from this file, one per line."})
     translator: str | None = field(
-        default=None, metadata={"help": "LR->HR translator (defaults to the one recorded in the model's config)."}
+        default=None,
+        metadata={
+            "help": "Another LR->HR translator, whole (default: the model's own: stage 1 and the decoder side in the "
+            "checkpoint's translator/ or of the lr_hr component its config records)."
+        },
     )
     num_words: int = field(default=1, metadata={"help": "How many words to continue each sentence with."})
-    do_sample: bool = field(default=False, metadata={"help": "Sample (temperature 0.7, top-k 50, top-p 0.95)."})
+    do_sample: bool = field(
+        default=False, metadata={"help": "Sample with the paper's settings (tall_hf.generation.SAMPLING)."}
+    )
     seed: int | None = field(default=None, metadata={"help": "Seed for sampling."})
     batch_size: int = field(default=16, metadata={"help": "Sentences per batch."})
 
@@ -116,18 +122,19 @@ def train(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from .data import PreparationArguments
+    from .tiny import TinyComponentsArguments
     from .training.recipes import parser_training_defaults
     from .training.run import TallDataArguments, TallModelArguments, run_training
 
-    run_training(
-        *_parse(
-            (TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments),
-            argv,
-            "tall-hf train",
-            train.__doc__,
-            parser_training_defaults(argv),
-        )
+    *job, tiny = _parse(
+        (TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments, TinyComponentsArguments),
+        argv,
+        "tall-hf train",
+        train.__doc__,
+        parser_training_defaults(argv),
     )
+    tiny.fill(job[0])
+    run_training(*job)
     return 0
 
 
@@ -136,14 +143,16 @@ def evaluate(argv: list[str]) -> int:
     from transformers import TrainingArguments
 
     from .evaluation import LastWordEvaluationArguments, run_last_word_evaluation
+    from .tiny import TinyComponentsArguments
 
-    eval_args, training_args = _parse(
-        (LastWordEvaluationArguments, TrainingArguments),
+    eval_args, training_args, tiny = _parse(
+        (LastWordEvaluationArguments, TrainingArguments, TinyComponentsArguments),
         argv,
         "tall-hf evaluate",
         evaluate.__doc__,
         {"report_to": "none"},
     )
+    tiny.fill(eval_args)
     report = run_last_word_evaluation(eval_args, training_args)
     print(report.to_markdown())
     return 0

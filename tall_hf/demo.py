@@ -28,6 +28,8 @@ from .worlds.bounds import back_translations, hr_ceiling_result, pivot_bound_res
 
 logger = logging.get_logger(__name__)
 
+# TALL's training steps on the demo world (the benchmarks that mirror the demo train as many).
+TALL_STEPS = 400
 TINY_DISCLAIMER = (
     "--tiny: these components are tiny and have random weights: the accuracies above say nothing about TALL, only\n"
     "that the whole pipeline runs. Without --tiny the demo runs on a known-answer world with trained components."
@@ -68,7 +70,7 @@ class DemoArguments:
         },
     )
     llm: str = field(default="qwen2", metadata={"help": "LLM family of the world (qwen2, llama, bloom, gpt2)."})
-    tall_steps: int = field(default=400, metadata={"help": "Training steps of TALL."})
+    tall_steps: int = field(default=TALL_STEPS, metadata={"help": "Training steps of TALL."})
     baseline_steps: int = field(default=150, metadata={"help": "Training steps of each trained baseline."})
     batch_size: int = field(default=16, metadata={"help": "Training batch size of TALL and the baselines."})
     test_sentences: int | None = field(

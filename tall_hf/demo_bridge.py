@@ -22,6 +22,7 @@ import torch
 from transformers import TrainingArguments
 from transformers.utils import logging
 
+from .data.task_data import supervised_pairs
 from .evaluation.zero_shot import (
     MIN_VERDICT_SEEDS,
     SCORING_METHODS,
@@ -29,8 +30,9 @@ from .evaluation.zero_shot import (
     ZeroShotResult,
     evaluate_zero_shot,
 )
-from .models.bridge import BridgeForCausalLM, BridgeProcessor, create_bridge_trainer, supervised_pairs
+from .models.bridge import BridgeForCausalLM, BridgeProcessor
 from .modules.fusion import FUSION_METHODS
+from .training.bridge import create_bridge_trainer
 from .visualization.layer_weights import save_layer_weight_plots
 from .worlds.bridge import BRIDGE_PRESETS, ENCODER_KINDS, BridgeWorld, build_bridge_world
 

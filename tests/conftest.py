@@ -14,9 +14,10 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tall_hf import TallForCausalLM, TallProcessor  # noqa: E402
+from tall_hf import BridgeForCausalLM, BridgeProcessor, TallForCausalLM, TallProcessor  # noqa: E402
 from tall_hf.resources import read_corpus  # noqa: E402
-from tall_hf.testing import build_tiny_components  # noqa: E402
+from tall_hf.testing import build_tiny_bridge_components, build_tiny_components  # noqa: E402
+from tall_hf.tiny import tiny_model_names  # noqa: E402
 from tall_hf.utils.logging import VERBOSE_ENV  # noqa: E402
 
 # Tiny models gain nothing from intra-op threads and lose a lot to contention on a busy 2-core machine.
@@ -60,6 +61,12 @@ def tiny_paths(tiny_cache) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def tiny_names(tiny_paths) -> dict[str, str]:
+    """The tiny components as `lr_hr_model`, `llm_model`, `hr_lr_model` keyword arguments."""
+    return tiny_model_names(tiny_paths)
+
+
+@pytest.fixture(scope="session")
 def test_world(tiny_cache):
     """The `test` preset's known-answer world (trained translators and LLM, about 25 s to build on one thread), built
     once and cached with the tiny components."""
@@ -85,6 +92,83 @@ def tiny_processor(tiny_paths) -> TallProcessor:
 def tiny_model(tiny_paths) -> TallForCausalLM:
     torch.manual_seed(0)
     return TallForCausalLM.from_components(**tiny_paths)
+
+
+@pytest.fixture(scope="session")
+def tall_texts() -> tuple[list[str], list[str], list[str]]:
+    """Three LR prefixes, their HR translations and the full LR sentences (of different lengths)."""
+    return (
+        ["הילדים משחקים בחצר", "אני אוהב לקרוא ספרים בערב", "מחר"],
+        ["the children play in the yard", "i like to read books in the evening", "tomorrow"],
+        ["הילדים משחקים בחצר הגדולה", "אני אוהב לקרוא ספרים בערב השקט", "מחר בבוקר"],
+    )
+
+
+@pytest.fixture
+def batch(tiny_processor, tall_texts):
+    """The three streams of `tall_texts`, with labels: a batch TALL's forward pass reads."""
+    return tiny_processor(*tall_texts)
+
+
+@pytest.fixture(scope="session")
+def run_arguments():
+    """`run_arguments(output_dir, recipe=None, **overrides)`: the recipe's `TrainingArguments` for a run that trains
+    only (no evaluation, no checkpoints), on the CPU, without progress bars; `overrides` on top."""
+    from tall_hf.training import tall_training_arguments
+
+    def make(output_dir, recipe: str | None = None, **overrides):
+        settings = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
+        settings.update(use_cpu=True, disable_tqdm=True, **overrides)
+        return tall_training_arguments(output_dir, *([recipe] if recipe else []), **settings)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def bridge_run_arguments():
+    """`bridge_run_arguments(output_dir, steps, batch_size=16)`: a bridge's quick `Trainer` run (constant lr 3e-2,
+    a loss logged every step, no checkpoints), on the CPU."""
+    from transformers import TrainingArguments
+
+    def make(output_dir, steps: int, batch_size: int = 16) -> TrainingArguments:
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=3e-2,
+            lr_scheduler_type="constant",
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=0,
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def bridge_paths(tiny_cache) -> dict[str, str]:
+    return build_tiny_bridge_components(tiny_cache, llm="qwen2")
+
+
+@pytest.fixture(scope="session")
+def bridge_processor(bridge_paths) -> BridgeProcessor:
+    return BridgeProcessor.from_components(**bridge_paths)
+
+
+@pytest.fixture(scope="session")
+def make_bridge():
+    """`make_bridge(paths, fusion, **overrides)`: a bridge with seeded fresh weights (token softmax with 2 heads)."""
+
+    def make(paths: dict[str, str], fusion: str = "last", **overrides) -> BridgeForCausalLM:
+        torch.manual_seed(0)
+        if fusion == "token_softmax":
+            overrides.setdefault("fusion_options", {"num_heads": 2})
+        return BridgeForCausalLM.from_components(**paths, fusion=fusion, **overrides)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -23,15 +23,6 @@ from tall_hf.adapters import (
 from tall_hf.models.tall.modeling_tall import TRAINABLE_STAGES
 
 
-@pytest.fixture
-def batch(tiny_processor):
-    return tiny_processor(
-        ["שלום לכם", "הילד הלך אל"],
-        ["hello to you", "the boy went to"],
-        ["שלום לכם חברים", "הילד הלך אל הבית"],
-    )
-
-
 def trainable_names(model) -> set[str]:
     return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
 

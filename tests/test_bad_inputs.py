@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 
 from tall_hf import TallConfig, TallForCausalLM, TallProcessor
 from tall_hf.cli import main, user_error
-from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, translate
+from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, save_translator, translate
 from tall_hf.data.text_files import read_sentences, read_text_lines
 from tall_hf.evaluation import words_match
 from tall_hf.evaluation.approaches import DirectApproach
@@ -223,7 +223,9 @@ def test_a_sentence_longer_than_the_translator_reads_is_cut_and_counted(tiny_pat
     )
     with caplog.at_level(logging.WARNING, logger="tall_hf"):
         outputs = translate([LONG_SENTENCE, "שלום לכם"], model, tokenizer, num_beams=1, max_new_tokens=4)
-    assert len(outputs) == 2 and all(isinstance(text, str) for text in outputs)
+    assert (
+        len(outputs) == 2 and outputs[1] == translate(["שלום לכם"], model, tokenizer, num_beams=1, max_new_tokens=4)[0]
+    )
     assert "1 of 2 texts were longer than the translator reads (128 tokens)" in caplog.text
 
 
@@ -574,15 +576,17 @@ def test_an_adapters_only_save_of_a_loaded_full_checkpoint_predicts_from_elsewhe
 ):
     full = tmp_path / "full"
     torch.manual_seed(0)
-    TallForCausalLM.from_components(**tiny_paths).save_pretrained(full, processor=tiny_processor)
+    built = TallForCausalLM.from_components(**tiny_paths)
+    built.save_pretrained(full, processor=tiny_processor)
+    save_translator(built, full)
     assert (full / "translator" / "model.safetensors").is_file()
     model, processor = TallForCausalLM.from_pretrained(full), TallProcessor.from_pretrained(full)
-    assert processor.translator_in_checkpoint
     model.save_pretrained(tmp_path / "adapters", adapters_only=True, processor=processor)
     moved = Path(shutil.move(tmp_path / "adapters", tmp_path / "elsewhere" / "adapters"))
     shutil.rmtree(full)  # nothing may be read from the checkpoint it came from
-    recorded = json.loads((moved / "processor_config.json").read_text(encoding="utf-8"))["translator_name_or_path"]
-    assert recorded == tiny_paths["lr_hr"]  # the model's lr_hr component, found like the other components
+    assert not (moved / "translator").exists()
+    recorded = json.loads((moved / "config.json").read_text(encoding="utf-8"))["components"]["lr_hr"]
+    assert recorded["name_or_path"] == tiny_paths["lr_hr"]  # the translator, found like the other components
     prefixes = ["הילדים הלכו אל", "אני אוהב לקרוא"]
     assert main(["predict", "--model", str(moved), *prefixes]) == 0
     answers = capsys.readouterr().out.splitlines()
@@ -711,9 +715,7 @@ def test_evaluation_refuses_sample_counts_that_keep_nothing():
     from tall_hf.evaluation import LastWordEvaluationArguments
 
     with pytest.raises(ValueError, match="--max_test_samples 0 keeps no sentence"):
-        LastWordEvaluationArguments(
-            test_files=["t.txt"], tiny_components="x", approaches=["direct"], max_test_samples=0
-        )
+        LastWordEvaluationArguments(test_files=["t.txt"], approaches=["direct"], max_test_samples=0)
 
 
 def test_resume_falls_back_to_the_newest_checkpoint_whose_files_verify(tmp_path, caplog):

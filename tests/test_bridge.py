@@ -10,56 +10,26 @@ from transformers import (
     AutoModelForCausalLM,
     AutoProcessor,
     Trainer,
-    TrainingArguments,
 )
 
 from tall_hf import BridgeConfig, BridgeForCausalLM, BridgeProcessor
+from tall_hf.data.prefix_lm import PrefixLMCollator, prefix_lm_pairs, tokenize_prefix_lm
 from tall_hf.evaluation.zero_shot import evaluate_zero_shot, label_log_likelihoods
-from tall_hf.models.bridge import PrefixLMCollator, prefix_lm_pairs, tokenize_prefix_lm
 from tall_hf.models.bridge.modeling_bridge import FROZEN_STAGES, TRAINABLE_STAGES
 from tall_hf.modules.losses import IGNORE_INDEX
 from tall_hf.resources import read_corpus
-from tall_hf.testing import build_tiny_bridge_components
 from tall_hf.visualization.layer_weights import save_layer_weight_plots
 
 FUSIONS = ("last", "global_softmax", "token_softmax")
-TOKEN_SOFTMAX = {"fusion": "token_softmax", "fusion_options": {"num_heads": 2}}
-
-
-@pytest.fixture(scope="session")
-def bridge_paths(tiny_cache) -> dict[str, str]:
-    return build_tiny_bridge_components(tiny_cache, llm="qwen2")
-
-
-@pytest.fixture(scope="session")
-def bridge_processor(bridge_paths) -> BridgeProcessor:
-    return BridgeProcessor.from_components(**bridge_paths)
-
-
-def make_bridge(paths, **kwargs) -> BridgeForCausalLM:
-    torch.manual_seed(0)
-    return BridgeForCausalLM.from_components(**paths, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def english_training(bridge_paths, bridge_processor, tmp_path_factory):
+def english_training(make_bridge, bridge_run_arguments, bridge_paths, bridge_processor, tmp_path_factory):
     """A token-softmax bridge trained with `Trainer` on 8 English prefix/continuation pairs (the shipped corpus)."""
-    model = make_bridge(bridge_paths, **TOKEN_SOFTMAX)
+    model = make_bridge(bridge_paths, "token_softmax")
     pairs = prefix_lm_pairs(read_corpus("english")[:8], seed=0)
     train_set = tokenize_prefix_lm(pairs, bridge_processor)
-    args = TrainingArguments(
-        output_dir=str(tmp_path_factory.mktemp("bridge_training")),
-        max_steps=20,
-        per_device_train_batch_size=8,
-        learning_rate=3e-2,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
+    args = bridge_run_arguments(tmp_path_factory.mktemp("bridge_training"), 20, batch_size=8)
     trainer = Trainer(
         model=model, args=args, train_dataset=train_set, data_collator=PrefixLMCollator(bridge_processor)
     )
@@ -70,7 +40,7 @@ def english_training(bridge_paths, bridge_processor, tmp_path_factory):
 
 # ---------------------------------------------------------------------------------------------- assembly
 @pytest.mark.parametrize("fusion", FUSIONS)
-def test_only_fusion_and_projection_train(bridge_paths, bridge_processor, fusion):
+def test_only_fusion_and_projection_train(make_bridge, bridge_paths, bridge_processor, fusion):
     model = make_bridge(bridge_paths, fusion=fusion)
     report = {row["stage"]: row for row in model.parameter_report()}
     assert report["encoder"]["trainable"] == report["llm"]["trainable"] == 0
@@ -105,7 +75,7 @@ def test_config_names_bad_settings(bridge_paths):
         ),
     ],
 )
-def test_other_encoder_families(bridge_paths, model_type, fields):
+def test_other_encoder_families(make_bridge, bridge_paths, model_type, fields):
     encoder = AutoConfig.for_model(model_type, vocab_size=64, pad_token_id=1, **fields)
     model = make_bridge({"encoder": encoder, "llm": bridge_paths["llm"]}, fusion="global_softmax").eval()
     assert model.fusion.num_layers == 3
@@ -114,16 +84,16 @@ def test_other_encoder_families(bridge_paths, model_type, fields):
     assert output.logits.shape == (2, 5 + 1 + 2, model.config.llm_config.vocab_size)
 
 
-def test_marian_translator_encoder(bridge_paths, tiny_paths):
+def test_marian_translator_encoder(make_bridge, bridge_paths, tiny_paths):
     """A translator checkpoint (TALL's tiny Marian he->en) serves as the encoder: its encoder half is kept."""
-    model = make_bridge({"encoder": tiny_paths["lr_hr"], "llm": bridge_paths["llm"]}, **TOKEN_SOFTMAX).eval()
+    model = make_bridge({"encoder": tiny_paths["lr_hr"], "llm": bridge_paths["llm"]}, "token_softmax").eval()
     assert type(model.encoder).__name__ == "MarianEncoder"
     processor = BridgeProcessor.from_components(tiny_paths["lr_hr"], bridge_paths["llm"])
     assert torch.isfinite(model(**processor(["שלום לכם"], ["hello"])).loss)
 
 
 # ---------------------------------------------------------------------------------------------- forward
-def test_loss_covers_only_the_continuation(bridge_paths, bridge_processor):
+def test_loss_covers_only_the_continuation(make_bridge, bridge_paths, bridge_processor):
     model = make_bridge(bridge_paths, fusion="global_softmax").eval()
     batch = bridge_processor(["this morning", "in winter we like to sit"], ["heavy rain fell", "by the stove"])
     output = model(**batch)
@@ -142,7 +112,7 @@ def test_loss_covers_only_the_continuation(bridge_paths, bridge_processor):
 
 
 @pytest.mark.parametrize("fusion", ["global_softmax", "token_softmax"])
-def test_padding_does_not_change_a_row(bridge_paths, bridge_processor, fusion):
+def test_padding_does_not_change_a_row(make_bridge, bridge_paths, bridge_processor, fusion):
     model = make_bridge(
         bridge_paths, fusion=fusion, fusion_options={"num_heads": 2} if fusion == "token_softmax" else None
     )
@@ -158,8 +128,8 @@ def test_padding_does_not_change_a_row(bridge_paths, bridge_processor, fusion):
     torch.testing.assert_close(together.logits[1, :length], alone.logits[0, :length], atol=1e-4, rtol=1e-4)
 
 
-def test_generate_continues_with_the_kv_cache_like_greedy_forward(bridge_paths, bridge_processor):
-    model = make_bridge(bridge_paths, **TOKEN_SOFTMAX).eval()
+def test_generate_continues_with_the_kv_cache_like_greedy_forward(make_bridge, bridge_paths, bridge_processor):
+    model = make_bridge(bridge_paths, "token_softmax").eval()
     prompts = ["this morning heavy rain fell", "בבוקר ירד גשם"]
     batch = bridge_processor(prompts)
     generated = model.generate(**batch, max_new_tokens=4, do_sample=False, eos_token_id=None)
@@ -179,10 +149,11 @@ def test_generate_continues_with_the_kv_cache_like_greedy_forward(bridge_paths, 
 def test_english_training_through_trainer_overfits(english_training):
     _, losses = english_training
     assert len(losses) == 20
+    # Measured 8.68 -> 3.98 (0.46 x); half that drop would end at 0.73 x.
     assert losses[-1] < 0.6 * losses[0], losses
 
 
-def test_a_model_trained_on_english_runs_on_hebrew(english_training, bridge_paths, bridge_processor):
+def test_a_model_trained_on_english_runs_on_hebrew(make_bridge, english_training, bridge_paths, bridge_processor):
     """Hebrew prefixes (the shipped translations of English lines the model never saw) with their English
     continuations. The tiny encoder is random, so any gain is mostly the learned output prior, not transfer."""
     model, _ = english_training
@@ -194,11 +165,12 @@ def test_a_model_trained_on_english_runs_on_hebrew(english_training, bridge_path
     batch = bridge_processor(hebrew, continuations)
     with torch.no_grad():
         trained = model(**batch).loss
-        untrained = make_bridge(bridge_paths, **TOKEN_SOFTMAX).eval()(**batch).loss
-    assert torch.isfinite(trained) and trained < untrained
+        untrained = make_bridge(bridge_paths, "token_softmax").eval()(**batch).loss
+    # Measured 8.30 against 8.57 untrained: a gain of 0.27, of which half would fail.
+    assert trained < untrained - 0.15, (trained, untrained)
     generated = model.generate(**bridge_processor(hebrew[:2]), max_new_tokens=5, do_sample=False)
     assert generated.shape[0] == 2 and 0 < generated.shape[1] <= 5
-    assert all(isinstance(text, str) for text in bridge_processor.batch_decode(generated, skip_special_tokens=True))
+    assert all(text.strip() for text in bridge_processor.batch_decode(generated, skip_special_tokens=True))
     weights = model.layer_weights(**bridge_processor(hebrew[:1]))
     torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
 
@@ -235,8 +207,8 @@ def test_collator_pads_and_labels_only_the_continuation(bridge_processor):
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("adapters_only", [False, True])
-def test_save_and_load(bridge_paths, bridge_processor, tmp_path, adapters_only):
-    model = make_bridge(bridge_paths, **TOKEN_SOFTMAX)
+def test_save_and_load(make_bridge, bridge_paths, bridge_processor, tmp_path, adapters_only):
+    model = make_bridge(bridge_paths, "token_softmax")
     with torch.no_grad():
         model.fusion.score.weight.normal_()  # move away from the initial weights
     model.eval()
@@ -274,7 +246,7 @@ def xnli_like_dataset() -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def test_zero_shot_accuracy_per_language(bridge_paths, bridge_processor):
+def test_zero_shot_accuracy_per_language(make_bridge, bridge_paths, bridge_processor):
     model = make_bridge(bridge_paths, fusion="global_softmax")
     dataset = xnli_like_dataset()
     result = evaluate_zero_shot(model, bridge_processor, dataset, batch_size=4)
@@ -291,7 +263,7 @@ def test_zero_shot_accuracy_per_language(bridge_paths, bridge_processor):
 
 
 @pytest.mark.parametrize("fusion", ["global_softmax", "token_softmax"])
-def test_layer_weight_plots_are_written(bridge_paths, bridge_processor, tmp_path, fusion):
+def test_layer_weight_plots_are_written(make_bridge, bridge_paths, bridge_processor, tmp_path, fusion):
     model = make_bridge(
         bridge_paths, fusion=fusion, fusion_options={"num_heads": 2} if fusion == "token_softmax" else None
     )

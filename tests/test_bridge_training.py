@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from transformers import TrainingArguments
 
-from tall_hf import BridgeForCausalLM, BridgeProcessor
+from tall_hf.data.task_data import load_data_file, supervised_pairs
 from tall_hf.evaluation.zero_shot import (
     NO_LABEL,
     ZeroShotReport,
@@ -22,24 +21,13 @@ from tall_hf.evaluation.zero_shot import (
     generate_labels,
     label_log_likelihoods,
 )
-from tall_hf.models.bridge import bridge_training_pairs, create_bridge_trainer, load_data_file, supervised_pairs
 from tall_hf.modules.losses import IGNORE_INDEX
 from tall_hf.resources import read_corpus
-from tall_hf.testing import build_tiny_bridge_components
+from tall_hf.training.bridge import bridge_training_pairs, create_bridge_trainer
 from tall_hf.visualization.layer_weights import mean_layer_weights_by_language, save_layer_weight_plots
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_bridge.py"
 LABEL_WORDS = ["yes", "no"]
-
-
-@pytest.fixture(scope="session")
-def bridge_paths(tiny_cache) -> dict[str, str]:
-    return build_tiny_bridge_components(tiny_cache, llm="qwen2")
-
-
-@pytest.fixture(scope="session")
-def bridge_processor(bridge_paths) -> BridgeProcessor:
-    return BridgeProcessor.from_components(**bridge_paths)
 
 
 def task_dataset(size: int = 16) -> Dataset:
@@ -55,37 +43,15 @@ def task_dataset(size: int = 16) -> Dataset:
     )
 
 
-def training_args(tmp_path, steps: int) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=steps,
-        per_device_train_batch_size=16,
-        learning_rate=3e-2,
-        lr_scheduler_type="constant",
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
-
-
-def make_bridge(paths, fusion: str) -> BridgeForCausalLM:
-    torch.manual_seed(0)
-    options = {"num_heads": 2} if fusion == "token_softmax" else None
-    return BridgeForCausalLM.from_components(**paths, fusion=fusion, fusion_options=options)
-
-
 @pytest.fixture(scope="module")
-def supervised_model(bridge_paths, bridge_processor, tmp_path_factory):
+def supervised_model(bridge_run_arguments, make_bridge, bridge_paths, bridge_processor, tmp_path_factory):
     """A global-softmax bridge trained with the supervised objective on 16 English examples (40 steps)."""
     model = make_bridge(bridge_paths, "global_softmax")
     english = task_dataset().filter(lambda row: row["language"] == "en")
     untrained = evaluate_zero_shot(model, bridge_processor, english, template="{text}", label_words=LABEL_WORDS)
     pairs = supervised_pairs(english, label_words=LABEL_WORDS)
     trainer = create_bridge_trainer(
-        model, bridge_processor, pairs, training_args(tmp_path_factory.mktemp("supervised"), 40)
+        model, bridge_processor, pairs, bridge_run_arguments(tmp_path_factory.mktemp("supervised"), 40)
     )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -143,10 +109,12 @@ def test_prefix_lm_reads_a_jsonl_text_column(tmp_path):
         bridge_training_pairs(lines, "masked_lm")
 
 
-def test_supervised_labels_cover_only_the_label_tokens(bridge_paths, bridge_processor, tmp_path):
+def test_supervised_labels_cover_only_the_label_tokens(
+    bridge_run_arguments, make_bridge, bridge_paths, bridge_processor, tmp_path
+):
     pairs = supervised_pairs(Dataset.from_dict({"text": ["rain fell hard today"], "label": ["wet"]}))
     trainer = create_bridge_trainer(
-        make_bridge(bridge_paths, "last"), bridge_processor, pairs, training_args(tmp_path, 1)
+        make_bridge(bridge_paths, "last"), bridge_processor, pairs, bridge_run_arguments(tmp_path, 1)
     )
     batch = trainer.data_collator([trainer.train_dataset[0]])
     expected = bridge_processor.llm_token_ids(["wet"])[0]  # the label's tokens and the eos token
@@ -159,7 +127,8 @@ def test_supervised_labels_cover_only_the_label_tokens(bridge_paths, bridge_proc
 # ---------------------------------------------------------------------------------------------- training
 def test_supervised_training_learns_the_labels(supervised_model):
     model, losses, untrained = supervised_model
-    assert losses[-1] < 0.25 * losses[0]
+    # Measured 8.18 -> 0.28 (0.03 x) over the 40 steps; half that drop would end at 0.52 x.
+    assert losses[-1] < 0.25 * losses[0], losses
     assert untrained.accuracy < 0.8
 
 
@@ -173,8 +142,7 @@ def test_zero_shot_scoring_of_a_trained_bridge(supervised_model, bridge_processo
     assert result.method == method and set(result.estimates) == {"en", "he"}
     english = result.estimates["en"]
     assert english.accuracy == result.per_language["en"] == 1.0 and english.n == 16  # the training set itself
-    for estimate in result.estimates.values():
-        assert estimate.lower <= estimate.accuracy <= estimate.upper and estimate.confidence == 0.95
+    assert (english.lower, english.upper, english.confidence) == (1.0, 1.0, 0.95)  # every resample all right
     hits = [p == g for p, g in zip(result.predictions, data["label"], strict=True)]
     assert result.accuracy == sum(hits) / len(hits)
     if method == "generation":
@@ -196,7 +164,7 @@ def test_generation_is_the_greedy_continuation(supervised_model, bridge_processo
     assert scores.shape == (3, 2) and (scores < 0).all()
 
 
-def test_report_table_for_every_fusion(supervised_model, bridge_paths, bridge_processor, tmp_path):
+def test_report_table_for_every_fusion(make_bridge, supervised_model, bridge_paths, bridge_processor, tmp_path):
     trained, _, _ = supervised_model
     data = task_dataset(8)
     models = {"global_softmax": trained, "last": make_bridge(bridge_paths, "last").eval()}
@@ -227,7 +195,7 @@ def test_report_table_for_every_fusion(supervised_model, bridge_paths, bridge_pr
     assert chance_accuracy([0, 0, 0, 1]) == 0.75
 
 
-def test_token_weights_averaged_per_language(bridge_paths, bridge_processor, tmp_path):
+def test_token_weights_averaged_per_language(make_bridge, bridge_paths, bridge_processor, tmp_path):
     model = make_bridge(bridge_paths, "token_softmax").eval()
     texts = {"en": read_corpus("english")[:5], "he": read_corpus("hebrew")[:5]}
     flat = texts["en"] + texts["he"]
@@ -283,3 +251,14 @@ def test_example_script_trains_either_objective(tiny_cache, tmp_path, monkeypatc
     }
     assert table["chance"] == 50.0
     assert (output / "layer_weights_by_language.png").is_file()
+
+
+def test_the_old_import_paths_of_the_moved_data_and_trainer_still_work():
+    from tall_hf.training import bridge
+
+    with pytest.warns(FutureWarning, match="moved to `tall_hf.training.bridge.create_bridge_trainer`"):
+        from tall_hf.models.bridge import create_bridge_trainer
+    assert create_bridge_trainer is bridge.create_bridge_trainer
+    with pytest.warns(FutureWarning, match="tall_hf.data.task_data"):
+        from tall_hf.models.bridge import supervised_pairs
+    assert supervised_pairs is bridge.supervised_pairs

@@ -57,6 +57,9 @@ def test_world_facts_and_task(world):
     probe = encoder["probe"]
     assert [len(probe[language]) for language in ("hr", "lr")] == [3, 3]
     assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
+    # The probe reads the label from the HR encoder states: measured 0.625 at every layer (chance 0.25); half of that
+    # gain over chance (0.44) fails.
+    assert max(probe["hr"]) > 0.5, probe
 
 
 def test_translation_encoder_world(tmp_path):

@@ -253,7 +253,7 @@ def test_each_approach_returns_one_word_per_sentence(name, context, prefixes):
     for kwargs in ({}, {"do_sample": True, "seed": 0}):
         predictions = approach.predict(prefixes[:6], batch_size=4, **kwargs)
         assert len(predictions) == 6
-        assert all(isinstance(word, str) and len(word.split()) <= 1 for word in predictions)
+        assert all(len(word.split()) <= 1 for word in predictions)
 
 
 def test_soft_prompt_trains_30_vectors_and_saves_only_the_adapter(context):
@@ -353,7 +353,7 @@ def test_the_tall_recipe_is_one_flag_away_and_keys_the_trained_tall(tmp_path):
 
     from tall_hf.evaluation.runner import _approach_fingerprint
 
-    argv = ["--test_files", "t.txt", "--tiny_components", "x", "--train_file", "train.txt", "--tall_recipe", "paper"]
+    argv = ["--test_files", "t.txt", "--llm_model", "x", "--train_file", "train.txt", "--tall_recipe", "paper"]
     args, training_args = HfArgumentParser(
         (LastWordEvaluationArguments, TrainingArguments)
     ).parse_args_into_dataclasses([*argv, "--output_dir", str(tmp_path), "--report_to", "none"])
@@ -376,14 +376,14 @@ def test_cumulative_accuracy_and_plot(tmp_path):
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_runner_writes_table_predictions_and_plot(tiny_cache, tall_dir, hebrew_sentences, tmp_path):
+def test_runner_writes_table_predictions_and_plot(tiny_names, tall_dir, hebrew_sentences, tmp_path):
     files = []
     for name, lines in (("wiki", hebrew_sentences[:4]), ("news", hebrew_sentences[50:53])):
         files.append(tmp_path / f"{name}.txt")
         files[-1].write_text("\n".join(lines) + "\n\n", encoding="utf-8")
     args = LastWordEvaluationArguments(
         test_files=[str(path) for path in files],
-        tiny_components=str(tiny_cache),
+        **tiny_names,
         approaches=["direct", "naive", "tall"],
         tall_model=tall_dir,
         bootstrap_resamples=200,
@@ -391,7 +391,7 @@ def test_runner_writes_table_predictions_and_plot(tiny_cache, tall_dir, hebrew_s
     out = tmp_path / "report"
     report = run_last_word_evaluation(args, TrainingArguments(output_dir=str(out), use_cpu=True, report_to="none"))
     markdown = (out / "results.md").read_text(encoding="utf-8")
-    for row in ("| Direct |", "| Naive |", "| TALL |", "wiki (n=4)", "news (n=3)", "random weights"):
+    for row in ("| Direct |", "| Naive |", "| TALL |", "wiki (n=4)", "news (n=3)"):
         assert row in markdown
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
     assert len(rows) == 6 and {row["dataset"] for row in rows} == {"wiki", "news"}
@@ -408,10 +408,10 @@ def test_runner_writes_table_predictions_and_plot(tiny_cache, tall_dir, hebrew_s
     assert report.result("tall", "news").estimate.n == 3
 
 
-def test_runner_skips_one_word_lines_and_counts_them(tiny_cache, tmp_path, caplog):
+def test_runner_skips_one_word_lines_and_counts_them(tiny_names, tmp_path, caplog):
     path = tmp_path / "bad.txt"
     path.write_text("הילדים הלכו הביתה\nשלום\n", encoding="utf-8")
-    args = LastWordEvaluationArguments(test_files=[str(path)], tiny_components=str(tiny_cache), approaches=["direct"])
+    args = LastWordEvaluationArguments(test_files=[str(path)], **tiny_names, approaches=["direct"])
     with caplog.at_level("WARNING", logger="tall_hf"):
         report = run_last_word_evaluation(args, TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none"))
     assert report.result("direct", "bad").estimate.n == 1
@@ -421,17 +421,18 @@ def test_runner_skips_one_word_lines_and_counts_them(tiny_cache, tmp_path, caplo
         run_last_word_evaluation(args, TrainingArguments(output_dir=str(tmp_path / "p"), report_to="none"))
 
 
-def test_arguments_are_validated():
+def test_arguments_are_validated(tmp_path):
     with pytest.raises(ValueError, match="Unknown approaches"):
-        LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", approaches=["oracle"])
-    with pytest.raises(ValueError, match="--tiny_components"):
-        LastWordEvaluationArguments(test_files=["a.txt"], approaches=["direct"])
+        LastWordEvaluationArguments(test_files=["a.txt"], approaches=["oracle"])
+    without_models = LastWordEvaluationArguments(test_files=["a.txt"], approaches=["direct"])
+    with pytest.raises(ValueError, match="Give --lr_hr_model, --llm_model and --hr_lr_model"):
+        run_last_word_evaluation(without_models, TrainingArguments(output_dir=str(tmp_path), report_to="none"))
     with pytest.raises(ValueError, match=r"\['fine_tuned', 'tall'\] train on LR text"):
-        LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", approaches=["fine_tuned", "tall"])
-    given_tall = LastWordEvaluationArguments(test_files=["a.txt"], tiny_components="x", tall_model="t", train_file="b")
+        LastWordEvaluationArguments(test_files=["a.txt"], approaches=["fine_tuned", "tall"])
+    given_tall = LastWordEvaluationArguments(test_files=["a.txt"], tall_model="t", train_file="b")
     assert given_tall.trained_approaches() == ["fine_tuned", "soft_prompt", "from_scratch"]
     with pytest.raises(ValueError, match="distinct names"):
-        LastWordEvaluationArguments(test_files=["a/t.txt", "b/t.txt"], tiny_components="x")
+        LastWordEvaluationArguments(test_files=["a/t.txt", "b/t.txt"])
 
 
 def test_report_says_plainly_which_fusions_differ_from_last():

@@ -205,4 +205,6 @@ def test_tall_with_token_softmax_trains_on_the_shipped_corpus(tiny_paths, tiny_p
         losses.append(loss.item())
     marks = losses[::7]  # steps 1, 8 and 15
     assert all(later < earlier for earlier, later in zip(marks, marks[1:], strict=False)), losses
+    # Measured 6.72 -> 6.52 over the 15 steps; half that drop (0.10) fails.
+    assert losses[-1] < losses[0] - 0.12, losses
     assert all(not torch.equal(p, q) for p, q in zip(model.encoder_fusion.parameters(), initial_fusion, strict=True))

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, pipeline
 
 from tall_hf import TallForCausalLM, TallPredictor
-from tall_hf.data import translate
+from tall_hf.data import lr_hr_translator, translate
 from tall_hf.generation import TallNextWordPipeline
 from tall_hf.generation.predictor import DecodingOptions
 from tall_hf.resources import read_corpus
@@ -34,7 +34,9 @@ def test_generate_and_the_reference_algorithm_agree_greedily(predictor, prefixes
     per-token algorithm (the package's previous implementation)."""
     subset = prefixes[:6] + prefixes[-1:]
     cached = predictor.predict_next_word(subset, batch_size=4)
-    reference = reference_next_words(predictor.model, predictor.processor, subset, batch_size=1)
+    reference = reference_next_words(
+        predictor.model, predictor.processor, subset, batch_size=1, translator=predictor.translator
+    )
     assert cached == reference
     assert any(cached), "the tiny model should predict some non-empty words"
 
@@ -47,12 +49,15 @@ def test_stages_one_to_six_run_once_per_word_not_per_token(predictor, prefixes, 
         encoder, "forward", lambda *a, **k: encoded.append(len(a[0] if a else k["input_ids"])) or encode(*a, **k)
     )
     monkeypatch.setattr(predictor.translator, "generate", lambda **k: translated.append(1) or generate(**k))
-    new_prefixes = [f"{prefix} שוב" for prefix in prefixes[:6]]  # not in the processor's translation cache
+    new_prefixes = [f"{prefix} שוב" for prefix in prefixes[:6]]
     predictor.predict_next_word(new_prefixes, batch_size=3, max_word_tokens=4)
     assert sum(encoded) == 6 and len(translated) == 2  # each sentence encoded once; translated in 2 batches of 3
 
     encoded.clear(), translated.clear()
-    reference_next_words(predictor.model, predictor.processor, new_prefixes[:1], DecodingOptions(max_word_tokens=4))
+    options = DecodingOptions(max_word_tokens=4)
+    reference_next_words(
+        predictor.model, predictor.processor, new_prefixes[:1], options, translator=predictor.translator
+    )
     assert len(encoded) == len(translated) >= 2  # the reference: translation and all stages for every token
 
 
@@ -167,7 +172,7 @@ def test_each_target_length_group_gets_fresh_stopping_criteria(predictor, prefix
             return super().__call__(input_ids, scores, **kwargs)
 
     processor = predictor.processor
-    batch = processor(prefixes[:5])
+    batch = processor(prefixes[:5], predictor.translate(prefixes[:5]))
     lengths = batch["decoder_attention_mask"].sum(dim=1)
     assert len(lengths.unique()) > 1, "the batch must hold several target lengths"
     word_start = word_start_mask(processor.target_tokenizer, predictor.model.config.hr_lr_config.vocab_size)
@@ -188,7 +193,7 @@ def test_generate_reads_the_cache_and_labelled_forwards_return_none(predictor, p
     from tall_hf.models.tall.modeling_tall import CACHE_NAME
 
     model, processor = predictor.model, predictor.processor
-    batch = processor(prefixes[:1])
+    batch = processor(prefixes[:1], predictor.translate(prefixes[:1]))
     widths: list[int] = []
     handle = model.lr_decoder.register_forward_pre_hook(
         lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
@@ -208,8 +213,8 @@ def test_generate_reads_the_cache_and_labelled_forwards_return_none(predictor, p
 
 
 def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, prefixes, saved_model):
-    """HF-native use: `AutoModelForSeq2SeqLM` + `generate(**processor(prefixes))` with the word-boundary criterion
-    gives the words of the paper's reference algorithm; rows of different target lengths go in one call."""
+    """HF-native use: `AutoModelForSeq2SeqLM` + `generate(**processor(prefixes, translations))` with the word-boundary
+    criterion gives the words of the paper's reference algorithm; rows of different target lengths go in one call."""
     from transformers import AutoModelForSeq2SeqLM, AutoProcessor, StoppingCriteriaList
 
     from tall_hf.generation.word_boundary import WordBoundaryCriteria, split_words, word_start_mask
@@ -219,7 +224,8 @@ def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, pr
     processor = AutoProcessor.from_pretrained(saved_model)
     assert model.can_generate() and model.config.is_encoder_decoder
     sample = prefixes[:5]
-    batch = processor(sample)
+    translations = translate(sample, lr_hr_translator(model), processor.source_tokenizer)  # the model's own
+    batch = processor(sample, translations)
     word_start = word_start_mask(processor.target_tokenizer, model.config.hr_lr_config.vocab_size)
     eos, pad = processor.target_tokenizer.eos_token_id, processor.target_tokenizer.pad_token_id
     criteria = StoppingCriteriaList([WordBoundaryCriteria(word_start, eos)])
@@ -232,5 +238,7 @@ def test_generate_on_a_saved_tall_gives_the_reference_greedy_words(predictor, pr
     assert words == reference_next_words(predictor.model, predictor.processor, sample)
 
     torch.manual_seed(0)  # sampling through generate's own path: the paper's warpers, global random stream
-    sampled = model.generate(**processor(sample[:1]), do_sample=True, temperature=0.7, top_k=50, top_p=0.95)
+    sampled = model.generate(
+        **processor(sample[:1], translations[:1]), do_sample=True, temperature=0.7, top_k=50, top_p=0.95
+    )
     assert sampled.shape[1] <= batch["decoder_input_ids"].shape[1] + model.generation_config.max_new_tokens

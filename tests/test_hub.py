@@ -33,11 +33,6 @@ def front_matter(text: str) -> dict:
     return yaml.safe_load(header)
 
 
-@pytest.fixture
-def batch(tiny_processor):
-    return tiny_processor(["שלום לכם"], ["hello to you"], ["שלום לכם חברים"])
-
-
 class FakeHub:
     """Stands in for the hub's repository API: records every commit and keeps the files it leaves in the repo."""
 

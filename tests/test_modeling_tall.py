@@ -12,15 +12,6 @@ from tall_hf.models.tall.modeling_tall import FROZEN_STAGES, TRAINABLE_STAGES
 from tall_hf.modules.losses import last_token_cross_entropy
 from tall_hf.testing import build_tiny_components
 
-PREFIXES = ["הילדים משחקים בחצר", "אני אוהב לקרוא ספרים בערב", "מחר"]
-TRANSLATIONS = ["the children play in the yard", "i like to read books in the evening", "tomorrow"]
-SENTENCES = ["הילדים משחקים בחצר הגדולה", "אני אוהב לקרוא ספרים בערב השקט", "מחר בבוקר"]
-
-
-@pytest.fixture
-def batch(tiny_processor):
-    return tiny_processor(PREFIXES, TRANSLATIONS, SENTENCES)
-
 
 def test_each_stage_has_the_width_of_its_neighbours(tiny_model, batch):
     tiny_model.eval()  # in training mode the LM head runs only where the loss reads (tests/test_performance.py)
@@ -93,23 +84,23 @@ def test_last_token_loss_under_left_and_right_padding():
 
 
 @pytest.mark.parametrize("loss_mode", ["last_word", "all_tokens"])
-def test_per_token_modes_average_over_their_labels(tiny_paths, loss_mode):
+def test_per_token_modes_average_over_their_labels(tiny_paths, tall_texts, loss_mode):
     processor = TallProcessor.from_components(**tiny_paths, loss_mode=loss_mode)
     model = TallForCausalLM.from_components(**tiny_paths, loss_mode=loss_mode).eval()
-    batch = processor(PREFIXES, TRANSLATIONS, SENTENCES)
+    batch = processor(*tall_texts)
     output = model(**batch)
     labels = batch["labels"]
     keep = labels != -100
     torch.testing.assert_close(output.loss, F.cross_entropy(output.logits[keep], labels[keep]))
-    last_word_tokens = [len(ids) for ids in processor.target_token_ids([s.split()[-1] for s in SENTENCES])]
+    last_word_tokens = [len(ids) for ids in processor.target_token_ids([s.split()[-1] for s in tall_texts[2]])]
     expected = last_word_tokens if loss_mode == "last_word" else batch["decoder_attention_mask"].sum(-1).tolist()
     assert keep.sum(-1).tolist() == expected
 
 
-def test_padding_does_not_change_a_sentence_logits(tiny_model, tiny_processor):
+def test_padding_does_not_change_a_sentence_logits(tiny_model, tiny_processor, tall_texts):
     tiny_model.eval()
-    alone = tiny_processor(PREFIXES[:1], TRANSLATIONS[:1], SENTENCES[:1])
-    together = tiny_processor(PREFIXES, TRANSLATIONS, SENTENCES)
+    alone = tiny_processor(*(texts[:1] for texts in tall_texts))
+    together = tiny_processor(*tall_texts)
     with torch.no_grad():
         single = tiny_model(**alone).logits[0]
         batched = tiny_model(**together).logits[0, : single.shape[0]]
@@ -147,7 +138,7 @@ def test_one_training_step_changes_only_trainable_weights(tiny_model, batch):
         assert changed == param.requires_grad, name
 
 
-def test_save_and_auto_model_give_identical_logits(tiny_model, tiny_processor, batch, tmp_path):
+def test_save_and_auto_model_give_identical_logits(tiny_model, tiny_processor, tall_texts, batch, tmp_path):
     tiny_model.eval()
     tiny_model.save_pretrained(tmp_path)
     tiny_processor.save_pretrained(tmp_path)
@@ -157,7 +148,7 @@ def test_save_and_auto_model_give_identical_logits(tiny_model, tiny_processor, b
         assert loaded.lm_head.weight is loaded.lr_decoder.embed_tokens.weight
         with torch.no_grad():
             torch.testing.assert_close(loaded(**batch).logits, tiny_model(**batch).logits, atol=0, rtol=0)
-    reloaded = TallProcessor.from_pretrained(tmp_path)(PREFIXES, TRANSLATIONS, SENTENCES)
+    reloaded = TallProcessor.from_pretrained(tmp_path)(*tall_texts)
     assert all(torch.equal(reloaded[key], batch[key]) for key in batch)
 
 
@@ -170,13 +161,13 @@ def test_from_components_records_provenance_and_freezes(tiny_paths):
 
 
 @pytest.mark.parametrize("family", ["qwen2", "llama", "bloom", "gpt2"])
-def test_each_llm_family_builds_and_trains(family, tiny_cache):
+def test_each_llm_family_builds_and_trains(family, tiny_cache, tall_texts):
     paths = build_tiny_components(tiny_cache, llm=family)
     processor = TallProcessor.from_components(**paths)
     model = TallForCausalLM.from_components(**paths)
     processor.check_compatible(model.config)
     assert model.llm.config.model_type == family
-    output = model(**processor(PREFIXES, TRANSLATIONS, SENTENCES))
+    output = model(**processor(*tall_texts))
     assert torch.isfinite(output.loss)
     output.loss.backward()
     assert model.source_transformer.layers[0].self_attn.q_proj.weight.grad is not None
@@ -211,11 +202,11 @@ def test_over_long_streams_are_named(tiny_model, batch):
         tiny_model(**{**batch, "input_ids": long_source, "attention_mask": long_source})
 
 
-def test_processor_rejects_bad_batches(tiny_processor, tiny_paths):
+def test_processor_rejects_bad_batches(tiny_processor, tiny_paths, tall_texts):
     with pytest.raises(ValueError, match="Empty batch"):
         tiny_processor([], [])
     with pytest.raises(ValueError, match="one text per sentence"):
-        tiny_processor(PREFIXES, TRANSLATIONS[:2])
+        tiny_processor(tall_texts[0], tall_texts[1][:2])
     last_word = TallProcessor.from_components(**tiny_paths, loss_mode="last_word")
     with pytest.raises(ValueError, match="one word"):
         last_word(["שלום"], ["hello"], ["שלום"])

@@ -13,7 +13,7 @@ from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.data.translation import length_batches, translate
 from tall_hf.modules.logits import loss_positions
 from tall_hf.modules.losses import last_token_cross_entropy, token_cross_entropy
-from tall_hf.training import create_tall_trainer, tall_training_arguments
+from tall_hf.training import create_tall_trainer
 
 PREFIXES = ["הילדים משחקים בחצר", "אני אוהב לקרוא ספרים בערב", "מחר"]
 TRANSLATIONS = ["the children play in the yard", "i like to read books in the evening", "tomorrow"]
@@ -116,7 +116,9 @@ def prepared(tiny_paths, tiny_processor, hebrew_sentences, tmp_path_factory):
     return prepare_tall_dataset(hebrew_sentences[:32], tiny_processor, tiny_paths["lr_hr"], args)
 
 
-def _train(tiny_paths, tiny_processor, dataset, output_dir, **overrides) -> tuple[TallForCausalLM, list[float], list]:
+def _train(
+    run_arguments, tiny_paths, tiny_processor, dataset, output_dir, **overrides
+) -> tuple[TallForCausalLM, list[float], list]:
     """4 Trainer steps at batch 8 (dropout on); returns the model, the logged losses and the dtypes of the LM head's
     outputs and the number of self-attention calls of custom transformer 1's first layer."""
     torch.manual_seed(0)
@@ -124,18 +126,13 @@ def _train(tiny_paths, tiny_processor, dataset, output_dir, **overrides) -> tupl
     seen = []
     model.lm_head.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     model.source_transformer.layers[0].self_attn.register_forward_hook(lambda *_: seen.append("attention"))
-    args = tall_training_arguments(
+    args = run_arguments(
         output_dir,
         per_device_train_batch_size=8,
         learning_rate=1e-3,
         warmup_steps=0,
         max_steps=4,
         logging_steps=1,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        use_cpu=True,
-        disable_tqdm=True,
         seed=7,
         **overrides,
     )
@@ -145,10 +142,10 @@ def _train(tiny_paths, tiny_processor, dataset, output_dir, **overrides) -> tupl
     return model, losses, seen
 
 
-def test_gradient_checkpointing_gives_the_same_training(tiny_paths, tiny_processor, prepared, tmp_path):
-    plain, plain_losses, plain_seen = _train(tiny_paths, tiny_processor, prepared, tmp_path / "plain")
+def test_gradient_checkpointing_gives_the_same_training(run_arguments, tiny_paths, tiny_processor, prepared, tmp_path):
+    plain, plain_losses, plain_seen = _train(run_arguments, tiny_paths, tiny_processor, prepared, tmp_path / "plain")
     checkpointed, losses, seen = _train(
-        tiny_paths, tiny_processor, prepared, tmp_path / "checkpointed", gradient_checkpointing=True
+        run_arguments, tiny_paths, tiny_processor, prepared, tmp_path / "checkpointed", gradient_checkpointing=True
     )
     assert checkpointed.source_transformer.layers[0].gradient_checkpointing
     assert checkpointed.target_transformer.layers[0].gradient_checkpointing
@@ -160,9 +157,11 @@ def test_gradient_checkpointing_gives_the_same_training(tiny_paths, tiny_process
         torch.testing.assert_close(parameter, plain_parameters[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_bf16_autocast_trains_close_to_float32(tiny_paths, tiny_processor, prepared, tmp_path):
-    _, fp32_losses, fp32_seen = _train(tiny_paths, tiny_processor, prepared, tmp_path / "fp32")
-    _, bf16_losses, bf16_seen = _train(tiny_paths, tiny_processor, prepared, tmp_path / "bf16", bf16=True)
+def test_bf16_autocast_trains_close_to_float32(run_arguments, tiny_paths, tiny_processor, prepared, tmp_path):
+    _, fp32_losses, fp32_seen = _train(run_arguments, tiny_paths, tiny_processor, prepared, tmp_path / "fp32")
+    _, bf16_losses, bf16_seen = _train(
+        run_arguments, tiny_paths, tiny_processor, prepared, tmp_path / "bf16", bf16=True
+    )
     assert set(fp32_seen) - {"attention"} == {torch.float32} and set(bf16_seen) - {"attention"} == {torch.bfloat16}
     assert len(bf16_losses) == 4
     np.testing.assert_allclose(bf16_losses, fp32_losses, rtol=3e-2)

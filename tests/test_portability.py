@@ -1,5 +1,7 @@
-"""Checkpoints that travel: a full checkpoint predicts offline from another folder with its components gone, and
-a python without tall_hf loads it with `trust_remote_code=True`; the processor translates raw LR text and decodes."""
+"""Checkpoints that travel: a full checkpoint predicts offline from another folder with its components gone (its
+`translator/` holds only the LR->HR decoder side, nothing `model.safetensors` holds), and a python without tall_hf
+loads it with `trust_remote_code=True`; the processor tokenizes given translations and decodes, and translates
+nothing."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSeq2SeqLM
 
 from tall_hf import TallForCausalLM, TallPredictor, TallProcessor
 from tall_hf.cli import main
+from tall_hf.data import lr_hr_translator, save_translator, translate
 
 PREFIXES = ["הילדים הלכו אל", "אני אוהב לקרוא"]
 
@@ -42,10 +47,11 @@ card = open(os.path.join(saved, "README.md"), encoding="utf-8").read()
 model_imported = sorted(name for name in ("sentencepiece", "jinja2") if name in sys.modules)
 from transformers import AutoProcessor  # imports sentencepiece where it is installed
 processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-processed = processor(json.loads(sys.argv[6]))
+texts = json.loads(sys.argv[6])
+processed = processor(texts["prefixes"], texts["translations"])
 model.save_pretrained(saved + "-with-processor", processor=processor)
 processor = AutoProcessor.from_pretrained(saved + "-with-processor", trust_remote_code=True)
-processed_again = processor(json.loads(sys.argv[6]))
+processed_again = processor(texts["prefixes"], texts["translations"])
 print(json.dumps({
     "present": present,
     "model_imported": model_imported,
@@ -88,20 +94,24 @@ def install_site(folder, *distributions: str):
 
 @pytest.fixture(scope="module")
 def moved_checkpoint(tiny_paths, tmp_path_factory):
-    """A full checkpoint built from copies of the tiny components, which are then deleted; the checkpoint itself is
-    moved to another folder. Returns the folder and the model's outputs before the move."""
+    """A full checkpoint (with its translator's decoder side) built from copies of the tiny components, which are then
+    deleted; the checkpoint itself is moved to another folder. Returns the folder, the model's outputs before the move
+    and the prefixes' translations."""
     root = tmp_path_factory.mktemp("portable")
     components = {role: str(shutil.copytree(path, root / "components" / role)) for role, path in tiny_paths.items()}
     torch.manual_seed(0)
     model = TallForCausalLM.from_components(**components).eval()
     processor = TallProcessor.from_components(**components)
+    predictor = TallPredictor(model, processor)
+    translations = predictor.translate(PREFIXES)
     with torch.no_grad():
-        logits = model(**processor(PREFIXES)).logits[:, -1]
-    words = TallPredictor(model, processor).predict_next_word(PREFIXES)
+        logits = model(**processor(PREFIXES, translations)).logits[:, -1]
+    words = predictor.predict_next_word(PREFIXES)
     model.save_pretrained(root / "saved", processor=processor)
+    save_translator(model, root / "saved")
     shutil.rmtree(root / "components")
     moved = shutil.move(root / "saved", root / "elsewhere" / "tall")
-    return moved, logits, words
+    return moved, logits, words, translations
 
 
 def run(args: list[str], cwd, **env) -> str:
@@ -115,7 +125,7 @@ def run(args: list[str], cwd, **env) -> str:
 def test_a_moved_full_checkpoint_predicts_offline_from_another_directory(
     moved_checkpoint, tmp_path, monkeypatch, capsys
 ):
-    folder, _, words = moved_checkpoint
+    folder, _, words, _ = moved_checkpoint
     config = json.loads((folder / "config.json").read_text())
     assert all(os.path.isabs(c["name_or_path"]) for c in config["components"].values())  # recorded, resolved
     assert not any(os.path.exists(c["name_or_path"]) for c in config["components"].values())  # and gone
@@ -126,10 +136,10 @@ def test_a_moved_full_checkpoint_predicts_offline_from_another_directory(
 
 
 def test_trust_remote_code_runs_saves_and_cards_with_torch_and_transformers_alone(moved_checkpoint, tmp_path):
-    folder, logits, _ = moved_checkpoint
+    folder, logits, _, translations = moved_checkpoint
     model = TallForCausalLM.from_pretrained(folder).eval()
     processor = TallProcessor.from_pretrained(folder)
-    inputs = processor(PREFIXES)
+    inputs = processor(PREFIXES, translations)
     with torch.no_grad():
         generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
     transformers_only = install_site(tmp_path / "torch-transformers", "torch", "transformers")
@@ -146,7 +156,7 @@ def test_trust_remote_code_runs_saves_and_cards_with_torch_and_transformers_alon
             str(folder),
             str(tmp_path / "saved-again"),
             json.dumps({key: value.tolist() for key, value in inputs.items()}),
-            json.dumps(PREFIXES),
+            json.dumps({"prefixes": PREFIXES, "translations": translations}),
         ],
         tmp_path,
         HF_MODULES_CACHE=str(tmp_path / "modules"),
@@ -162,19 +172,61 @@ def test_trust_remote_code_runs_saves_and_cards_with_torch_and_transformers_alon
     assert result["processed"] == result["processed_again"] == {key: value.tolist() for key, value in inputs.items()}
 
 
-def test_processor_translates_raw_text_once_and_decodes(tiny_paths, monkeypatch):
+def test_a_full_checkpoint_stores_the_lr_encoder_once_and_translates_as_its_component(moved_checkpoint, tiny_paths):
+    """`translator/` holds the LR->HR decoder side only: no tensor of the model's stage 1 (encoder layers or the
+    token table both sides share) is written twice; the translator read back has the model's own encoder and
+    translates, weight for weight, as the component it came from (a copy of `tiny_paths["lr_hr"]`)."""
+    folder, _, _, translations = moved_checkpoint
+    model = TallForCausalLM.from_pretrained(folder)
+    decoder_side = load_file(folder / "translator" / "model.safetensors")
+    assert decoder_side and all(
+        key.startswith("model.decoder.layers.") or key == "final_logits_bias" for key in decoder_side
+    )
+    translator = lr_hr_translator(model)
+    assert translator.get_encoder() is model.lr_encoder
+    assert translator.get_output_embeddings().weight is model.lr_encoder.embed_tokens.weight  # tied, as Marian's
+    component = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
+    theirs = component.state_dict()
+    assert all(torch.equal(tensor, theirs[key]) for key, tensor in translator.state_dict().items())
+    assert translator.generation_config.to_dict() == component.generation_config.to_dict()
+    assert translate(PREFIXES, translator, TallProcessor.from_pretrained(folder).source_tokenizer) == translations
+
+
+def test_a_full_checkpoint_of_the_earlier_layout_translates_with_its_whole_translator(tiny_paths, tmp_path):
+    """Checkpoints saved when the processor held the translator have it whole in `translator/`: still read, with the
+    model's own encoder in it."""
+    torch.manual_seed(0)
+    model = TallForCausalLM.from_components(**tiny_paths)
+    model.save_pretrained(tmp_path)
+    component = AutoModelForSeq2SeqLM.from_pretrained(tiny_paths["lr_hr"])
+    assert component.generation_config.num_beams > 1
+    component.generation_config.num_beams = 1  # tells the checkpoint's translator from the recorded component
+    component.save_pretrained(tmp_path / "translator")
+    loaded = TallForCausalLM.from_pretrained(tmp_path)
+    translator = lr_hr_translator(loaded)
+    assert translator.get_encoder() is loaded.lr_encoder and translator.generation_config.num_beams == 1
+    tokenizer = TallProcessor.from_components(**tiny_paths).source_tokenizer
+    assert translate(PREFIXES, translator, tokenizer) == translate(PREFIXES, component, tokenizer)
+
+
+def test_the_processor_tokenizes_given_translations_decodes_and_translates_nothing(tiny_paths):
     processor = TallProcessor.from_components(**tiny_paths)
-    calls = []
-    generate = processor.translator.generate
-    monkeypatch.setattr(processor.translator, "generate", lambda **kw: calls.append(1) or generate(**kw))
-    translated = processor(PREFIXES + PREFIXES[:1])  # one batch, each distinct text translated once
-    assert len(calls) == 1
-    translations = processor.translate(PREFIXES)
-    assert len(calls) == 1  # served from the cache
-    given = processor(PREFIXES + PREFIXES[:1], translations + translations[:1])
-    assert all(torch.equal(translated[key], given[key]) for key in given)
+    with pytest.raises(TypeError, match="does not translate: pass `bridge_texts`"):
+        processor(PREFIXES)
+    assert not any(isinstance(value, torch.nn.Module) for value in vars(processor).values())
     ids = processor.target_tokenizer(text_target=PREFIXES, add_special_tokens=False)["input_ids"]
     assert processor.batch_decode(ids) == PREFIXES and processor.decode(ids[0]) == PREFIXES[0]
+
+
+def test_a_processor_config_that_names_a_translator_still_loads(tiny_paths, tmp_path):
+    """Processors saved when they held a translator recorded its settings; transformers drops them on load."""
+    processor = TallProcessor.from_components(**tiny_paths)
+    processor.save_pretrained(tmp_path)
+    path = tmp_path / "processor_config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**saved, "translator_name_or_path": "translator", "translation_batch_size": 32}))
+    loaded = TallProcessor.from_pretrained(tmp_path)
+    assert loaded(PREFIXES, ["a", "b"])["input_ids"].tolist() == processor(PREFIXES, ["a", "b"])["input_ids"].tolist()
 
 
 def test_production_code_does_not_import_the_test_helpers():

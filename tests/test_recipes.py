@@ -12,13 +12,6 @@ from tall_hf import TallForCausalLM
 from tall_hf.modules.losses import IGNORE_INDEX
 
 
-@pytest.fixture
-def batch(tiny_processor):
-    return tiny_processor(
-        ["הילדים הלכו אל", "אני אוהב"], ["the children went to", "I love"], ["הילדים הלכו אל הגן", "אני אוהב ספרים"]
-    )
-
-
 def stage_3_output(model: TallForCausalLM, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """What the LLM reads (stage 3's output) and the LLM's own embeddings of the bridge stream."""
     seen = {}
@@ -105,13 +98,13 @@ def test_recipes_set_model_options_and_training_defaults(tmp_path):
         get_recipe("fastest")
 
 
-def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tmp_path):
+def test_a_few_hundred_steps_beat_an_untrained_tall(run_arguments, test_world, tmp_path):
     """The `fast` recipe's model (the default recipe's but for the last-token loss), 200 steps on the test world's own components and training sentences, scored on its
     held-out test sentences by the training objective and the argmax accuracy at the last token, against the same
     model untrained and against always answering the training set's most frequent last token."""
     from tall_hf import TallProcessor
     from tall_hf.data import PreparationArguments, TallDataCollator, prepare_tall_dataset
-    from tall_hf.training import create_tall_trainer, tall_training_arguments
+    from tall_hf.training import create_tall_trainer
     from tall_hf.training.recipes import get_recipe
 
     components = test_world.components
@@ -125,18 +118,8 @@ def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tmp_path):
         for split in ("train", "test")
     )
     assert len(train) == 300 and len(test) == 200
-    args = tall_training_arguments(
-        tmp_path / "run",
-        "fast",
-        max_steps=200,
-        per_device_train_batch_size=16,
-        per_device_eval_batch_size=64,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
+    args = run_arguments(
+        tmp_path / "run", "fast", max_steps=200, per_device_train_batch_size=16, per_device_eval_batch_size=64, seed=0
     )
     trainer = create_tall_trainer(model, processor, args, train, test)
     before = trainer.evaluate()
@@ -157,16 +140,17 @@ def test_a_few_hundred_steps_beat_an_untrained_tall(test_world, tmp_path):
 
 
 @pytest.mark.slow
-def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny_cache, tmp_path):
+def test_default_recipe_reaches_most_of_the_ceiling_on_the_default_world(run_arguments, tiny_cache, tmp_path):
     """benchmarks/recipes.py's measurement as a check: 400 steps of the default recipe on the default world (built
-    in about 10 minutes on 2 cores, then cached) against Direct and Naive and the world's ceiling."""
+    in about 10 minutes on 2 cores, then cached) against Naive and the world's ceiling."""
     from tall_hf import TallProcessor
     from tall_hf.data import PreparationArguments, prepare_tall_dataset
-    from tall_hf.evaluation import ApproachContext, DirectApproach, NaiveApproach, TallApproach
+    from tall_hf.demo import TALL_STEPS
+    from tall_hf.evaluation import ApproachContext, NaiveApproach, TallApproach
     from tall_hf.evaluation.runner import evaluate_approach
     from tall_hf.evaluation.task import make_examples
     from tall_hf.generation import TallPredictor
-    from tall_hf.training import tall_training_arguments, train_tall
+    from tall_hf.training import train_tall
     from tall_hf.training.recipes import DEFAULT_RECIPE, get_recipe
     from tall_hf.worlds import build_world
 
@@ -178,16 +162,7 @@ def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny
     model = TallForCausalLM.from_components(**components, **recipe.model)
     preparation = PreparationArguments(max_tokens=model.config.max_stream_tokens, cache_dir=str(tmp_path / "cache"))
     train = prepare_tall_dataset(world.sentences("train"), processor, components["lr_hr"], preparation)
-    args = tall_training_arguments(
-        tmp_path / "tall",
-        max_steps=400,
-        per_device_train_batch_size=16,
-        eval_strategy="no",
-        save_strategy="no",
-        load_best_model_at_end=False,
-        use_cpu=True,
-        seed=0,
-    )
+    args = run_arguments(tmp_path / "tall", max_steps=TALL_STEPS, per_device_train_batch_size=16, seed=0)
     train_tall(model, processor, train, args=args)
     context = ApproachContext(**components, output_dir=str(tmp_path), device=torch.device("cpu"))
     examples = make_examples(world.sentences("test"))
@@ -197,13 +172,14 @@ def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny
         name: evaluate_approach(approach, examples, translations=translations).estimate
         for name, approach in {
             "tall": tall,
-            "direct": DirectApproach.from_context(context),
             "naive": NaiveApproach.from_context(context),
         }.items()
     }
+    # benchmarks/README.md ("Training recipes", this very run): TALL 56.50-56.83% over training seeds 0/1/2 against a
+    # ceiling of 63.50% (0.89 x; the earlier letter-map world: 25.00 of 23.83, 1.05 x); half of it (0.45 x) fails.
+    # (Direct scores 0 on LR text, so it bounds nothing.)
     ceiling = world.facts["ceiling"]["accuracy"]
-    assert estimates["tall"].accuracy >= 0.4 * ceiling, (estimates, ceiling)
-    assert estimates["tall"].lower > estimates["direct"].upper, estimates
+    assert estimates["tall"].accuracy >= 0.7 * ceiling, (estimates, ceiling)
     # The default world's HR language is genderless: Naive stays near the pivot bound (measured with
     # benchmarks/recipes.py, this very run, training seeds 0/1/2: TALL 56.67/56.50/56.83 with CI lower bounds
     # 52.66/52.50/52.83; Naive 42.33 [38.50, 46.33]).
@@ -212,12 +188,12 @@ def test_default_recipe_reaches_about_half_the_ceiling_on_the_default_world(tiny
 
 def train_and_score_recipe(world, tmp_path, recipe: str) -> dict:
     """TALL trained on the world's `train` split as `tall-hf train --recipe RECIPE` trains it by the recipe's defaults
-    (its model, data and training settings; no held-out evaluation), then Direct, Naive and TALL scored on its test
+    (its model, data and training settings; no held-out evaluation), then Naive and TALL scored on its test
     split."""
     from transformers import TrainingArguments
 
     from tall_hf.data import PreparationArguments
-    from tall_hf.evaluation import ApproachContext, DirectApproach, NaiveApproach, TallApproach
+    from tall_hf.evaluation import ApproachContext, NaiveApproach, TallApproach
     from tall_hf.evaluation.runner import evaluate_approach
     from tall_hf.evaluation.task import make_examples
     from tall_hf.training.recipes import training_defaults
@@ -248,7 +224,7 @@ def train_and_score_recipe(world, tmp_path, recipe: str) -> dict:
     )
     examples = make_examples(world.sentences("test"))
     translations = context.translate_to_hr([example.prefix for example in examples], batch_size=32)
-    approaches = {"tall": TallApproach, "direct": DirectApproach, "naive": NaiveApproach}
+    approaches = {"tall": TallApproach, "naive": NaiveApproach}
     return {
         name: evaluate_approach(approach.from_context(context), examples, translations=translations).estimate
         for name, approach in approaches.items()
@@ -265,7 +241,7 @@ def train_and_score_recipe(world, tmp_path, recipe: str) -> dict:
 def test_teacher_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(shared_path, tiny_cache, tmp_path, llm, seed):
     """Issue 19's target: on a world built from Hebrew Wikipedia (`build_world(lr_text=...)`: 4,000 training and
     1,000 test sentences; about 12 minutes to build on 2 busy cores, then cached), the `teacher` recipe by its
-    defaults reaches half the world's ceiling with its CI above Direct's."""
+    defaults reaches half the world's ceiling."""
     from tall_hf.worlds import build_world
 
     world = build_world(
@@ -275,5 +251,4 @@ def test_teacher_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(shared_pat
         assert facts["exact_sentence_rate"] >= 0.9, (role, facts)
     estimates = train_and_score_recipe(world, tmp_path, "teacher")
     ceiling = world.facts["ceiling"]["accuracy"]
-    assert estimates["tall"].accuracy >= 0.5 * ceiling, (estimates, ceiling)
-    assert estimates["tall"].lower > estimates["direct"].upper, estimates
+    assert estimates["tall"].accuracy >= 0.5 * ceiling, (estimates, ceiling)  # (Direct scores 0: it bounds nothing)

@@ -25,7 +25,8 @@ from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evalua
 from tall_hf.evaluation.approaches import DirectApproach, NaiveApproach
 from tall_hf.modules.fusion import FUSION_METHODS
 from tall_hf.resources import corpus_path, read_corpus
-from tall_hf.testing import build_tiny_bridge_components
+from tall_hf.testing import build_tiny_bridge_components, build_tiny_components
+from tall_hf.tiny import tiny_model_names
 from tall_hf.training.checkpointing import COMMIT_FILE, last_complete_checkpoint, write_json_atomically
 
 TRAIN_FLAGS = [
@@ -204,7 +205,10 @@ def _evaluation(tiny_cache, tmp_path, approaches):
     test_file = tmp_path / "test.txt"
     test_file.write_text("\n".join(read_corpus("hebrew")[:6]) + "\n", encoding="utf-8")
     args = LastWordEvaluationArguments(
-        test_files=[str(test_file)], tiny_components=str(tiny_cache), approaches=approaches, bootstrap_resamples=50
+        test_files=[str(test_file)],
+        **tiny_model_names(build_tiny_components(tiny_cache)),
+        approaches=approaches,
+        bootstrap_resamples=50,
     )
     return args, TrainingArguments(output_dir=str(tmp_path / "evaluation"), use_cpu=True, report_to="none")
 

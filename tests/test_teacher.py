@@ -62,9 +62,8 @@ def test_teacher_labels_are_the_pipelines_words_and_are_cached(test_world, tmp_p
         with_teacher_labels(train, processor, components, tmp_path / "other")
 
 
-def test_adapter_b_learns_to_read_the_llms_predictions(test_world, tmp_path):
+def test_adapter_b_learns_to_read_the_llms_predictions(test_world, run_arguments, tmp_path):
     from tall_hf import TallForCausalLM
-    from tall_hf.training import tall_training_arguments
     from tall_hf.training.adapter_pretraining import next_token_table, pretrain_next_token_reader
 
     components = test_world.components
@@ -83,16 +82,7 @@ def test_adapter_b_learns_to_read_the_llms_predictions(test_world, tmp_path):
         PreparationArguments(cache_dir=str(tmp_path)),
     )
     before = model.target_alignment.down.weight.detach().clone()
-    args = tall_training_arguments(
-        tmp_path / "reader",
-        max_steps=30,
-        save_strategy="no",
-        eval_strategy="no",
-        load_best_model_at_end=False,
-        logging_steps=10,
-        use_cpu=True,
-        disable_tqdm=True,
-    )
+    args = run_arguments(tmp_path / "reader", max_steps=30, logging_steps=10)
     losses = pretrain_next_token_reader(model, processor, train, args, components["llm"])
     # Measured (test world): 0.91 -> 0.24 over 60 steps on 300 sentences, 0.92 -> 0.30 over these 30 steps on 64.
     assert losses[-1] < 0.6 * losses[0], losses

@@ -134,8 +134,10 @@ def test_adapter_pretraining_initialises_tall_adapters(tiny_paths, tiny_processo
     assert set(losses) == {"source_alignment", "target_alignment"}
     for stage, state in before.items():
         assert any(not torch.equal(value, getattr(model, stage).state_dict()[key]) for key, value in state.items())
+    # Measured: 1.85 -> 0.28 (source) and 1.71 -> 0.12 (target) over the 12 steps; half of either drop ends above
+    # 0.5 x the first loss.
     for history in losses.values():
-        assert len(history) == 12 and history[-1] < history[0]
+        assert len(history) == 12 and history[-1] < 0.35 * history[0], losses
 
 
 def test_masked_mse_ignores_padding():
@@ -199,3 +201,16 @@ def test_tiny_tall_overfits_256_sentences(tiny_paths, tiny_processor, hebrew_sen
         warmup_steps=100,
     )
     assert metrics["eval_last_token_accuracy"] >= 0.9, metrics
+
+
+def test_the_resume_decision_is_one_function(tmp_path):
+    """`resume_point` takes the run's whole resume decision; `train_tall` is then handed a folder or nothing."""
+    from tall_hf.training.run import resume_point
+
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
+    assert resume_point(args) == (None, None)  # a fresh folder: start afresh
+    args.resume_from_checkpoint = "True"
+    with pytest.raises(ValueError, match="No complete checkpoint to resume from"):
+        resume_point(args)
+    args.resume_from_checkpoint = str(tmp_path / "checkpoint-3")
+    assert resume_point(args) == (str(tmp_path / "checkpoint-3"), None)  # as given

@@ -98,7 +98,7 @@ def test_lossy_test_world_has_the_ambiguity_and_pivot_bound_its_construction_imp
     back = facts["back_translation"]
     assert back["last_word_rate_ambiguous"] <= 0.65, back
     assert 0 < facts["pivot_bound"]["accuracy"] <= min(facts["ceiling"]["accuracy"], back["last_word_rate"])
-    assert facts["ceiling"]["accuracy"] > 0.05  # measured 0.20
+    assert facts["ceiling"]["accuracy"] > 0.12, facts["ceiling"]  # measured 0.20: half of it fails
 
 
 def test_world_splits_are_disjoint_and_the_hr_side_is_the_letter_map(test_world):
@@ -140,8 +140,9 @@ def test_world_facts_match_the_components(test_world):
     lr_letters = set(test_world.letter_map.mapping)
     assert not any(set(tokenizer.decode([index])) & lr_letters for index in range(len(tokenizer)))
     ceiling = facts["ceiling"]
-    assert 0 <= ceiling["ci_lower"] <= ceiling["accuracy"] <= ceiling["ci_upper"] <= 1
-    assert ceiling["ci_lower"] > 0 and ceiling["accuracy"] > 0.05, ceiling  # measured 0.12-0.18 over seeds 0-3
+    # The world LLM learned the HR text: measured 0.18 [0.13, 0.23] (seed 0, one thread), 0.12-0.18 over seeds 0-3;
+    # half of it (0.09) fails.
+    assert ceiling["accuracy"] > 0.1 and ceiling["ci_lower"] > 0.05, ceiling
     assert facts["build_seconds"] > 0 and facts["versions"]["transformers"] and facts["seed"] == 0
 
 
@@ -233,8 +234,6 @@ def test_demo_on_the_default_world(tmp_path, capsys):
     by_name = {row["approach"]: row for row in results}
     approaches = {"Direct", "Fine-tuned", "Naive", "Naive, LR prefix forced", "Soft prompt", "From scratch", "TALL"}
     assert approaches | {"HR ceiling", "Pivot bound"} == set(by_name) and all(row["n"] >= 600 for row in results)
-    for row in results:
-        assert 0 <= row["ci_lower"] <= row["accuracy"] <= row["ci_upper"] <= 100
     world = World.load(next((output / "worlds").glob("world-*")))
     facts, stated = world.facts, summary["metadata"]["world"]
     assert facts["hr_language"] == stated["hr_language"] == "genderless"

@@ -2,13 +2,15 @@
 
 from .collator import TallDataCollator
 from .preparation import PreparationArguments, clean_sentences, prepare_tall_dataset, translate_shards
-from .translation import translate
+from .translation import lr_hr_translator, save_translator, translate
 
 __all__ = [
     "PreparationArguments",
     "TallDataCollator",
     "clean_sentences",
+    "lr_hr_translator",
     "prepare_tall_dataset",
+    "save_translator",
     "translate",
     "translate_shards",
 ]

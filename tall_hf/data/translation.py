@@ -1,19 +1,43 @@
-"""Batched translation with a seq2seq translator (`generate`), shared by data preparation and inference.
+"""Translation of LR text into HR: a data step over TALL's own frozen LR->HR translator, not processor state.
 
-Sentences are sorted by length (longest first) and cut into batches by a token budget, so a batch pads little and its
-beams stop at about the same step; the translations come back in input order."""
+`translate` runs a seq2seq translator (`generate`) in batches, shared by data preparation, inference and the
+baselines: sentences are sorted by length (longest first) and cut into batches by a token budget, so a batch pads
+little and its beams stop at about the same step; the translations come back in input order.
+
+`lr_hr_translator(model)` is that translator for a TALL model, and `save_translator(model, dir)` puts what a full
+checkpoint needs of it beside the model. Where its parts live: its encoder *is* TALL's stage 1 (`model.lr_encoder`,
+one module, held and saved once, in the model's weights). Its decoder side (decoder, LM head, final logits bias,
+generation settings) takes no part in TALL's forward and is not a submodule of the model: it is read from the
+`translator/` folder of the full checkpoint the model came from (which holds only the weights `model.safetensors` does
+not), or else from the `lr_hr` component recorded in `config.components` (which adapters-only checkpoints name too).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
-from transformers import BatchEncoding, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.utils import logging
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    BatchEncoding,
+    GenerationConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import CONFIG_NAME, GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, cached_file, logging
 
+from ..utils.folders import staged_folder
+from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase
 
 logger = logging.get_logger(__name__)
+
+# The folder of a full checkpoint that holds the decoder side of its LR->HR translator.
+TRANSLATOR_SUBFOLDER = "translator"
 
 
 def position_limit(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> int | None:
@@ -101,3 +125,94 @@ def translate(
             "each was translated from its last tokens."
         )
     return outputs
+
+
+def lr_hr_translator(
+    model: PreTrainedModel, name_or_path: str | os.PathLike | None = None, *, revision: str | None = None
+) -> PreTrainedModel:
+    """TALL's own frozen LR->HR translator, in eval mode on the model's device and dtype: what writes the HR text of
+    LR text (the bridge stream of TALL's prompt).
+
+    Its encoder is the model's stage 1 (`model.lr_encoder`, the same module, not a copy; where the translator's two
+    sides share one token table, that table is the encoder's too). Its decoder side comes from the `translator/`
+    folder of the full checkpoint the model was read from, else from the model's recorded `lr_hr` component (module
+    docstring). `name_or_path` (a hub id or folder) loads that translator instead, whole and as it is.
+    """
+    encoder = model.lr_encoder
+    dtype = next(encoder.parameters()).dtype
+    if name_or_path is not None:
+        translator = load_pretrained(
+            AutoModelForSeq2SeqLM, name_or_path, role="LR->HR translator", revision=revision, dtype=dtype
+        )
+    else:
+        translator = _saved_decoder_side(model, encoder, dtype)
+        if translator is None:
+            provenance = (model.config.components or {}).get("lr_hr") or {}
+            if not provenance.get("name_or_path"):
+                raise ValueError(
+                    "This TALL was built from a config, not from a translator: it has no LR->HR decoder to write HR "
+                    "text with. Pass the HR translations (`bridge_texts`) or a translator (hub id or folder)."
+                )
+            translator = load_pretrained(
+                AutoModelForSeq2SeqLM,
+                provenance["name_or_path"],
+                role="LR->HR translator",
+                revision=provenance.get("revision"),
+                dtype=dtype,
+            )
+        _use_encoder(translator, encoder)
+    return translator.to(encoder.device).eval().requires_grad_(False)
+
+
+def save_translator(model: PreTrainedModel, save_directory: str | os.PathLike) -> None:
+    """Write the decoder side of the model's LR->HR translator (`lr_hr_translator`) into
+    `save_directory/translator/`: its config, generation settings and the weights the model's own do not hold (no
+    encoder, no token table the encoder shares), so a full checkpoint translates offline and from any directory
+    without storing the LR encoder twice. The folder is written beside and swapped in whole."""
+    translator = lr_hr_translator(model)
+    held = {tensor.data_ptr() for tensor in model.lr_encoder.state_dict().values()}
+    decoder_side = {key: value for key, value in translator.state_dict().items() if value.data_ptr() not in held}
+    with staged_folder(os.path.join(save_directory, TRANSLATOR_SUBFOLDER)) as staging:
+        translator.save_pretrained(staging, state_dict=decoder_side)
+
+
+def _use_encoder(translator: PreTrainedModel, encoder: torch.nn.Module) -> None:
+    """Put `encoder` in place of the translator's own encoder (and of the token table both sides share, if they do:
+    the LM head tied to it follows)."""
+    shares_table = translator.get_input_embeddings() is translator.get_encoder().get_input_embeddings()
+    translator.set_encoder(encoder)
+    if shares_table:
+        translator.set_input_embeddings(encoder.get_input_embeddings())
+        translator.tie_weights()
+
+
+def _saved_decoder_side(model: PreTrainedModel, encoder: torch.nn.Module, dtype: torch.dtype):
+    """The translator whose decoder side a full checkpoint holds in `translator/` (None where the model was not read
+    from such a checkpoint), its encoder weights taken from `encoder` (a checkpoint of an earlier version holds them
+    too; the model's are used either way)."""
+    location = model.name_or_path
+    if not location:
+        return None
+    found = {
+        name: cached_file(
+            location,
+            name,
+            subfolder=TRANSLATOR_SUBFOLDER,
+            revision=getattr(model.config, "_commit_hash", None),
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        for name in (CONFIG_NAME, SAFE_WEIGHTS_NAME, GENERATION_CONFIG_NAME)
+    }
+    if found[CONFIG_NAME] is None or found[SAFE_WEIGHTS_NAME] is None:
+        return None
+    config = AutoConfig.from_pretrained(os.path.dirname(found[CONFIG_NAME]))
+    with torch.device("meta"):  # where the encoder sits in this translator class
+        skeleton = AutoModelForSeq2SeqLM.from_config(config)
+    prefix = next(name for name, module in skeleton.named_modules() if module is skeleton.get_encoder())
+    weights = load_file(found[SAFE_WEIGHTS_NAME])
+    weights.update({f"{prefix}.{key}": value for key, value in encoder.state_dict().items()})
+    translator = type(skeleton).from_pretrained(None, config=config, state_dict=weights, dtype=dtype)
+    if found[GENERATION_CONFIG_NAME] is not None:  # the beam size and banned tokens it translates with
+        translator.generation_config = GenerationConfig.from_pretrained(os.path.dirname(found[GENERATION_CONFIG_NAME]))
+    return translator

@@ -8,8 +8,6 @@ needs from the shared `ApproachContext`) and `predict`, and decorate the class w
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import shutil
 from abc import ABC, abstractmethod
@@ -19,8 +17,6 @@ from functools import cached_property
 from typing import ClassVar
 
 import torch
-from peft import PeftModel
-from tokenizers import decoders
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
@@ -28,30 +24,23 @@ from transformers import (
     BatchEncoding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    StoppingCriteriaList,
     TrainingArguments,
-    set_seed,
 )
 from transformers.utils import logging
-from transformers.utils.logging import tqdm
 
 from ..data import PreparationArguments, translate
 from ..data.text_files import read_sentences
-from ..data.translation import position_limit, tokenize_keeping_ends
-from ..generation import TallPredictor, WordBoundaryCriteria, word_start_mask
+from ..generation import TallPredictor
+from ..generation.pivot import NextWordLM, back_translated_last_words, load_llm_tokenizer, pivot_words
 from ..models.tall import TallForCausalLM, TallProcessor
+from ..training import baselines
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
 from ..utils.hub import load_pretrained
-from ..utils.progress import advance_phase
-from ..utils.text import words
-from . import training_recipes
 
 logger = logging.get_logger(__name__)
 
 APPROACHES: dict[str, type[LastWordApproach]] = {}
-# The decoder that undoes each `tokenizers` pre-tokenizer (its word markers: sentencepiece's "▁", byte-level's "Ġ").
-MATCHING_DECODERS = {"ByteLevel": decoders.ByteLevel, "Metaspace": decoders.Metaspace}
 
 
 def register_approach(name: str, display_name: str):
@@ -65,35 +54,6 @@ def register_approach(name: str, display_name: str):
         return cls
 
     return register
-
-
-def first_word(text: str) -> str:
-    """The first whitespace-separated word of `text` (invisible code points removed), or `""` when it has none."""
-    found = words(text)
-    return found[0] if found else ""
-
-
-def with_decoder(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """`tokenizer`, or a copy of it given the decoder of its pre-tokenizer when it has none: without one, `decode`
-    joins token strings with spaces and keeps their word markers ("▁word", "Ġword"), which are no words."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or backend.decoder is not None:
-        return tokenizer
-    pre_tokenizer = json.loads(backend.to_str()).get("pre_tokenizer") or {}
-    steps = pre_tokenizer.get("pretokenizers", [pre_tokenizer])  # one pre-tokenizer or a Sequence of them
-    matching = [MATCHING_DECODERS[step["type"]] for step in steps if step.get("type") in MATCHING_DECODERS]
-    if not matching:
-        logger.warning("The LLM tokenizer has no decoder and no byte-level or metaspace pre-tokenizer to undo.")
-        return tokenizer
-    tokenizer = copy.deepcopy(tokenizer)
-    tokenizer.backend_tokenizer.decoder = matching[0]()
-    return tokenizer
-
-
-def last_word(text: str) -> str:
-    """The last whitespace-separated word of `text` (invisible code points removed), or `""` when it has none."""
-    found = words(text)
-    return found[-1] if found else ""
 
 
 @dataclass
@@ -136,12 +96,12 @@ class ApproachContext:
 
     @cached_property
     def llm_tokenizer(self) -> PreTrainedTokenizerBase:
-        """The LLM's tokenizer, padding on the left for batched generation (the models take their position ids
-        from the attention mask), with a pad token."""
-        tokenizer = load_pretrained(AutoTokenizer, self.llm, role="LLM tokenizer", padding_side="left")
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
+        """The LLM's tokenizer, padding on the left for batched generation (`load_llm_tokenizer`)."""
+        return load_llm_tokenizer(self.llm)
+
+    def load_llm(self) -> PreTrainedModel:
+        """The pretrained LLM, on the context's device."""
+        return load_pretrained(AutoModelForCausalLM, self.llm, role="LLM").to(self.device)
 
     @cached_property
     def lr_hr_translator(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -185,133 +145,42 @@ class LastWordApproach(ABC):
         translations: list[str] | None = None,
         batch_size: int = 16,
         do_sample: bool = False,
-        temperature: float = 0.7,
-        top_k: int = 50,
-        top_p: float = 0.95,
         seed: int | None = None,
+        **sampling,
     ) -> list[str]:
-        """One predicted word per prefix (`""` when none); greedy unless `do_sample`."""
+        """One predicted word per prefix (`""` when none); greedy unless `do_sample`, then sampled with the paper's
+        settings (`tall_hf.generation.SAMPLING`) or the `sampling` (temperature, top_k, top_p) given."""
 
 
-class CausalLMApproach(LastWordApproach):
-    """A causal LM continues the prefix until it has written one word; that word is the prediction.
+class CausalLMApproach(NextWordLM, LastWordApproach):
+    """A causal LM continues the prefix until it has written one word; that word is the prediction
+    (`tall_hf.generation.pivot.NextWordLM`). The LLM as it is, or trained by `train(llm, texts, args)` on the context's
+    LR text with the approach's recipe (`baselines.recipe_training_arguments`)."""
 
-    The prefix goes in as the model was trained on text: with its tokenizer's special tokens (a BOS where the
-    tokenizer adds one) and without a trailing space, so the model writes the word's leading space itself (a lone
-    space token is a sequence most LLMs never saw). Generation stops at the word's end (`WordBoundaryCriteria`:
-    the first token after it that starts a new word, or the end of sentence), within `max_new_tokens`: enough for a
-    long word spelled byte by byte, as a byte-level tokenizer spells a script it was not trained on. Batches are
-    padded on the left; the models take their position ids from the attention mask, so padding does not change what
-    is generated.
-    """
+    train: ClassVar[Callable | None] = None
 
-    def __init__(
-        self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int = 40
-    ) -> None:
-        if tokenizer.padding_side != "left":
-            raise ValueError("Batched generation with a causal LM needs a tokenizer with padding_side='left'.")
-        self.model = model.eval()
-        self.tokenizer = with_decoder(tokenizer)
-        self.max_new_tokens = max_new_tokens
-        self.word_start = word_start_mask(self.tokenizer, model.config.vocab_size)
-
-    def stopping_criteria(self) -> StoppingCriteriaList:
-        """A fresh word-boundary stop for one `generate` call (none for a tokenizer without word markers, which then
-        stops at `max_new_tokens`)."""
-        if not self.word_start.any():
-            return StoppingCriteriaList()
-        eos = self.tokenizer.eos_token_id
-        return StoppingCriteriaList([WordBoundaryCriteria(self.word_start, -1 if eos is None else eos)])
-
-    @torch.inference_mode()
-    def continuations(
-        self,
-        texts: list[str],
-        *,
-        batch_size: int = 16,
-        do_sample: bool = False,
-        temperature: float = 0.7,
-        top_k: int = 50,
-        top_p: float = 0.95,
-        seed: int | None = None,
-    ) -> list[str]:
-        """The decoded text the model generates after each of `texts` (at most `max_new_tokens` tokens)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
-        sampling = {"do_sample": do_sample}
-        if do_sample:
-            sampling.update(temperature=temperature, top_k=top_k, top_p=top_p)
-        if seed is not None:
-            set_seed(seed)
-        device = next(self.model.parameters()).device
-        limit = position_limit(self.model.config, self.tokenizer)
-        limit = None if limit is None else limit - self.max_new_tokens
-        outputs: list[str] = [""] * len(texts)
-        # A text the tokenizer turns into no tokens (e.g. a script it drops) has nothing to continue: unanswered.
-        readable = [i for i, ids in enumerate(self.tokenizer(texts, add_special_tokens=False)["input_ids"]) if ids]
-        self.unreadable = len(texts) - len(readable)
-        self.truncated = 0
-        starts = range(0, len(readable), batch_size)
-        for start in tqdm(starts, desc=f"{self.display_name}: generating", disable=len(starts) < 2, leave=False):
-            rows = readable[start : start + batch_size]
-            inputs, cut = tokenize_keeping_ends(self.tokenizer, [texts[i] for i in rows], limit)
-            self.truncated += cut
-            new_tokens = self.generate_new_tokens(
-                inputs.to(device),
-                max_new_tokens=self.max_new_tokens,
-                stopping_criteria=self.stopping_criteria(),
-                pad_token_id=self.tokenizer.pad_token_id,
-                **sampling,
-            )
-            for row, text in zip(rows, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True), strict=True):
-                outputs[row] = text
-            advance_phase(len(rows))
-        if self.unreadable or self.truncated:
-            logger.warning(
-                f"{self.display_name}: of {len(texts)} texts, {self.unreadable} have no tokens for the LLM's tokenizer "
-                f"(left unanswered) and {self.truncated} were cut to their last {limit} tokens."
-            )
-        return outputs
-
-    def generate_new_tokens(self, inputs: BatchEncoding, **generate_kwargs) -> torch.LongTensor:
-        """The tokens `generate` adds after the left-padded `inputs`."""
-        generated = self.model.generate(**inputs, **generate_kwargs)
-        return generated[:, inputs["input_ids"].shape[1] :]
+    @classmethod
+    def from_context(cls, context: ApproachContext) -> CausalLMApproach:
+        if cls.train is None:
+            return cls(context.load_llm(), context.llm_tokenizer)
+        texts, base = context.training_inputs(cls.name)
+        args = baselines.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
+        return cls(cls.train(context.llm, texts, args).to(context.device), context.llm_tokenizer)
 
     def predict(self, prefixes: list[str], *, translations: list[str] | None = None, **generation) -> list[str]:
-        texts = [prefix.rstrip() for prefix in prefixes]
-        return [first_word(text) for text in self.continuations(texts, **generation)]
-
-    @classmethod
-    def _load_pretrained(cls, context: ApproachContext) -> CausalLMApproach:
-        model = load_pretrained(AutoModelForCausalLM, context.llm, role="LLM").to(context.device)
-        return cls(model, context.llm_tokenizer)
-
-    @classmethod
-    def trained(cls, context: ApproachContext, train: Callable) -> CausalLMApproach:
-        """The approach with the LLM trained by `train(llm, texts, args)` on the context's LR text, with the approach's
-        recipe (`training_recipes.recipe_training_arguments`)."""
-        texts, base = context.training_inputs(cls.name)
-        args = training_recipes.recipe_training_arguments(cls.name, base, context.model_dir(cls.name))
-        return cls(train(context.llm, texts, args).to(context.device), context.llm_tokenizer)
+        return self.next_words(prefixes, **generation)
 
 
 @register_approach("direct", "Direct")
 class DirectApproach(CausalLMApproach):
     """The pretrained LLM continues the LR prefix as it is."""
 
-    @classmethod
-    def from_context(cls, context: ApproachContext) -> DirectApproach:
-        return cls._load_pretrained(context)
-
 
 @register_approach("fine_tuned", "Fine-tuned")
 class FineTunedApproach(CausalLMApproach):
     """The LLM with all its parameters fine-tuned on LR text (paper: AdamW, lr 2e-5, weight decay 0.01)."""
 
-    @classmethod
-    def from_context(cls, context: ApproachContext) -> FineTunedApproach:
-        return cls.trained(context, training_recipes.train_fine_tuned)
+    train = staticmethod(baselines.train_fine_tuned)
 
 
 @register_approach("naive", "Naive")
@@ -321,34 +190,28 @@ class NaiveApproach(LastWordApproach):
 
     uses_translation = True
 
-    def __init__(self, llm: CausalLMApproach, context: ApproachContext) -> None:
+    def __init__(self, llm: NextWordLM, context: ApproachContext) -> None:
         self.llm = llm
         self.context = context
 
     @classmethod
     def from_context(cls, context: ApproachContext) -> NaiveApproach:
-        return cls(DirectApproach._load_pretrained(context), context)
+        return cls(NextWordLM(context.load_llm(), context.llm_tokenizer), context)
 
     def predict(
         self, prefixes: list[str], *, translations: list[str] | None = None, batch_size: int = 16, **generation
     ) -> list[str]:
         if translations is None:
             translations = self.context.translate_to_hr(prefixes, batch_size)
-        hr_words = self.llm.predict(translations, batch_size=batch_size, **generation)
+        words = pivot_words(
+            prefixes, translations, self.llm, self.back_translated_words, batch_size=batch_size, **generation
+        )
         self.truncated, self.unreadable = self.llm.truncated, self.llm.unreadable
-        answered = [i for i, word in enumerate(hr_words) if word]
-        completed = [f"{translations[i]} {hr_words[i]}" for i in answered]
-        words = [""] * len(prefixes)
-        if answered:
-            back = self.back_translated_words([prefixes[i] for i in answered], completed, batch_size)
-            for i, word in zip(answered, back, strict=True):
-                words[i] = word
         return words
 
     def back_translated_words(self, prefixes: list[str], completed: list[str], batch_size: int) -> list[str]:
         """The LR word of each completed HR sentence: the last word of its back-translation."""
-        model, tokenizer = self.context.hr_lr_translator
-        return [last_word(text) for text in translate(completed, model, tokenizer, batch_size=batch_size)]
+        return back_translated_last_words(*self.context.hr_lr_translator, completed, batch_size)
 
 
 @register_approach("naive_forced", "Naive, LR prefix forced")
@@ -405,18 +268,14 @@ class SoftPromptApproach(CausalLMApproach):
             **generate_kwargs,
         )
 
-    @classmethod
-    def from_context(cls, context: ApproachContext) -> SoftPromptApproach:
-        return cls.trained(context, training_recipes.train_soft_prompt)
+    train = staticmethod(baselines.train_soft_prompt)
 
 
 @register_approach("from_scratch", "From scratch")
 class FromScratchApproach(CausalLMApproach):
     """The LLM's architecture from random weights, trained on LR text (paper: lr 5e-4, gradient accumulation 8)."""
 
-    @classmethod
-    def from_context(cls, context: ApproachContext) -> FromScratchApproach:
-        return cls.trained(context, training_recipes.train_from_scratch)
+    train = staticmethod(baselines.train_from_scratch)
 
 
 @register_approach("tall", "TALL")
@@ -433,7 +292,7 @@ class TallApproach(LastWordApproach):
         model_dir = context.tall_model or cls.train(context)
         model = load_pretrained(TallForCausalLM, model_dir, role="TALL model").to(context.device)
         processor = load_pretrained(TallProcessor, model_dir, role="TALL processor")
-        return cls(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
+        return cls(TallPredictor(model, processor))  # the model's own translator, if ever needed
 
     @staticmethod
     def train(context: ApproachContext) -> str:

@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 from transformers.utils import logging
 
 from ..data.fingerprint import component_fingerprint
-from ..tiny import build_tiny_components
+from ..generation.decoding import SAMPLING
 from ..training.checkpointing import write_json_atomically
 from ..training.recipes import recipe_field
 from ..utils.folders import lock_output_folder
@@ -36,11 +36,6 @@ from .task import LastWordExample, make_examples, read_sentences
 
 logger = logging.get_logger(__name__)
 
-TINY_NOTE = (
-    "Built from tiny components with random weights (--tiny_components): accuracies near 0 are expected; "
-    "this run checks the pipeline, not the method."
-)
-
 
 @dataclass
 class LastWordEvaluationArguments:
@@ -50,11 +45,6 @@ class LastWordEvaluationArguments:
     lr_hr_model: str | None = field(default=None, metadata={"help": "LR->HR translator (hub id or folder)."})
     llm_model: str | None = field(default=None, metadata={"help": "The (HR-centric) causal LLM."})
     hr_lr_model: str | None = field(default=None, metadata={"help": "HR->LR translator (hub id or folder)."})
-    tiny_components: str | None = field(
-        default=None,
-        metadata={"help": "Build tiny random-weight components in this folder and use them (offline demo/tests)."},
-    )
-    tiny_llm: str = field(default="qwen2", metadata={"help": "LLM family of the tiny components."})
     train_file: str | None = field(
         default=None, metadata={"help": "LR training text (one sentence per line) for the trained approaches."}
     )
@@ -71,9 +61,9 @@ class LastWordEvaluationArguments:
     )
     eval_batch_size: int = field(default=16, metadata={"help": "Sentences per generation batch."})
     do_sample: bool = field(default=False, metadata={"help": "Sample (the paper) instead of greedy decoding."})
-    temperature: float = field(default=0.7)
-    top_k: int = field(default=50)
-    top_p: float = field(default=0.95)
+    temperature: float = field(default=SAMPLING["temperature"])
+    top_k: int = field(default=SAMPLING["top_k"])
+    top_p: float = field(default=SAMPLING["top_p"])
     sampling_seed: int = field(default=0, metadata={"help": "Seed set before each approach predicts a data set."})
     confidence: float = field(default=0.95, metadata={"help": "Level of the bootstrap confidence intervals."})
     bootstrap_resamples: int = field(default=1000)
@@ -99,11 +89,6 @@ class LastWordEvaluationArguments:
                 f"The approaches {self.trained_approaches()} train on LR text: give --train_file (or --tall_model "
                 "for a trained TALL), or leave them out of --approaches."
             )
-        given = [self.lr_hr_model, self.llm_model, self.hr_lr_model]
-        if self.tiny_components is None and not all(given):
-            raise ValueError("Give --lr_hr_model, --llm_model and --hr_lr_model, or --tiny_components DIR.")
-        if self.tiny_components is not None and any(given):
-            raise ValueError("--tiny_components builds all three components: do not combine it with model names.")
 
     def trained_approaches(self) -> list[str]:
         """The selected approaches that train here (TALL only without --tall_model)."""
@@ -187,13 +172,11 @@ def _run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: 
                 torch.cuda.empty_cache()
         _save_finished(approach_results, key, training_args.output_dir)
         results.extend(approach_results)
-    tiny = args.tiny_components is not None
-    llm = f"tiny {args.tiny_llm}, random weights" if tiny else components["llm"]
     report = LastWordReport(
-        results, metadata=_metadata(args, components, training_args), title=f"Last-word prediction ({llm})"
+        results,
+        metadata=_metadata(args, components, training_args),
+        title=f"Last-word prediction ({components['llm']})",
     )
-    if tiny:
-        report.notes.append(TINY_NOTE)
     report.notes.extend(note for result in results if (note := result.note()))
     report.notes.extend(f"{name} failed: {message}" for name, message in failed.items())
     if not results:
@@ -311,8 +294,8 @@ def _save_finished(results: list[ApproachResult], key: str, output_dir: str) -> 
 
 
 def _components(args: LastWordEvaluationArguments) -> dict[str, str]:
-    if args.tiny_components is not None:
-        return build_tiny_components(args.tiny_components, llm=args.tiny_llm)
+    if not all([args.lr_hr_model, args.llm_model, args.hr_lr_model]):
+        raise ValueError("Give --lr_hr_model, --llm_model and --hr_lr_model (hub ids or folders).")
     return {"lr_hr": args.lr_hr_model, "llm": args.llm_model, "hr_lr": args.hr_lr_model}
 
 

@@ -3,13 +3,15 @@
 Importing this package registers the `tall-next-word` pipeline (and, through the models, the Auto classes).
 """
 
+from .decoding import SAMPLING, DecodingOptions
 from .pipeline import TallNextWordPipeline, register_pipeline
-from .predictor import DecodingOptions, TallPredictor
+from .predictor import TallPredictor
 from .word_boundary import PerRowSampler, WordBoundaryCriteria, split_words, word_start_mask
 
 register_pipeline()
 
 __all__ = [
+    "SAMPLING",
     "DecodingOptions",
     "PerRowSampler",
     "TallNextWordPipeline",

@@ -35,9 +35,10 @@ class TallNextWordPipeline(Pipeline):
     [{'prefix': ..., 'continuation': '...'}, ...]
     ```
 
-    The model folder holds the TALL model and its `TallProcessor`; the LR->HR translator is the one recorded in the
-    model's config, or `translator=` (hub id or folder). With `num_words`, each prefix is continued by that many
-    words instead. The whole input list goes to the predictor at once, which batches it (`batch_size`).
+    The model folder holds the TALL model and its `TallProcessor`; the LR->HR translator is the model's own
+    (`tall_hf.data.translation.lr_hr_translator`), or `translator=` (hub id or folder). With `num_words`, each prefix
+    is continued by that many words instead. The whole input list goes to the predictor at once, which batches it
+    (`batch_size`).
     """
 
     _load_processor = True

@@ -1,9 +1,9 @@
 """Next-word prediction and multi-word continuation with TALL: a thin layer over `TallForCausalLM.generate`.
 
-Per word, the prefixes are translated (batched, cached by the processor), stages 1-6 run once per sentence, and the
-LR decoder generates with its KV cache until a word boundary ([`WordBoundaryCriteria`]). The paper's reference
-algorithm (translate again and run all seven stages for every token, no cache) lives in `tall_hf.testing.reference`
-for the tests and benchmarks that compare against it.
+Per word, the prefixes are translated by the model's own LR->HR translator (`tall_hf.data.translation`: batched, each
+distinct prefix once), stages 1-6 run once per sentence, and the LR decoder generates with its KV cache until a word
+boundary ([`WordBoundaryCriteria`]). The paper's reference algorithm (translate again and run all seven stages for
+every token, no cache) lives in `tall_hf.testing.reference` for the tests and benchmarks that compare against it.
 """
 
 from __future__ import annotations
@@ -11,23 +11,21 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from transformers import (
     LogitsProcessorList,
     PreTrainedModel,
     StoppingCriteriaList,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
 )
 from transformers.utils import logging
 
+from ..data.translation import lr_hr_translator, translate
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.hub import load_pretrained
 from ..utils.progress import advance_phase
 from ..utils.text import normalize_text, words
+from .decoding import DecodingOptions, continue_word_by_word
 from .word_boundary import PerRowSampler, WordBoundaryCriteria, split_words, word_start_mask
 
 logger = logging.get_logger(__name__)
@@ -53,25 +51,6 @@ def keep_end(text: str, fits: Callable[[str], bool]) -> str:
     return " ".join(words[-low:])
 
 
-@dataclass(frozen=True)
-class DecodingOptions:
-    """How each token of a word is chosen: greedy, or sampled after the paper's temperature / top-k / top-p."""
-
-    do_sample: bool = False
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 0.95
-    max_word_tokens: int = 8
-
-    def __post_init__(self) -> None:
-        if self.max_word_tokens < 1:
-            raise ValueError(f"max_word_tokens must be at least 1, got {self.max_word_tokens}.")
-
-    def warpers(self) -> list:
-        """The paper's sampling warpers, in `generate`'s order."""
-        return [TemperatureLogitsWarper(self.temperature), TopKLogitsWarper(self.top_k), TopPLogitsWarper(self.top_p)]
-
-
 class TallPredictor:
     """Predicts the next LR word after each prefix (and continues texts word by word) with a TALL model.
 
@@ -88,8 +67,7 @@ class TallPredictor:
         processor.check_compatible(model.config)
         self.model = model.eval()
         self.processor = processor
-        if translator is not None:
-            processor.translator = translator
+        self._translator = translator.eval() if translator is not None else None
         tokenizer = processor.target_tokenizer
         self.word_start = word_start_mask(tokenizer, model.get_output_embeddings().out_features)
         self.eos_token_id = tokenizer.eos_token_id
@@ -105,11 +83,8 @@ class TallPredictor:
         translator_revision: str | None = None,
         **kwargs,
     ) -> TallPredictor:
-        """Load a saved TALL model and its processor from one folder (or hub id), and the LR->HR translator.
-
-        The translator defaults to the one the model was built from (`config.components["lr_hr"]`); `kwargs` go to
-        the model's `from_pretrained` (e.g. `dtype`, `revision`).
-        """
+        """Load a saved TALL model and its processor from one folder (or hub id), and its LR->HR translator
+        (`from_model`); `kwargs` go to the model's `from_pretrained` (e.g. `dtype`, `revision`)."""
         model = load_pretrained(TallForCausalLM, model_name_or_path, role="TALL model", **kwargs)
         processor = load_pretrained(
             TallProcessor, model_name_or_path, role="TALL processor", revision=kwargs.get("revision")
@@ -125,16 +100,10 @@ class TallPredictor:
         *,
         translator_revision: str | None = None,
     ) -> TallPredictor:
-        """A predictor around a loaded model and processor. The LR->HR translator is the processor's (the one saved
-        in a full checkpoint, or the model's `lr_hr` component); `translator` (a hub id or folder) replaces it."""
-        if translator is None and processor.translator_name_or_path is None:
-            provenance = (model.config.components or {}).get("lr_hr", {})
-            translator, translator_revision = provenance.get("name_or_path"), provenance.get("revision")
-        if translator is not None:
-            processor.translator_name_or_path, processor.translator_revision = str(translator), translator_revision
-            processor._translator = None
-        processor.translator.to(model.device)
-        return cls(model, processor)
+        """A predictor around a loaded model and processor, with the LR->HR translator loaded now: the model's own
+        (`tall_hf.data.translation.lr_hr_translator`: its encoder is stage 1, its decoder side from the checkpoint's
+        `translator/` folder or the recorded `lr_hr` component), or `translator` (a hub id or folder) instead."""
+        return cls(model, processor, lr_hr_translator(model, translator, revision=translator_revision))
 
     # ------------------------------------------------------------------ public API
     def predict_next_word(
@@ -142,18 +111,15 @@ class TallPredictor:
         prefixes: list[str],
         *,
         batch_size: int = 16,
-        do_sample: bool = False,
-        temperature: float = 0.7,
-        top_k: int = 50,
-        top_p: float = 0.95,
         seed: int | None = None,
         use_cache: bool = True,
-        max_word_tokens: int = 8,
         translations: list[str] | None = None,
+        **decoding,
     ) -> list[str]:
         """The predicted next word of every prefix, normalised (punctuation removed); `""` where the model ends the
-        sentence instead. `translations` (HR translations of the prefixes) skip the translator."""
-        options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
+        sentence instead. `translations` (HR translations of the prefixes) skip the translator; `decoding` are
+        `DecodingOptions` fields (`do_sample`, `temperature`, `top_k`, `top_p`, `max_word_tokens`)."""
+        options = DecodingOptions(**decoding)
         generators = self._generators(seed, len(prefixes))
         words = self._next_words(prefixes, options, batch_size, use_cache, generators, translations)
         return [normalize_text(word) for word in words]
@@ -164,40 +130,29 @@ class TallPredictor:
         num_words: int = 5,
         *,
         batch_size: int = 16,
-        do_sample: bool = False,
-        temperature: float = 0.7,
-        top_k: int = 50,
-        top_p: float = 0.95,
         seed: int | None = None,
         use_cache: bool = True,
-        max_word_tokens: int = 8,
         translations: list[str] | None = None,
+        **decoding,
     ) -> list[str]:
         """The next `num_words` words of every prefix (the continuation only), predicted one word at a time: each
         word is appended to its prefix, which is translated again for the next one. A text the model ends early
-        has fewer words. `translations` (of the prefixes) replace the translator for the first word only."""
+        has fewer words. `translations` (of the prefixes) replace the translator for the first word only; `decoding` as
+        in `predict_next_word`."""
         if num_words < 1:
             raise ValueError(f"num_words must be at least 1, got {num_words}.")
-        options = DecodingOptions(do_sample, temperature, top_k, top_p, max_word_tokens)
+        options = DecodingOptions(**decoding)
         texts = self._check_prefixes(prefixes)
         generators = self._generators(seed, len(texts))
-        continuations: list[list[str]] = [[] for _ in texts]
-        active = list(range(len(texts)))
-        for _ in range(num_words):
-            row_generators = None if generators is None else [generators[i] for i in active]
-            row_texts = [texts[i] for i in active]
-            words = self._next_words(row_texts, options, batch_size, use_cache, row_generators, translations)
-            translations = None
-            still_active = []
-            for index, word in zip(active, words, strict=True):
-                if word:
-                    texts[index] = f"{texts[index]} {word}"
-                    continuations[index].append(word)
-                    still_active.append(index)
-            active = still_active
-            if not active:
-                break
-        return [" ".join(words) for words in continuations]
+        first = [translations]  # the given translations serve the first word only
+
+        def next_words(rows: list[int], row_texts: list[str]) -> list[str]:
+            row_generators = None if generators is None else [generators[i] for i in rows]
+            return self._next_words(
+                row_texts, options, batch_size, use_cache, row_generators, first.pop() if first else None
+            )
+
+        return continue_word_by_word(texts, num_words, next_words)
 
     # ------------------------------------------------------------------ shared steps
     def _generators(self, seed: int | None, count: int) -> list[torch.Generator] | None:
@@ -227,9 +182,18 @@ class TallPredictor:
         return cleaned
 
     @property
-    def translator(self):
-        """The processor's LR->HR translator."""
-        return self.processor.translator
+    def translator(self) -> PreTrainedModel:
+        """The LR->HR translator: the one given, else the model's own (loaded on first use)."""
+        if self._translator is None:
+            self._translator = lr_hr_translator(self.model)
+        return self._translator
+
+    def translate(self, prefixes: list[str], batch_size: int = 16) -> list[str]:
+        """HR translations of LR prefixes with the translator, batched, each distinct prefix translated once."""
+        distinct = list(dict.fromkeys(prefixes))
+        translations = translate(distinct, self.translator, self.processor.source_tokenizer, batch_size=batch_size)
+        found = dict(zip(distinct, translations, strict=True))
+        return [found[prefix] for prefix in prefixes]
 
     def _next_words(
         self,
@@ -250,7 +214,7 @@ class TallPredictor:
         self.unreadable, self._cut_rows = 0, set()
         prefixes = self._fit_prefixes(prefixes, options.max_word_tokens)
         if translations is None:
-            translations = self.processor.translate(prefixes, batch_size=batch_size)
+            translations = self.translate(prefixes, batch_size=batch_size)
         translations = self._fit_translations(translations, list(range(len(translations))))
         target_lengths = [len(ids) for ids in self.processor.target_token_ids(prefixes)]
         readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]

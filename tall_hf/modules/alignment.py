@@ -10,16 +10,17 @@ from transformers.activations import ACT2FN
 class AlignmentAdapter(nn.Module):
     """Linear(in -> f*out) -> LayerNorm -> act -> Dropout -> Linear(-> out) -> LayerNorm, padding zeroed.
 
-    TALL's stages 2 and 5. With `hidden_factor=2` and GELU this is the paper's adapter: for a 1024-wide
-    translator and a 1024-wide LLM it holds 4,203,520 parameters.
+    TALL's stages 2 and 5; `hidden_factor` and `dropout` come from `TallConfig`. With `hidden_factor=2` and GELU this
+    is the paper's adapter: for a 1024-wide translator and a 1024-wide LLM it holds 4,203,520 parameters.
     """
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        hidden_factor: int = 2,
-        dropout: float = 0.1,
+        *,
+        hidden_factor: int,
+        dropout: float,
         activation: str = "gelu",
     ) -> None:
         super().__init__()

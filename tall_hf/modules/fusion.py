@@ -34,6 +34,8 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
 FUSION_METHODS: dict[str, type[LayerFusion]] = {}
+# The fusion both models start from: the encoder's last layer (LangBridge, and TALL's stage 1 in the paper).
+DEFAULT_FUSION = "last"
 
 
 def register_fusion(name: str):
@@ -124,7 +126,7 @@ def _real_tokens(encoder_outputs: BaseModelOutput, attention_mask: torch.Tensor 
     return attention_mask.bool()
 
 
-@register_fusion("last")
+@register_fusion(DEFAULT_FUSION)
 class LastLayerFusion(LayerFusion):
     """LangBridge: the encoder's last layer (`last_hidden_state`, as it is). No parameters."""
 
@@ -216,6 +218,7 @@ class TokenSoftmaxFusion(LayerFusion):
 
 
 __all__ = [
+    "DEFAULT_FUSION",
     "FUSION_METHODS",
     "GlobalSoftmaxFusion",
     "LastLayerFusion",

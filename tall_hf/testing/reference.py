@@ -8,10 +8,10 @@ temperature / top-k / top-p from one random stream per sentence (as `TallPredict
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessorList, SuppressTokensLogitsProcessor
+from transformers import LogitsProcessorList, PreTrainedModel, SuppressTokensLogitsProcessor
 
-from ..data.translation import translate
-from ..generation.predictor import DecodingOptions
+from ..data.translation import lr_hr_translator, translate
+from ..generation.decoding import DecodingOptions, continue_word_by_word
 from ..generation.word_boundary import word_start_mask
 from ..models.tall import TallForCausalLM, TallProcessor
 from ..utils.padding import pad_rows
@@ -28,13 +28,16 @@ def reference_next_words(
     batch_size: int = 1,
     generators: list[torch.Generator] | None = None,
     translations: list[str] | None = None,
+    translator: PreTrainedModel | None = None,
     raw: bool = False,
 ) -> list[str]:
     """The normalised (with `raw`: as decoded) next word of every prefix by the uncached reference algorithm
-    (`translations` skip the translator; `generators`, one per prefix, give each sentence its own random stream when
-    sampling)."""
+    (`translations` skip the translator, by default the model's own `lr_hr_translator`; `generators`, one per prefix,
+    give each sentence its own random stream when sampling)."""
     options = options or DecodingOptions()
     model.eval()
+    if translations is None and translator is None:
+        translator = lr_hr_translator(model)
     tokenizer = processor.target_tokenizer
     word_start = word_start_mask(tokenizer, model.get_output_embeddings().out_features)
     suppress = SuppressTokensLogitsProcessor([processor.decoder_start_token_id], device=model.device)
@@ -48,7 +51,7 @@ def reference_next_words(
         for step in range(options.max_word_tokens):
             chunk_prefixes = [prefixes[i] for i in chunk]
             if translations is None:
-                bridge = translate(chunk_prefixes, processor.translator, processor.source_tokenizer)
+                bridge = translate(chunk_prefixes, translator, processor.source_tokenizer)
             else:
                 bridge = [translations[i] for i in chunk]
             batch = processor(chunk_prefixes, bridge)
@@ -77,24 +80,24 @@ def reference_next_words(
 
 
 def reference_continue_text(
-    model: TallForCausalLM, processor: TallProcessor, prefixes: list[str], num_words: int, *, batch_size: int = 1
+    model: TallForCausalLM,
+    processor: TallProcessor,
+    prefixes: list[str],
+    num_words: int,
+    *,
+    batch_size: int = 1,
+    translator: PreTrainedModel | None = None,
 ) -> list[str]:
     """Greedy continuation by `num_words` words, each by [`reference_next_words`] on the text so far; a text the
     model ends early has fewer words (as `TallPredictor.continue_text`)."""
-    texts, continuations = [" ".join(words(prefix)) for prefix in prefixes], [[] for _ in prefixes]
-    active = list(range(len(texts)))
-    for _ in range(num_words):
-        words = reference_next_words(model, processor, [texts[i] for i in active], batch_size=batch_size, raw=True)
-        active_next = []
-        for index, word in zip(active, words, strict=True):
-            if word:
-                texts[index] = f"{texts[index]} {word}"
-                continuations[index].append(word)
-                active_next.append(index)
-        active = active_next
-        if not active:
-            break
-    return [" ".join(words) for words in continuations]
+    translator = translator or lr_hr_translator(model)
+    return continue_word_by_word(
+        [" ".join(words(prefix)) for prefix in prefixes],
+        num_words,
+        lambda _, texts: reference_next_words(
+            model, processor, texts, batch_size=batch_size, translator=translator, raw=True
+        ),
+    )
 
 
 __all__ = ["reference_continue_text", "reference_next_words"]

@@ -15,7 +15,7 @@ import torch
 from transformers import MT5Config, MT5EncoderModel, T5Tokenizer
 
 from ..resources import read_corpus
-from .tall_components import TINY_LLM_CONFIGS, _train_sentencepiece, _write_llm, build_once, check_tiny_llm
+from .building import TINY_LLM_CONFIGS, build_once, check_tiny_llm, train_sentencepiece, write_llm
 
 # More layers than width would suggest, so that fusing them has something to choose from.
 TINY_ENCODER_CONFIG = {
@@ -47,7 +47,7 @@ def build_tiny_bridge_components(directory: str | os.PathLike, llm: str = "qwen2
     def write(staging: Path) -> None:
         hebrew, english = read_corpus("hebrew"), read_corpus("english")
         _write_encoder(staging / "encoder", hebrew + english, seed)
-        _write_llm(staging / "llm", llm, english + hebrew, seed + 1, initializer_range=TINY_LLM_INITIALIZER_RANGE)
+        write_llm(staging / "llm", llm, english + hebrew, seed + 1, initializer_range=TINY_LLM_INITIALIZER_RANGE)
 
     description = [llm, seed, TINY_LLM_CONFIGS[llm], TINY_ENCODER_CONFIG, TINY_LLM_INITIALIZER_RANGE]
     target = build_once(directory, f"tiny-bridge-{llm}", description, write, seed)
@@ -57,7 +57,7 @@ def build_tiny_bridge_components(directory: str | os.PathLike, llm: str = "qwen2
 def _write_encoder(folder: Path, sentences: list[str], seed: int) -> None:
     """A T5 tokenizer (`<pad>` 0, `</s>` 1, `<unk>` 2, then the pieces) and a random `MT5EncoderModel`."""
     folder.mkdir(parents=True)
-    processor = spm.SentencePieceProcessor(model_proto=_train_sentencepiece(sentences))
+    processor = spm.SentencePieceProcessor(model_proto=train_sentencepiece(sentences))
     pieces = [
         (processor.id_to_piece(index), processor.get_score(index))
         for index in range(processor.get_piece_size())

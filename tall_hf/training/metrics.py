@@ -31,7 +31,7 @@ class TallMetrics:
     `token_accuracy` (over every labelled position) and `perplexity` of the training objective of `loss_mode`
     (the last token's for `last_token`, every labelled token's otherwise)."""
 
-    loss_mode: str = "last_token"
+    loss_mode: str
 
     def __call__(self, eval_prediction: EvalPrediction) -> dict[str, float]:
         predictions, nll = eval_prediction.predictions

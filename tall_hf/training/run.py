@@ -13,9 +13,8 @@ from ..data import PreparationArguments, prepare_tall_dataset
 from ..data.preparation import NoSentenceLeftError, word_boundary_prefixes
 from ..data.text_files import read_sentences
 from ..models.tall import TallForCausalLM, TallProcessor
-from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS
+from ..models.tall.configuration_tall import LOSS_MODES, TARGET_TRANSFORMER_INITS, TallConfig
 from ..modules.fusion import FUSION_METHODS
-from ..tiny import build_tiny_components
 from ..utils.folders import lock_output_folder
 from ..utils.launch import warn_on_process_mismatch
 from .adapter_pretraining import NEXT_TOKEN_READER, pretrain_next_token_reader
@@ -63,10 +62,12 @@ class TallModelArguments:
         },
     )
     encoder_fusion: str = field(
-        default="last",
+        default=TallConfig.encoder_fusion,
         metadata={"help": "How stage 1 fuses the LR encoder's layers.", "choices": tuple(FUSION_METHODS)},
     )
-    adapter_dropout: float = field(default=0.1, metadata={"help": "Dropout inside the alignment adapters."})
+    adapter_dropout: float = field(
+        default=TallConfig.adapter_dropout, metadata={"help": "Dropout inside the alignment adapters."}
+    )
     transformer_dropout: float | None = field(
         default=None, metadata={"help": "Dropout of the custom transformers (default: the translators' own)."}
     )
@@ -77,11 +78,6 @@ class TallModelArguments:
             "default: the recipe's). Resumable; skipped when TALL resumes from a checkpoint."
         },
     )
-    tiny_components: str | None = field(
-        default=None,
-        metadata={"help": "Build tiny random components in this folder and use them (offline smoke runs)."},
-    )
-    tiny_llm: str = field(default="qwen2", metadata={"help": "LLM family of the tiny components."})
 
     def model_options(self) -> dict:
         """The recipe's `TallConfig` options, with those given here in their place."""
@@ -90,12 +86,10 @@ class TallModelArguments:
         return options
 
     def components(self) -> dict[str, str]:
-        """`{"lr_hr", "llm", "hr_lr"}` hub ids or folders (the tiny ones built on the spot if asked)."""
-        if self.tiny_components:
-            return build_tiny_components(self.tiny_components, llm=self.tiny_llm)
+        """`{"lr_hr", "llm", "hr_lr"}` hub ids or folders."""
         missing = [name for name in ("lr_hr_model", "llm_model", "hr_lr_model") if not getattr(self, name)]
         if missing:
-            raise ValueError(f"Pass --{' --'.join(missing)} (hub ids or folders), or --tiny_components DIR.")
+            raise ValueError(f"Pass --{' --'.join(missing)} (hub ids or folders).")
         return {"lr_hr": self.lr_hr_model, "llm": self.llm_model, "hr_lr": self.hr_lr_model}
 
     def revisions(self) -> dict[str, str | None]:
@@ -187,28 +181,42 @@ def check_run_values(data_args: TallDataArguments, training_args: TrainingArgume
         )
 
 
+def resume_point(training_args: TrainingArguments) -> tuple[str | None, int | None]:
+    """The one resume decision of a run: `(checkpoint, None)` to resume from (`--resume_from_checkpoint` as given, the
+    newest complete checkpoint for `True`, else the newest complete one in `output_dir` if any), or `(None, step)` when
+    the run in `output_dir` already finished at `step` and nothing was asked to resume."""
+    requested = training_args.resume_from_checkpoint
+    if requested is None:
+        final_step = finished_run(training_args.output_dir)
+        if final_step is not None:
+            return None, final_step
+    if requested is not None and str(requested).lower() != "true":
+        return requested, None
+    checkpoint = last_complete_checkpoint(training_args.output_dir)
+    if requested is not None and checkpoint is None:
+        raise ValueError(f"No complete checkpoint to resume from in {training_args.output_dir}.")
+    step = checkpoint_step(checkpoint) if checkpoint else None
+    if step is not None and 0 < training_args.max_steps < step:  # at `max_steps` exactly, resuming saves it
+        raise ValueError(
+            f"--max_steps {training_args.max_steps} trains nothing: {checkpoint} is already at step {step}. Pass "
+            "a larger --max_steps to train on, or a new --output_dir to start afresh."
+        )
+    return checkpoint, None
+
+
 def _run_training(
     model_args: TallModelArguments,
     data_args: TallDataArguments,
     prep_args: PreparationArguments,
     training_args: TrainingArguments,
 ) -> Trainer | None:
-    final_step = finished_run(training_args.output_dir)
-    if final_step is not None and training_args.resume_from_checkpoint is None:
+    checkpoint, final_step = resume_point(training_args)
+    if final_step is not None:
         logger.warning(
             f"Training in {training_args.output_dir} already finished (step {final_step}); leaving it as it is. "
             "Pass a new --output_dir to train again."
         )
         return None
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None:
-        checkpoint = last_complete_checkpoint(training_args.output_dir)
-        step = checkpoint_step(checkpoint) if checkpoint else None
-        if step is not None and 0 < training_args.max_steps < step:  # at `max_steps` exactly, resuming saves it
-            raise ValueError(
-                f"--max_steps {training_args.max_steps} trains nothing: {checkpoint} is already at step {step}. Pass "
-                "a larger --max_steps to train on, or a new --output_dir to start afresh."
-            )
     # The text first: a missing or non-UTF-8 file fails, naming itself, before any component loads.
     train_lines = read_sentences(data_args.train_file, data_args.max_train_samples)
     validation_lines = read_sentences(data_args.validation_file) if data_args.validation_file else None
@@ -221,7 +229,6 @@ def _run_training(
     warn_on_process_mismatch(training_args)
     paths = model_args.components()
     options = model_args.model_options()
-    processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=options["loss_mode"])
     model = TallForCausalLM.from_components(
         **paths,
         **model_args.revisions(),
@@ -230,6 +237,8 @@ def _run_training(
         adapter_dropout=model_args.adapter_dropout,
         transformer_dropout=model_args.transformer_dropout,
     )
+    # The processor's labels follow the model's loss mode (its config is the one home of the setting).
+    processor = TallProcessor.from_components(**paths, **model_args.revisions(), loss_mode=model.config.loss_mode)
     processor.check_compatible(model.config)  # every component's tokenizer, before any data is prepared
     logger.info("\n" + model.parameter_table())
 

@@ -16,9 +16,12 @@ import os
 import torch
 from accelerate import PartialState
 from datasets import Dataset, load_from_disk
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
+from ..generation.pivot import NextWordLM, back_translated_last_words, load_llm_tokenizer, pivot_words
 from ..models.tall.processing_tall import TallProcessor
+from ..utils.hub import load_pretrained
 
 logger = logging.get_logger(__name__)
 
@@ -29,17 +32,23 @@ def teacher_words(
     prefixes: list[str],
     translations: list[str],
     components: dict[str, str],
-    output_dir: str | os.PathLike,
     batch_size: int = 32,
     device: torch.device | None = None,
 ) -> list[str]:
     """The Naive approach's greedy LR word after each prefix, from the given HR `translations` of the prefixes: the
-    LLM's next HR word, the completed HR sentence translated back, its last word; `""` where the LLM wrote no word
-    (it ended the text, or continued the prefix's last word)."""
-    from ..evaluation.approaches import ApproachContext, NaiveApproach  # the evaluation imports the training
+    LLM's next HR word, the completed HR sentence translated back, its last word (`tall_hf.generation.pivot`); `""`
+    where the LLM wrote no word (it ended the text, or continued the prefix's last word)."""
+    device = device or torch.device("cpu")
+    llm = load_pretrained(AutoModelForCausalLM, components["llm"], role="LLM").to(device)
+    translator = load_pretrained(AutoModelForSeq2SeqLM, components["hr_lr"], role="HR->LR translator")
+    translator = translator.to(device).eval()
+    tokenizer = load_pretrained(AutoTokenizer, components["hr_lr"], role="HR->LR translator tokenizer")
 
-    context = ApproachContext(**components, output_dir=str(output_dir), device=device or torch.device("cpu"))
-    return NaiveApproach.from_context(context).predict(prefixes, translations=translations, batch_size=batch_size)
+    def back_translate(_, completed: list[str], size: int) -> list[str]:
+        return back_translated_last_words(translator, tokenizer, completed, size)
+
+    next_word = NextWordLM(llm, load_llm_tokenizer(components["llm"]))
+    return pivot_words(prefixes, translations, next_word, back_translate, batch_size=batch_size)
 
 
 def with_teacher_labels(
@@ -59,11 +68,11 @@ def with_teacher_labels(
         if os.path.isdir(path):
             logger.info(f"Teacher labels read from {path}.")
             return load_from_disk(path)
-        return _label(dataset, processor, components, output_dir, batch_size, device, path)
+        return _label(dataset, processor, components, batch_size, device, path)
 
 
-def _label(dataset, processor, components, output_dir, batch_size, device, path) -> Dataset:
-    words = teacher_words(dataset["prefix"], dataset["translation"], components, output_dir, batch_size, device)
+def _label(dataset, processor, components, batch_size, device, path) -> Dataset:
+    words = teacher_words(dataset["prefix"], dataset["translation"], components, batch_size, device)
     keep = [index for index, word in enumerate(words) if word]
     if not keep:
         raise ValueError(

@@ -13,6 +13,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from ..data.collator import TallDataCollator
+from ..data.translation import save_translator
 from ..models.tall.modeling_tall import TallForCausalLM
 from ..models.tall.processing_tall import TallProcessor
 from ..utils.folders import lock_output_folder, save_pretrained_atomically
@@ -104,8 +105,9 @@ def train_tall(
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         trainer.save_model()  # `save_pretrained` swaps the model in whole (`AdapterMixin.save_pretrained`)
-        if trainer.is_world_process_zero():  # with the translator: predicts offline from anywhere
-            save_pretrained_atomically(processor, trainer.args.output_dir, save_translator=True)
+        if trainer.is_world_process_zero():  # with its translator's decoder side: predicts offline from anywhere
+            save_pretrained_atomically(processor, trainer.args.output_dir)
+            save_translator(trainer.model, trainer.args.output_dir)
         _report_metrics(trainer, "train", result.metrics)
         trainer.save_state()
         if eval_dataset is not None:

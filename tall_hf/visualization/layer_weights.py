@@ -30,15 +30,7 @@ def plot_global_layer_weights(weights, path: str | os.PathLike, title: str | Non
     figure = Figure(figsize=(max(4.0, 0.35 * weights.size + 2), 3.5))
     axis = figure.subplots()
     axis.bar(layers, weights, color="tab:blue")
-    axis.axhline(1 / weights.size, color="gray", linestyle="--", linewidth=1, label="uniform")
-    axis.set_xticks(layers)
-    axis.set_xlabel("encoder layer")
-    axis.set_ylabel("weight")
-    axis.set_title(title or "Learned layer weights")
-    axis.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    return str(path)
+    return _save_layer_bars(figure, axis, layers, "weight", title or "Learned layer weights", path)
 
 
 def plot_token_layer_weights(weights, tokens: Sequence[str], path: str | os.PathLike, title: str | None = None) -> str:
@@ -75,11 +67,17 @@ def plot_layer_weights_by_language(
     axis = figure.subplots()
     for index, (language, array) in enumerate(arrays.items()):
         axis.bar(layers + (index - (len(arrays) - 1) / 2) * width, array, width=width, label=language)
-    axis.axhline(1 / num_layers, color="gray", linestyle="--", linewidth=1, label="uniform")
+    title = title or "Per-token layer weights, averaged per language"
+    return _save_layer_bars(figure, axis, layers, "mean weight over tokens", title, path)
+
+
+def _save_layer_bars(figure: Figure, axis, layers: np.ndarray, ylabel: str, title: str, path) -> str:
+    """Finish a bar plot over encoder `layers` (a dashed line at the uniform weight, labels, legend) and save it."""
+    axis.axhline(1 / layers.size, color="gray", linestyle="--", linewidth=1, label="uniform")
     axis.set_xticks(layers)
     axis.set_xlabel("encoder layer")
-    axis.set_ylabel("mean weight over tokens")
-    axis.set_title(title or "Per-token layer weights, averaged per language")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)

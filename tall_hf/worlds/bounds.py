@@ -19,11 +19,12 @@ from dataclasses import replace
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from ..data import translate
-from ..evaluation.approaches import ApproachContext, DirectApproach, last_word
+from ..evaluation.approaches import ApproachContext, DirectApproach
 from ..evaluation.report import ApproachResult
 from ..evaluation.runner import evaluate_approach
 from ..evaluation.scoring import AccuracyEstimate, bootstrap_accuracy, words_match
 from ..evaluation.task import make_examples
+from ..generation.pivot import last_word
 
 CEILING_NAME, CEILING_DISPLAY = "hr_ceiling", "HR ceiling"
 PIVOT_NAME, PIVOT_DISPLAY = "pivot_bound", "Pivot bound"

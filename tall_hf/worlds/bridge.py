@@ -46,9 +46,9 @@ from transformers import (
 )
 from transformers.utils import logging
 
-from ..tiny.tall_components import _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from ..tiny.building import build_once, check_tiny_llm, marian_vocab, train_sentencepiece
 from ..utils.progress import show_phase
-from .build import component_training, marian_size
+from .build import ComponentWorldSettings, component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
@@ -82,30 +82,29 @@ def sentence_topic(sentence: str) -> int | None:
     return topics[0] if len(topics) == 1 else None
 
 
-@dataclass
-class BridgeWorldSettings:
+@dataclass(kw_only=True)
+class BridgeWorldSettings(ComponentWorldSettings):
     """Everything a bridge world is built from besides its seed; part of the cache key."""
 
-    generated_sentences: int = 12000
     test_per_label: int = 100
     train_per_label: int = 300
-    spm_vocab_size: int = 800
-    llm_vocab_size: int = 800
-    max_length: int = 128
     encoder_size: dict = field(default_factory=lambda: marian_size(128, encoder_layers=4))
     encoder_training: dict = field(default_factory=lambda: component_training(max_steps=800, learning_rate=3e-3))
     specialised_layers: int = 2
     kept_dims: int = 32
     rotation_degrees: float = 30.0
     specialising_training: dict = field(default_factory=lambda: component_training(max_steps=400, learning_rate=3e-3))
-    llm_size: dict = field(default_factory=lambda: {"width": 64, "ffn": 192, "layers": 2, "heads": 4})
-    llm_training: dict = field(
-        default_factory=lambda: component_training(num_train_epochs=1, learning_rate=3e-3, warmup_steps=30)
-    )
 
 
 BRIDGE_PRESETS: dict[str, BridgeWorldSettings] = {
-    "default": BridgeWorldSettings(),
+    "default": BridgeWorldSettings(
+        generated_sentences=12000,
+        spm_vocab_size=800,
+        llm_vocab_size=800,
+        max_length=128,
+        llm_size={"width": 64, "ffn": 192, "layers": 2, "heads": 4},
+        llm_training=component_training(num_train_epochs=1, learning_rate=3e-3, warmup_steps=30),
+    ),
     "test": BridgeWorldSettings(
         generated_sentences=2000,
         test_per_label=10,
@@ -250,10 +249,10 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     # translators, trained to write HR from LR (translation) and from HR (copying), so that the two forms of a sentence
     # get alike encoder states. The test sentences are in none of its training text.
     logger.info(f"Bridge world: training the bilingual encoder on {2 * len(rest)} sentence pairs.")
-    source_spm = _train_sentencepiece(rest + hr_rest, settings.spm_vocab_size, "bpe")
-    target_spm = _train_sentencepiece(hr_rest, settings.spm_vocab_size, "bpe")
+    source_spm = train_sentencepiece(rest + hr_rest, settings.spm_vocab_size, "bpe")
+    target_spm = train_sentencepiece(hr_rest, settings.spm_vocab_size, "bpe")
     tokenizer = write_marian_tokenizer(
-        staging / "encoder", source_spm, target_spm, _marian_vocab([source_spm, target_spm]), settings.max_length
+        staging / "encoder", source_spm, target_spm, marian_vocab([source_spm, target_spm]), settings.max_length
     )
     model = train_translator(
         staging / "encoder",

@@ -31,7 +31,7 @@ from .. import __version__
 from ..data import PreparationArguments, clean_sentences
 from ..data.preparation import read_texts
 from ..resources import read_corpus
-from ..tiny.tall_components import _STAMP, _marian_vocab, _train_sentencepiece, build_once, check_tiny_llm
+from ..tiny.building import BUILD_STAMP, build_once, check_tiny_llm, marian_vocab, train_sentencepiece
 from .bounds import estimate_facts, hr_ceiling_result, world_bounds
 from .genderless import GENDERLESS_AGREEMENT_SHARE, HR_LANGUAGES, GenderlessMap, hr_map_for
 from .hebrew_generator import HebrewSentenceGenerator
@@ -75,17 +75,27 @@ def component_training(**settings) -> dict:
     }
 
 
-@dataclass
-class WorldSettings:
-    """Everything a world is built from besides its text; part of the cache key."""
+@dataclass(kw_only=True)
+class ComponentWorldSettings:
+    """What every world of locally trained components is built from: how many sentences the generator writes, the
+    sentencepiece and LLM vocabulary sizes, the longest tokenized sentence kept, and the LLM's size and training
+    (`train_llm`). The presets give the values; part of the cache key."""
 
-    generated_sentences: int = 24000
+    generated_sentences: int
+    spm_vocab_size: int
+    llm_vocab_size: int
+    max_length: int
+    llm_size: dict
+    llm_training: dict
+
+
+@dataclass(kw_only=True)
+class WorldSettings(ComponentWorldSettings):
+    """Everything a TALL world is built from besides its text; part of the cache key."""
+
     test_sentences: int = 600
     validation_sentences: int = 300
     train_sentences: int = 2000
-    spm_vocab_size: int = 1000
-    llm_vocab_size: int = 1200
-    max_length: int = 64
     # Longer than any translation, so TALL keeps every sentence whose translation is at most `max_length` tokens.
     position_embeddings: int = 128
     translator_sizes: dict = field(default_factory=lambda: {"lr_hr": marian_size(128), "hr_lr": marian_size(112)})
@@ -93,8 +103,6 @@ class WorldSettings:
     translator_prefix_share: float = 0.5
     # Below this exact-sentence rate on the test split a translator is reported weak (a warning, and in `world.json`).
     translator_floor: float = 0.5
-    llm_size: dict = field(default_factory=lambda: {"width": 128, "ffn": 384, "layers": 3, "heads": 4})
-    llm_training: dict = field(default_factory=lambda: component_training(num_train_epochs=3, learning_rate=2e-3))
     # The LLM's tokenizer: byte-level BPE (GPT-2, Qwen2) or "metaspace_unigram" (sentencepiece-style, as Llama 2's;
     # not for qwen2, which transformers always loads with its byte-level BPE class).
     llm_tokenizer: str = "byte_level_bpe"
@@ -111,8 +119,16 @@ class WorldSettings:
     hr_language: str = "genderless"
 
 
+DEFAULT_WORLD = WorldSettings(
+    generated_sentences=24000,
+    spm_vocab_size=1000,
+    llm_vocab_size=1200,
+    max_length=64,
+    llm_size={"width": 128, "ffn": 384, "layers": 3, "heads": 4},
+    llm_training=component_training(num_train_epochs=3, learning_rate=2e-3),
+)
 PRESETS: dict[str, WorldSettings] = {
-    "default": WorldSettings(),
+    "default": DEFAULT_WORLD,
     # The default test suite's world: built in 21.6 s with one thread (seed 0, 2 busy cores). The sides are a letter
     # map of each other and split alike, so the translators only learn a token-for-token map: one attention head (its
     # query matches positions with the whole width) and a high learning rate get there in 400 steps. Measured on the
@@ -159,7 +175,8 @@ PRESETS: dict[str, WorldSettings] = {
     # What `build_world(lr_text=FILE)` uses: real text is far more diverse than the generated sentences (on Hebrew
     # Wikipedia the default preset's 3e-3 x 500 steps leaves the translators exact on 0% of test sentences; 1e-3 x 1,200
     # steps gives 99.7%, benchmarks/README.md), and TALL gets the issue's 4,000 training and 1,000 test sentences.
-    "text": WorldSettings(
+    "text": dataclasses.replace(
+        DEFAULT_WORLD,
         test_sentences=1000,
         train_sentences=4000,
         translator_training=component_training(max_steps=1200, learning_rate=1e-3),
@@ -178,7 +195,7 @@ class World:
     def load(cls, path: str | os.PathLike) -> World:
         """The world at `path`; an error when it is not a complete build."""
         path = Path(path)
-        if not (path / _STAMP).is_file() or not (path / WORLD_FILE).is_file():
+        if not (path / BUILD_STAMP).is_file() or not (path / WORLD_FILE).is_file():
             raise FileNotFoundError(f"No complete world at {path} (build one with `build_world`).")
         return cls(path)
 
@@ -300,10 +317,10 @@ def _write_world(
     logger.info(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
     lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
     spm_models = {
-        "lr": _train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, "bpe"),
-        "hr": _train_sentencepiece(hr["pretrain"], settings.spm_vocab_size, "bpe"),
+        "lr": train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, "bpe"),
+        "hr": train_sentencepiece(hr["pretrain"], settings.spm_vocab_size, "bpe"),
     }
-    vocab = _marian_vocab(spm_models.values())
+    vocab = marian_vocab(spm_models.values())
     translators = {}
     for role, (source_lang, target_lang), offset in (("lr_hr", ("lr", "hr"), 1), ("hr_lr", ("hr", "lr"), 2)):
         pairs = {"lr": lr_pairs, "hr": hr_pairs}

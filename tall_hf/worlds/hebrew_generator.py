@@ -205,6 +205,32 @@ def _weighted(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
+def _filled(
+    template: str, verb: tuple[str, str] = ("", ""), draw: Callable[[random.Random], str] | None = None
+) -> Callable[[random.Random, Person], str]:
+    """A template whose person fills `{name}`, `{city}`, `{profession}` and `{verb}` (their form of `verb`), and whose
+    `{word}` is `draw(rng)`: the templates that draw nothing or one word."""
+
+    def fill(rng: random.Random, p: Person) -> str:
+        word = draw(rng) if draw else ""
+        return template.format(name=p.name, city=p.city, profession=p.profession, verb=p.verb(*verb), word=word)
+
+    return fill
+
+
+# fact: the last word is a fact about the person
+FACT_TEMPLATES = [
+    _filled("{name} {verb} כבר הרבה שנים בעיר {city}", ("גר", "גרה")),
+    _filled("כל השכנים יודעים שהמקצוע של {name} הוא {profession}"),
+]
+# choice: one of a few words with fixed probabilities
+CHOICE_TEMPLATES = [
+    _filled("בבוקר {name} {verb} לחם טרי עם {word}", ("אכל", "אכלה"), lambda rng: _weighted(rng, SPREADS)),
+    _filled("{name} {verb} שבחורף יש בעיר {city} הרבה {word}", ("אמר", "אמרה"), lambda rng: _weighted(rng, WINTER)),
+    _filled("אחרי העבודה {name} {verb} כוס {word}", ("שותה", "שותה"), lambda rng: _weighted(rng, DRINKS)),
+]
+
+
 class HebrewSentenceGenerator:
     """`generate(n)`: `n` sentences, the same for the same seed; a share `agreement_share` of them of the `agree`
     kind (with 0, the sentences of the four other kinds only, as before that kind existed)."""
@@ -217,9 +243,12 @@ class HebrewSentenceGenerator:
         self.people = make_people(seed)
         self.templates: dict[str, list[Callable[[random.Random, Person], str]]] = {
             "rule": [self._colour, self._next_day, self._opposite, self._workplace, self._sound],
-            "fact": [self._home_town, self._profession],
-            "choice": [self._breakfast, self._winter, self._drink],
-            "free": [self._saw, self._travel],
+            "fact": FACT_TEMPLATES,
+            "choice": CHOICE_TEMPLATES,
+            "free": [
+                _filled("{name} {verb} אתמול בפארק {word}", ("ראה", "ראתה"), lambda rng: rng.choice(NOUNS)),
+                self._travel,
+            ],
             "agree": [self._opposite_verb, self._caused_state, self._state_action, self._profession_of_workplace],
         }
 
@@ -270,27 +299,7 @@ class HebrewSentenceGenerator:
         animal = rng.choice(list(ANIMAL_SOUNDS))
         return f"{animal} של {p.name} תמיד {ANIMAL_SOUNDS[animal]}"
 
-    # fact: the last word is a fact about the person
-    def _home_town(self, rng: random.Random, p: Person) -> str:
-        return f"{p.name} {p.verb('גר', 'גרה')} כבר הרבה שנים בעיר {p.city}"
-
-    def _profession(self, rng: random.Random, p: Person) -> str:
-        return f"כל השכנים יודעים שהמקצוע של {p.name} הוא {p.profession}"
-
-    # choice: one of a few words with fixed probabilities
-    def _breakfast(self, rng: random.Random, p: Person) -> str:
-        return f"בבוקר {p.name} {p.verb('אכל', 'אכלה')} לחם טרי עם {_weighted(rng, SPREADS)}"
-
-    def _winter(self, rng: random.Random, p: Person) -> str:
-        return f"{p.name} {p.verb('אמר', 'אמרה')} שבחורף יש בעיר {p.city} הרבה {_weighted(rng, WINTER)}"
-
-    def _drink(self, rng: random.Random, p: Person) -> str:
-        return f"אחרי העבודה {p.name} {p.verb('שותה', 'שותה')} כוס {_weighted(rng, DRINKS)}"
-
     # free: the last word is drawn uniformly
-    def _saw(self, rng: random.Random, p: Person) -> str:
-        return f"{p.name} {p.verb('ראה', 'ראתה')} אתמול בפארק {rng.choice(NOUNS)}"
-
     def _travel(self, rng: random.Random, p: Person) -> str:
         destination = rng.choice([city for city in CITIES if city != p.city])
         return f"{p.name} {p.verb('נסע', 'נסעה')} מהעיר {p.city} אל העיר {destination}"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from ..evaluation.training_recipes import train_causal_lm
-from ..tiny.tall_components import TINY_LLM_CONFIGS, _write_llm, check_tiny_llm
+from ..tiny.building import TINY_LLM_CONFIGS, check_tiny_llm, write_llm
+from ..training.baselines import train_causal_lm
 from .scratch import scratch_training_arguments
 
 # A family's own names for the width, depth, heads and feed-forward size of `TINY_LLM_CONFIGS`.
@@ -45,7 +45,7 @@ def train_llm(
 ) -> PreTrainedModel:
     """Write a `family` LLM with a tokenizer of `tokenizer_kind` (`LLM_TOKENIZERS`) trained on `texts` to `folder`,
     train it on `texts` and save it."""
-    _write_llm(
+    write_llm(
         folder,
         family,
         texts,

@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from ..data import translate
-from ..tiny.tall_components import marian_generation_config
+from ..tiny.building import marian_generation_config
 from ..utils.progress import show_phase
 from .scratch import scratch_training_arguments
 

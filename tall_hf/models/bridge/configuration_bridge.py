@@ -6,7 +6,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from ...modules.fusion import FUSION_METHODS
+from ...modules.fusion import DEFAULT_FUSION, FUSION_METHODS
 
 COMPONENT_ROLES = ("encoder", "llm")
 
@@ -48,7 +48,7 @@ class BridgeConfig(PretrainedConfig):
 
     encoder_config: dict | PretrainedConfig | None = None
     llm_config: dict | PretrainedConfig | None = None
-    fusion: str = "last"
+    fusion: str = DEFAULT_FUSION  # TALL's `encoder_fusion`; the field names stay for saved checkpoints
     fusion_options: dict | None = None
     components: dict | None = None
     lora: dict | None = None

@@ -34,7 +34,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPI
 from transformers.utils import logging
 
 from ...adapters.mixin import AdapterMixin
-from ...modules.fusion import build_fusion
+from ...modules.fusion import DEFAULT_FUSION, build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
 from ...utils.hub import ComponentSpec, load_pretrained, resolve_component
 from .configuration_bridge import BridgeConfig
@@ -174,7 +174,7 @@ class BridgeForCausalLM(AdapterMixin, BridgePreTrainedModel):
         encoder: ComponentSpec,
         llm: ComponentSpec,
         *,
-        fusion: str = "last",
+        fusion: str = DEFAULT_FUSION,
         fusion_options: dict | None = None,
         encoder_revision: str | None = None,
         llm_revision: str | None = None,

@@ -10,7 +10,7 @@ from transformers.activations import ACT2FN
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
-from ...modules.fusion import FUSION_METHODS
+from ...modules.fusion import DEFAULT_FUSION, FUSION_METHODS
 
 logger = logging.get_logger(__name__)
 
@@ -90,7 +90,7 @@ class TallConfig(PretrainedConfig):
     adapter_dropout: float = 0.1
     transformer_dropout: float | None = None
     loss_mode: Literal["last_token", "last_word", "all_tokens"] = "last_token"
-    encoder_fusion: str = "last"
+    encoder_fusion: str = DEFAULT_FUSION
     encoder_fusion_options: dict | None = None
     source_residual: bool = False
     target_transformer_init: Literal["random", "translator"] = "random"

@@ -265,18 +265,6 @@ class TallForCausalLM(AdapterMixin, TallPreTrainedModel, GenerationMixin):
             )
         return cls.assemble(components, revisions, dtype=dtype, **overrides)
 
-    def save_processor(self, processor, save_directory, adapters_only: bool) -> None:
-        """A full checkpoint also holds the processor's LR->HR translator (`translator/`): it then predicts offline
-        from any directory. An adapters-only one records where the translator comes from: the processor's own
-        location, or, for a processor read from a full checkpoint (whose `translator/` the adapters-only folder does
-        not hold), the model's `lr_hr` component, fetched from where the checkpoint is read like every component."""
-        if adapters_only and processor.translator_in_checkpoint:
-            provenance = self.config.components["lr_hr"]
-            with processor.translator_named(provenance["name_or_path"], provenance.get("revision")):
-                processor.save_pretrained(save_directory)
-            return
-        processor.save_pretrained(save_directory, save_translator=not adapters_only)
-
     def get_input_embeddings(self) -> nn.Module:
         return self.llm.get_input_embeddings()
 

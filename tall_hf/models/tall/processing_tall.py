@@ -1,22 +1,11 @@
-"""TallProcessor: the three tokenizers of TALL's three input streams and the LR->HR translator that writes the
-bridge stream, saved and loaded with the model."""
+"""TallProcessor: the three tokenizers of TALL's three input streams, and the pure text and tensor helpers around
+them. Stateless: it loads, runs and saves no model (translating LR text into HR is a data step over the model's own
+LR->HR translator: `tall_hf.data.translation`)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-
 import torch
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
-    BatchEncoding,
-    GenerationConfig,
-    PretrainedConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoTokenizer, BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
@@ -25,9 +14,6 @@ from ...utils.hub import load_pretrained
 from ...utils.padding import pad_rows
 from ...utils.text import split_last_word
 from .configuration_tall import LOSS_MODES
-
-# A full checkpoint keeps its LR->HR translator here, so that it translates offline and from any directory.
-TRANSLATOR_SUBFOLDER = "translator"
 
 logger = logging.get_logger(__name__)
 
@@ -43,9 +29,9 @@ class TallProcessor(ProcessorMixin):
 
     Targets carry no end-of-sentence token, so the last labelled position is the last piece of the last word.
 
-    Without `bridge_texts`, the LR prefixes are translated with the LR->HR translator (`translate`: batched, and
-    cached per text), loaded on first use from `translator_name_or_path` (the model's `lr_hr` component) or from the
-    `translator/` folder a full checkpoint holds. `decode` / `batch_decode` turn LR decoder ids back into text.
+    The HR translations (`bridge_texts`) are an input, not something the processor makes: `TallPredictor` translates
+    for you, and `tall_hf.data.translation` holds the model's own translator (`lr_hr_translator(model)`) and
+    `translate`. `decode` / `batch_decode` turn LR decoder ids back into text.
     """
 
     def __init__(
@@ -55,9 +41,6 @@ class TallProcessor(ProcessorMixin):
         target_tokenizer=None,
         loss_mode: str = "last_token",
         decoder_start_token_id: int | None = None,
-        translator_name_or_path: str | None = None,
-        translator_revision: str | None = None,
-        translation_batch_size: int = 32,
         **kwargs,
     ) -> None:
         if loss_mode not in LOSS_MODES:
@@ -66,12 +49,6 @@ class TallProcessor(ProcessorMixin):
         if decoder_start_token_id is None and target_tokenizer is not None:
             decoder_start_token_id = target_tokenizer.pad_token_id  # Marian's convention
         self.decoder_start_token_id = decoder_start_token_id
-        self.translator_name_or_path = translator_name_or_path
-        self.translator_revision = translator_revision
-        self.translation_batch_size = translation_batch_size
-        self._translator: PreTrainedModel | None = None
-        self._translator_location: tuple[str, str | None] | None = None  # the folder or repo of `translator/`
-        self._translations: dict[str, str] = {}
         if llm_tokenizer is not None and llm_tokenizer.pad_token is None:
             logger.info("The LLM tokenizer has no pad token; padding the bridge stream with its eos token.")
             llm_tokenizer.pad_token = llm_tokenizer.eos_token
@@ -89,96 +66,13 @@ class TallProcessor(ProcessorMixin):
         hr_lr_revision: str | None = None,
         **kwargs,
     ) -> TallProcessor:
-        """The tokenizers of the three components, each a hub id or a local folder; the LR->HR translator (loaded
-        when first needed) is `lr_hr`."""
-        kwargs.setdefault("translator_name_or_path", os.path.abspath(lr_hr) if os.path.isdir(lr_hr) else lr_hr)
-        kwargs.setdefault("translator_revision", lr_hr_revision)
+        """The tokenizers of the three components, each a hub id or a local folder."""
         return cls(
             load_pretrained(AutoTokenizer, lr_hr, role="LR->HR translator tokenizer", revision=lr_hr_revision),
             load_pretrained(AutoTokenizer, llm, role="LLM tokenizer", revision=llm_revision),
             load_pretrained(AutoTokenizer, hr_lr, role="HR->LR translator tokenizer", revision=hr_lr_revision),
             **kwargs,
         )
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> TallProcessor:
-        """Load a saved processor; a `translator/` folder saved with it becomes its translator."""
-        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        if processor.translator_name_or_path == TRANSLATOR_SUBFOLDER:
-            processor._translator_location = (str(pretrained_model_name_or_path), kwargs.get("revision"))
-        return processor
-
-    # ------------------------------------------------------------------ the LR->HR translator
-    @property
-    def translator(self) -> PreTrainedModel:
-        """The LR->HR translator (loaded on first use, in eval mode)."""
-        if self._translator is None:
-            if self.translator_name_or_path is None:
-                raise ValueError(
-                    "This processor has no LR->HR translator: pass `bridge_texts` (the HR translations), or set "
-                    "`processor.translator` / `translator_name_or_path` (a hub id or folder)."
-                )
-            location, revision, subfolder = self.translator_name_or_path, self.translator_revision, ""
-            if self.translator_name_or_path == TRANSLATOR_SUBFOLDER:  # inside the checkpoint the processor came from
-                (location, revision), subfolder = self._translator_location, TRANSLATOR_SUBFOLDER
-                if os.path.isdir(location):
-                    location, subfolder = os.path.join(location, TRANSLATOR_SUBFOLDER), ""
-            self._translator = load_pretrained(
-                AutoModelForSeq2SeqLM, location, role="LR->HR translator", revision=revision, subfolder=subfolder
-            ).eval()
-            if subfolder:  # from_pretrained does not read a subfolder's generation settings (beams, banned tokens)
-                self._translator.generation_config = GenerationConfig.from_pretrained(
-                    location, subfolder=subfolder, revision=revision
-                )
-        return self._translator
-
-    @translator.setter
-    def translator(self, model: PreTrainedModel) -> None:
-        self._translator, self._translations = model.eval(), {}
-
-    def translate(self, texts: list[str], batch_size: int | None = None) -> list[str]:
-        """HR translations of LR texts, batched, each text translated once (cached for the processor's life)."""
-        from ...data.translation import translate
-
-        missing = list(dict.fromkeys(text for text in texts if text not in self._translations))
-        if missing:
-            translator = self.translator
-            translations = translate(
-                missing, translator, self.source_tokenizer, batch_size=batch_size or self.translation_batch_size
-            )
-            self._translations.update(zip(missing, translations, strict=True))
-        return [self._translations[text] for text in texts]
-
-    def clear_translations(self) -> None:
-        """Forget the cached translations (e.g. to time translation again)."""
-        self._translations = {}
-
-    @property
-    def translator_in_checkpoint(self) -> bool:
-        """Whether the translator is the `translator/` folder of the checkpoint this processor was read from."""
-        return self.translator_name_or_path == TRANSLATOR_SUBFOLDER
-
-    @contextlib.contextmanager
-    def translator_named(self, name_or_path: str | None, revision: str | None = None) -> Iterator[None]:
-        """Record another location of the translator for the block (what a save writes into
-        `processor_config.json`); the loaded translator stays."""
-        location = self.translator_name_or_path, self.translator_revision
-        self.translator_name_or_path, self.translator_revision = name_or_path, revision
-        try:
-            yield
-        finally:
-            self.translator_name_or_path, self.translator_revision = location
-
-    def save_pretrained(self, save_directory: str | os.PathLike, save_translator: bool = False, **kwargs):
-        """Save the tokenizers and settings; with `save_translator`, also the LR->HR translator into `translator/`
-        (what a full checkpoint does, so that it predicts offline from any directory). A processor read from a full
-        checkpoint always saves its translator: `translator/` would otherwise name a folder the new one lacks."""
-        if not (save_translator or self.translator_in_checkpoint):
-            return super().save_pretrained(save_directory, **kwargs)
-        translator = self.translator
-        translator.save_pretrained(os.path.join(save_directory, TRANSLATOR_SUBFOLDER))
-        with self.translator_named(TRANSLATOR_SUBFOLDER):
-            return super().save_pretrained(save_directory, **kwargs)
 
     def batch_decode(self, sequences, skip_special_tokens: bool = True, **kwargs) -> list[str]:
         """LR text of LR decoder token ids (the HR->LR translator's target tokenizer)."""
@@ -226,14 +120,17 @@ class TallProcessor(ProcessorMixin):
         target_texts: list[str] | None = None,
         return_tensors: str = "pt",
     ) -> BatchEncoding:
-        """Tokenize LR prefixes, their HR translations (translated here when not given) and (for training) the full
-        LR sentences."""
+        """Tokenize LR prefixes, their HR translations and (for training) the full LR sentences."""
         if isinstance(source_texts, str) or isinstance(bridge_texts, str):
             raise TypeError("Pass lists of texts, one per sentence.")
         if not source_texts:
             raise ValueError("Empty batch: no sentences to tokenize.")
         if bridge_texts is None:
-            bridge_texts = self.translate(source_texts)
+            raise TypeError(
+                "TallProcessor does not translate: pass `bridge_texts`, the HR translations of `source_texts` (e.g. "
+                "`translate(source_texts, lr_hr_translator(model), processor.source_tokenizer)` from "
+                "`tall_hf.data.translation`), or predict with `TallPredictor`, which translates."
+            )
         if len(bridge_texts) != len(source_texts) or (
             target_texts is not None and len(target_texts) != len(source_texts)
         ):

@@ -21,8 +21,8 @@ from transformers import (
 )
 from transformers.utils import logging
 
-from ..training.recipes import with_recipe_defaults
 from ..utils.progress import show_phase
+from .recipes import with_recipe_defaults
 
 logger = logging.get_logger(__name__)
 

@@ -16,10 +16,10 @@ from datasets import Dataset
 from transformers import BatchEncoding
 from transformers.utils import logging
 
-from ...data.text_files import read_sentences
-from ...utils.text import words as split_words
-from .processing_bridge import BridgeProcessor
+from ..models.bridge.processing_bridge import BridgeProcessor
+from ..utils.text import words as split_words
 from .task_data import load_data_file
+from .text_files import read_sentences
 
 logger = logging.get_logger(__name__)
 
