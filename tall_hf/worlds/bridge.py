@@ -489,5 +489,6 @@ __all__ = [
     "LABEL_WORDS",
     "TOPIC_WORDS",
     "build_bridge_world",
+    "language_rotations",
     "sentence_topic",
 ]
