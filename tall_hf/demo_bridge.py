@@ -1,7 +1,8 @@
 """`tall-hf demo --bridge`: the fusion paper's claim on a known-answer world, offline, in minutes.
 
-Builds (or reuses) the bridge world (`tall_hf.worlds.bridge`: a bilingual encoder, an LLM that knows only the HR
-language, a classification task), trains one bridge per fusion method and training seed on HR task data only (the
+Builds (or reuses) the bridge world (`tall_hf.worlds.bridge`: a bilingual encoder, by default the premise encoder
+whose top layers are language-specific by construction; an LLM that knows only the HR language; a classification
+task), trains one bridge per fusion method and training seed on HR task data only (the
 supervised objective), and classifies the held-out test sentences in HR (the in-language ceiling) and in LR (zero-shot) by greedy
 generation + exact match (the paper's scoring) and by label log-likelihood. Writes, under `OUTPUT_DIR`:
 
@@ -53,11 +54,11 @@ class BridgeDemoArguments:
     )
     preset: str = field(default="default", metadata={"help": f"World size: {sorted(BRIDGE_PRESETS)}."})
     encoder: str = field(
-        default="translation",
+        default="premise",
         metadata={
-            "help": "The world's encoder: `translation` (a translation encoder as it is) or `premise` (layers "
-            "stacked on it and trained on in-script copying: an experiment that did not show the fusion paper's "
-            "premise; see benchmarks/README.md).",
+            "help": "The world's encoder: `premise` (the fusion paper's premise built in: language-specific top "
+            "layers stacked on a translation encoder, whose output they rotate per language) or `translation` (the "
+            "translation encoder as it is); see tall_hf.worlds.bridge and benchmarks/README.md.",
             "choices": ENCODER_KINDS,
         },
     )

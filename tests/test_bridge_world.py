@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tall_hf.cli import main
-from tall_hf.worlds.bridge import LABEL_WORDS, TOPIC_WORDS, BridgeWorld, build_bridge_world, sentence_topic
+from tall_hf.worlds.bridge import (
+    LABEL_WORDS,
+    TOPIC_WORDS,
+    BridgeWorld,
+    build_bridge_world,
+    language_rotations,
+    sentence_topic,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +51,46 @@ def test_world_facts_and_task(world):
     assert world.label_words == [" " + world.letter_map.to_hr(word) for word in LABEL_WORDS]
     assert facts["labels"] == list(TOPIC_WORDS)
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
-    probe, layers = facts["encoder"]["probe"], facts["encoder"]["encoder_layers"]
-    assert facts["encoder"]["kind"] == "translation"
-    assert [len(probe[language]) for language in ("hr", "lr")] == [layers, layers]
-    # The probe reads the label from the HR encoder states: measured 0.625 at both layers (chance 0.25); half of that
+    encoder = facts["encoder"]
+    assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 2, 1)
+    assert encoder["encoder_layers"] == 3 and (encoder["kept_dims"], encoder["rotation_degrees"]) == (8, 30.0)
+    probe = encoder["probe"]
+    assert [len(probe[language]) for language in ("hr", "lr")] == [3, 3]
+    assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
+    # The probe reads the label from the HR encoder states: measured 0.625 at every layer (chance 0.25); half of that
     # gain over chance (0.44) fails.
     assert max(probe["hr"]) > 0.5, probe
 
 
-def test_premise_encoder_stacks_copying_layers_on_the_translation_encoder(tmp_path):
-    premise = build_bridge_world(tmp_path, preset="test", encoder="premise")
-    encoder = premise.facts["encoder"]
-    assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 1, 1)
-    assert encoder["encoder_layers"] == 2 and len(encoder["probe"]["lr"]) == 2
+def test_translation_encoder_world(tmp_path):
+    translation = build_bridge_world(tmp_path, preset="test", encoder="translation")
+    encoder = translation.facts["encoder"]
+    assert encoder["kind"] == "translation" and encoder["encoder_layers"] == 2 and len(encoder["probe"]["lr"]) == 2
+    assert "kept_dims" not in encoder
     with pytest.raises(ValueError, match="encoder"):
         build_bridge_world(tmp_path, preset="test", encoder="mystery")
+
+
+def test_language_rotations_keep_a_subspace_and_set_the_languages_apart():
+    maps = language_rotations(16, 6, 40.0, seed=0)
+    hr, lr = maps.double()
+    # Both maps are zero off one 6-dimensional subspace and rotations within it.
+    for language_map in (hr, lr):
+        singular = torch.linalg.svdvals(language_map)
+        assert torch.allclose(singular[:6], torch.ones(6, dtype=torch.float64), atol=1e-5)
+        assert singular[6:].abs().max() < 1e-5
+    assert torch.allclose(hr @ hr.T, lr @ lr.T, atol=1e-5)
+    # LR's coordinates are HR's turned by 40 degrees in every plane: a state h reads back cos(40) of itself.
+    kept = hr @ hr.T
+    relative = lr @ hr.T
+    assert torch.trace(relative) / torch.trace(kept) == pytest.approx(torch.cos(torch.tensor(40.0).deg2rad()).item())
+    assert torch.allclose(relative @ relative.T, kept, atol=1e-5)
+    assert torch.equal(maps, language_rotations(16, 6, 40.0, seed=0))
+    assert not torch.equal(maps, language_rotations(16, 6, 40.0, seed=1))
+    assert torch.allclose(*language_rotations(16, 6, 0.0, seed=0), atol=1e-6)  # no rotation: one shared map
+    for kept_dims in (0, 5, 18):
+        with pytest.raises(ValueError, match="kept_dims"):
+            language_rotations(16, kept_dims, 40.0, seed=0)
 
 
 def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
@@ -84,3 +117,24 @@ def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
             assert (output / "bridge" / fusion / f"seed-{seed}" / "layer_weights.png").is_file()
         assert (output / "bridge" / "token_softmax" / f"seed-{seed}" / "layer_weights_by_language.png").is_file()
         assert (output / "bridge" / "last" / f"seed-{seed}" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_default_bridge_demo_shows_the_premise(tmp_path):
+    """The acceptance run of issue 24 (minutes): on the default (premise) world the per-layer probe reads LR better
+    on a middle layer than on a top layer, and token_softmax beats `last` on LR with 3 seeds, every method
+    above chance in every seed."""
+    output = tmp_path / "demo"
+    assert main(["demo", "--bridge", "--output-dir", str(output), "--threads", "1"]) == 0
+    saved = json.loads((output / "evaluation" / "results.json").read_text(encoding="utf-8"))
+    encoder = saved["metadata"]["encoder"]
+    probe, middle = encoder["probe"], encoder["translation_layers"]
+    # Best translation layer against the weakest top layer on LR: 0.33 and 0.19 in the 1- and 2-thread builds.
+    assert max(probe["lr"][:middle]) - min(probe["lr"][middle:]) > 0.1 and min(probe["hr"]) > 0.9
+    for row in saved["results"]:
+        if row["language"] == "lr":
+            assert row["seeds"] == 3 and min(row["per_seed"]) > saved["chance"] + 8, row
+    lr = {row["fusion"]: row for row in saved["comparisons"] if row["language"] == "lr"}
+    assert set(lr) == {"global_softmax", "token_softmax"} and all(row["seeds"] == 3 for row in lr.values())
+    # token_softmax: +15.67 [+3.75, +24.58] with 1 thread, +8.17 [+2.50, +14.42] with 2 (benchmarks/README.md).
+    assert lr["token_softmax"]["ci_lower"] > 0 and lr["token_softmax"]["difference"] > 8

@@ -32,7 +32,7 @@ from tall_hf.evaluation import (
     words_match,
 )
 from tall_hf.evaluation.scoring import bootstrap_seeded_accuracy, bootstrap_seeded_difference
-from tall_hf.evaluation.zero_shot import bootstrap_difference
+from tall_hf.evaluation.zero_shot import ZeroShotReport, ZeroShotResult, bootstrap_difference
 from tall_hf.generation.pivot import FORCED_PREFIX_NEW_TOKENS
 from tall_hf.testing import build_tiny_components
 from tall_hf.visualization.accuracy_curves import cumulative_accuracy, plot_accuracy_curves
@@ -434,3 +434,41 @@ def test_arguments_are_validated(tmp_path):
     assert given_tall.trained_approaches() == ["fine_tuned", "soft_prompt", "from_scratch"]
     with pytest.raises(ValueError, match="distinct names"):
         LastWordEvaluationArguments(test_files=["a/t.txt", "b/t.txt"])
+
+
+def test_report_says_plainly_which_fusions_differ_from_last():
+    """Three seeds per fusion: a steady +10 is `better`, a steady -10 `worse`, equal runs `no clear difference`; with
+    one seed there is no verdict."""
+
+    def runs(accuracies: list[float]) -> list[ZeroShotResult]:
+        return [
+            ZeroShotResult(
+                accuracy=sum(correct) / len(correct),
+                per_language={"lr": sum(correct) / len(correct)},
+                predictions=[],
+                estimates={"lr": bootstrap_accuracy(correct)},
+                correct={"lr": correct},
+            )
+            for correct in _runs(accuracies)
+        ]
+
+    last = [0.7, 0.6, 0.5]
+    report = ZeroShotReport(
+        {
+            ("last", "generation"): runs(last),
+            ("a", "generation"): runs([0.8, 0.7, 0.6]),
+            ("b", "generation"): runs([0.6, 0.5, 0.4]),
+            ("last", "log_likelihood"): runs(last),
+            ("a", "log_likelihood"): runs(last),
+        },
+        chance=0.25,
+        languages={"lr": "LR (zero-shot)"},
+    )
+    assert report.verdict_summary() == [
+        "LR (zero-shot), generation: better than last: a; worse than last: b.",
+        "LR (zero-shot), log likelihood: no fusion differs clearly from last.",
+    ]
+    assert report.to_dict()["verdicts"] == report.verdict_summary()
+    assert "LR (zero-shot), generation: better than last: a; worse than last: b." in report.to_markdown()
+    single = ZeroShotReport({("last", "generation"): runs([0.7])[0], ("a", "generation"): runs([0.9])[0]}, chance=0.25)
+    assert single.verdict_summary() == ["lr, generation: no verdict (fewer than 3 training seeds)."]

@@ -307,6 +307,24 @@ class ZeroShotReport:
                 )
         return rows
 
+    def verdict_summary(self, baseline: str = "last") -> list[str]:
+        """One plain sentence per scoring method and language: which fusions are better or worse than `baseline`, or
+        that none differs clearly from it (or that too few seeds stand behind the comparison for a verdict)."""
+        grouped: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for row in self.comparisons(baseline):
+            grouped[(row["scoring"], row["language"])][row["verdict"]].append(row["fusion"])
+        lines = []
+        for (method, language), verdicts in grouped.items():
+            where = f"{self.languages.get(language, language)}, {method.replace('_', ' ')}"
+            decided = [f"{v} than {baseline}: {', '.join(verdicts[v])}" for v in ("better", "worse") if verdicts[v]]
+            if decided:
+                lines.append(f"{where}: " + "; ".join(decided) + ".")
+            elif "no clear difference" in verdicts:
+                lines.append(f"{where}: no fusion differs clearly from {baseline}.")
+            else:
+                lines.append(f"{where}: no verdict (fewer than {MIN_VERDICT_SEEDS} training seeds).")
+        return lines
+
     def to_markdown(self) -> str:
         """A row per fusion method and scoring, a column per language: accuracy % [95% CI]; then each fusion against
         `last` (difference in points, paired bootstrap interval)."""
@@ -337,6 +355,7 @@ class ZeroShotReport:
                     f"| {row['fusion']} | {row['scoring']} | {language} | {row['seeds']} | {interval} | "
                     f"{row['verdict']} |"
                 )
+            lines += ["", *self.verdict_summary()]
         lines.extend(["", *self.notes] if self.notes else [])
         return "\n".join(lines) + "\n"
 
@@ -349,6 +368,7 @@ class ZeroShotReport:
             "languages": self.languages,
             "results": self.rows(),
             "comparisons": self.comparisons(),
+            "verdicts": self.verdict_summary(),
             "metadata": self.metadata,
             "notes": self.notes,
         }

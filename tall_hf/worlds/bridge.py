@@ -5,13 +5,18 @@ Built from the TALL world's pieces: generated Hebrew sentences (LR) and their le
 with `Trainer` on HR text only, and
 
 - a **bilingual encoder**: the encoder of a Marian model trained on LR->HR translation and HR->HR copying, with one
-  sentencepiece model over both scripts on its source side, so that it reads both languages. `encoder="premise"`
-  (an experiment, not the default) tries to build the fusion paper's premise in: the translation encoder has the
-  lower layers, and `specialised_layers` new layers stacked on it train on in-script copying (LR->LR, HR->HR) with
-  everything below frozen, so that the top layers would be language-specific. Measured, they are not (see
-  `benchmarks/README.md`): neither the probe nor the bridges show a middle-layer advantage. For either encoder a
-  per-layer linear probe of the label (fit on HR, read on HR and LR) records where the content the languages share
-  sits (`bridge_world.json` `encoder.probe`);
+  sentencepiece model over both scripts on its source side, so that it reads both languages, and its output (what
+  the decoder reads) is where the two forms of a sentence meet. `encoder="premise"` (the default) builds the fusion
+  paper's premise in, as a known-answer construction: `specialised_layers` new layers are stacked on that encoder
+  and trained, everything below frozen, to write a language-specific map of its output (`language_rotations`):
+  the projection onto `kept_dims` random directions (the rest of the content is dropped: the top is lossy for both
+  languages), rotated within them by `-rotation_degrees / 2` for HR and `+rotation_degrees / 2` for LR. So, by
+  construction, the cross-lingual content sits in the middle (the translation encoder's layers), the top layers
+  are language-specific, and a bridge trained on HR reads the LR top states through only `cos(rotation_degrees)` of
+  their shared content. `encoder="translation"` is the translation encoder as it is (its last layer is the one the
+  two languages share best). For either encoder a per-layer linear probe of the label (fit on HR, read on HR and LR)
+  records where the content the languages share sits (`bridge_world.json` `encoder.probe`); measured figures:
+  `benchmarks/README.md`;
 - a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
   city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
   out. The test sentences are held out of every training text and come in both forms, balanced over the labels
@@ -30,24 +35,29 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
+from torch import nn
 from transformers import (
+    DataCollatorWithPadding,
     MarianConfig,
     MarianMTModel,
     MarianTokenizer,
+    Trainer,
     set_seed,
 )
 from transformers.utils import logging
 
 from ..tiny.building import build_once, check_tiny_llm, marian_vocab, train_sentencepiece
+from ..utils.progress import show_phase
 from .build import ComponentWorldSettings, component_training, marian_size
 from .hebrew_generator import ANIMAL_SOUNDS, CITIES, FRUIT_COLOURS, NOUNS, PROFESSIONS, HebrewSentenceGenerator
 from .letter_map import LetterMap
 from .llm import train_llm
-from .translators import exact_rate, train_seq2seq, train_translator, write_marian_tokenizer
+from .scratch import scratch_training_arguments
+from .translators import exact_rate, train_translator, write_marian_tokenizer
 
 logger = logging.get_logger(__name__)
 
-BRIDGE_WORLD_BUILD_VERSION = 5  # 5: the premise encoder (layers stacked and trained on in-script copying), probes
+BRIDGE_WORLD_BUILD_VERSION = 6  # 6: the premise encoder's top layers rotate the translation output per language
 BRIDGE_WORLD_FILE = "bridge_world.json"
 # topic -> the words that make a sentence of that topic.
 TOPIC_WORDS: dict[str, frozenset[str]] = {
@@ -62,7 +72,7 @@ sentences: the label the bridge is trained to write, in the HR script after a sp
 A frozen LM writes such a word readily, and then its end-of-sentence token, which greedy generation + exact match
 needs; a word it met only mid-sentence it follows with more words."""
 LANGUAGES = ("hr", "lr")
-ENCODER_KINDS = ("translation", "premise")
+ENCODER_KINDS = ("premise", "translation")
 
 
 def sentence_topic(sentence: str) -> int | None:
@@ -81,6 +91,8 @@ class BridgeWorldSettings(ComponentWorldSettings):
     encoder_size: dict = field(default_factory=lambda: marian_size(128, encoder_layers=4))
     encoder_training: dict = field(default_factory=lambda: component_training(max_steps=800, learning_rate=3e-3))
     specialised_layers: int = 2
+    kept_dims: int = 32
+    rotation_degrees: float = 30.0
     specialising_training: dict = field(default_factory=lambda: component_training(max_steps=400, learning_rate=3e-3))
 
 
@@ -112,6 +124,7 @@ BRIDGE_PRESETS: dict[str, BridgeWorldSettings] = {
         },
         encoder_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
         specialised_layers=1,
+        kept_dims=8,
         specialising_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
         llm_size={"width": 32, "ffn": 64, "layers": 1, "heads": 2},
         llm_training={"max_steps": 10, "per_device_train_batch_size": 16, "learning_rate": 2e-3},
@@ -166,14 +179,14 @@ def build_bridge_world(
     *,
     preset: str = "default",
     llm: str = "qwen2",
-    encoder: str = "translation",
+    encoder: str = "premise",
     seed: int = 0,
     settings: BridgeWorldSettings | None = None,
 ) -> BridgeWorld:
     """Build (or reuse) the bridge world under `directory`: deterministic for `seed`, keyed by a hash of the settings
-    and the build version, written to a temporary folder moved into place when complete. `encoder` is
-    `"translation"` (the translation encoder as it is) or `"premise"` (layers stacked on it, trained on in-script
-    copying; an experiment)."""
+    and the build version, written to a temporary folder moved into place when complete. `encoder` is `"premise"`
+    (language-specific top layers stacked on the translation encoder; see the module docstring) or
+    `"translation"` (the translation encoder as it is)."""
     check_tiny_llm(llm)
     if encoder not in ENCODER_KINDS:
         raise ValueError(f"Unknown bridge world encoder {encoder!r}; choose one of {ENCODER_KINDS}.")
@@ -241,20 +254,12 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     tokenizer = write_marian_tokenizer(
         staging / "encoder", source_spm, target_spm, marian_vocab([source_spm, target_spm]), settings.max_length
     )
-    translation_layers = settings.encoder_size["encoder_layers"]
-    if encoder == "premise":
-        translation_layers -= settings.specialised_layers
-        if translation_layers < 1:
-            raise ValueError(
-                f"specialised_layers={settings.specialised_layers} leaves no translation layer of "
-                f"{settings.encoder_size['encoder_layers']}."
-            )
     model = train_translator(
         staging / "encoder",
         tokenizer,
         rest + hr_rest,
         hr_rest + hr_rest,
-        architecture={**settings.encoder_size, "encoder_layers": translation_layers},
+        architecture=settings.encoder_size,
         training=settings.encoder_training,
         max_length=settings.max_length,
         positions=settings.max_length,
@@ -273,20 +278,24 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     }
     logger.info(f"Bridge world: encoder-decoder exact LR->HR rate {encoder_facts['exact_lr_to_hr_rate']:.3f}.")
     if encoder == "premise":
-        logger.info(f"Bridge world: {settings.specialised_layers} encoder layers stacked and trained on copying.")
-        model = stack_specialised_layers(
+        logger.info(f"Bridge world: {settings.specialised_layers} language-specific layers stacked on the encoder.")
+        model = stack_language_specific_layers(
             staging / "encoder",
             model,
             tokenizer,
-            rest + hr_rest,
+            {"lr": rest, "hr": hr_rest},
             layers=settings.specialised_layers,
+            kept_dims=settings.kept_dims,
+            degrees=settings.rotation_degrees,
             training=settings.specialising_training,
             max_length=settings.max_length,
             seed=seed + 3,
         )
         encoder_facts.update(
             specialised_layers=settings.specialised_layers,
-            translation_layers=translation_layers,
+            translation_layers=settings.encoder_size["encoder_layers"],
+            kept_dims=settings.kept_dims,
+            rotation_degrees=settings.rotation_degrees,
             encoder_layers=model.config.encoder_layers,
             parameters=model.num_parameters(),
             encoder_parameters=model.get_encoder().num_parameters(),
@@ -327,46 +336,102 @@ def _write_bridge_world(staging: Path, settings: BridgeWorldSettings, llm: str, 
     logger.info(f"Bridge world built in {facts['build_seconds']} s.")
 
 
-def stack_specialised_layers(
+def language_rotations(hidden_size: int, kept_dims: int, degrees: float, seed: int) -> torch.Tensor:
+    """`(2, hidden_size, hidden_size)`: per language (`LANGUAGES` order) the map the stacked top layers learn to
+    apply to the translation encoder's output: project onto `kept_dims` seeded random directions (dropping the rest),
+    then rotate within them by `-degrees / 2` (HR) or `+degrees / 2` (LR) in `kept_dims / 2` random planes. The two
+    languages' top states then sit in one subspace with their coordinates `degrees` apart: the content they share
+    is read across languages only through `cos(degrees)` of it."""
+    if kept_dims < 2 or kept_dims % 2 or kept_dims > hidden_size:
+        raise ValueError(f"kept_dims must be even and in [2, {hidden_size}], got {kept_dims}.")
+    generator = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(hidden_size, hidden_size, generator=generator))
+    kept = basis[:, :kept_dims]
+    planes, _ = torch.linalg.qr(torch.randn(kept_dims, kept_dims, generator=generator))
+    quarter_turn = torch.zeros(kept_dims, kept_dims)
+    quarter_turn[0::2, 1::2] = -torch.eye(kept_dims // 2)
+    quarter_turn[1::2, 0::2] = torch.eye(kept_dims // 2)
+    turn = planes @ quarter_turn @ planes.T  # a rotation by 90 degrees in kept_dims / 2 random planes
+    maps = []
+    for sign in (-1, 1):  # HR, LR
+        angle = torch.tensor(sign * degrees / 2).deg2rad()
+        rotation = torch.cos(angle) * torch.eye(kept_dims) + torch.sin(angle) * turn
+        maps.append(kept @ rotation @ kept.T)
+    return torch.stack(maps)
+
+
+class _TopLayerRegression(nn.Module):
+    """What trains the stacked layers: the encoder's top output is pulled (mean squared error over real tokens)
+    toward `layer_norm(P[language] @ h)`, `h` the output of the layer below the stack."""
+
+    def __init__(self, encoder: nn.Module, below: int, projections: torch.Tensor) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.below = below
+        self.register_buffer("projections", projections)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, language: torch.Tensor) -> dict:
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        middle = output.hidden_states[self.below]
+        target = nn.functional.layer_norm(
+            torch.einsum("bsd,bed->bse", middle, self.projections[language]), middle.shape[-1:]
+        )
+        mask = attention_mask.unsqueeze(-1).to(middle.dtype)
+        error = (output.last_hidden_state - target).pow(2) * mask
+        return {"loss": error.sum() / (mask.sum() * middle.shape[-1])}
+
+
+def stack_language_specific_layers(
     folder: Path,
     model: MarianMTModel,
     tokenizer: MarianTokenizer,
-    texts: list[str],
+    texts: dict[str, list[str]],
     *,
     layers: int,
+    kept_dims: int,
+    degrees: float,
     training: dict,
     max_length: int,
     seed: int,
 ) -> MarianMTModel:
-    """Stack `layers` new encoder layers on the translation encoder of `model` and train them (with the decoder) on
-    copying each text in its own script, everything below frozen; save the grown model to `folder`. The targets are
-    the source side's own pieces (the shared vocabulary holds both scripts), so the new top layers must keep the
-    scripts apart, while the layer below them stays the translation encoder's output, where the two languages meet."""
+    """Stack `layers` new encoder layers on the translation encoder of `model` and train them, everything below
+    frozen, to write for each sentence of language `l` (`texts[l]`) the layer-normed `language_rotations` map of `l`
+    applied to the translation encoder's output (mean squared error over real tokens). Saves the grown model to
+    `folder`; its decoder is the translation decoder, which reads the layer below the new ones: the bridge reads only
+    the encoder."""
     if layers < 1:
         raise ValueError(f"specialised_layers must be at least 1, got {layers}.")
     config = model.config.to_dict()
+    below = config["encoder_layers"]
     config["encoder_layers"] += layers
+    projections = language_rotations(config["d_model"], kept_dims, degrees, seed)
     set_seed(seed)
     grown = MarianMTModel(MarianConfig(**config))
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    new_prefix = [
-        f"model.encoder.layers.{index}." for index in range(model.config.encoder_layers, config["encoder_layers"])
-    ]
-    if unexpected or any(not name.startswith(tuple(new_prefix)) for name in missing):
+    new_prefix = tuple(f"model.encoder.layers.{index}." for index in range(below, config["encoder_layers"]))
+    if unexpected or any(not name.startswith(new_prefix) for name in missing):
         raise RuntimeError(f"Growing the encoder lost weights: missing {missing}, unexpected {unexpected}.")
     grown.generation_config = model.generation_config
-    for parameter in grown.parameters():
-        parameter.requires_grad_(False)
-    for module in (*grown.get_encoder().layers[-layers:], grown.get_decoder()):
-        for name, parameter in module.named_parameters():
-            parameter.requires_grad_("embed" not in name)
+    for name, parameter in grown.named_parameters():
+        parameter.requires_grad_(name.startswith(new_prefix))
 
-    def tokenize(batch: dict[str, list[str]]) -> dict:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
-        return {**encoded, "labels": encoded["input_ids"]}
+    def tokenize(batch: dict[str, list]) -> dict:
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
-    dataset = Dataset.from_dict({"text": texts}).map(tokenize, batched=True, remove_columns=["text"])
-    train_seq2seq(folder, grown, tokenizer, dataset, training, seed, "World: training the encoder's copying layers")
+    rows = {"text": [], "language": []}
+    for index, language in enumerate(LANGUAGES):
+        rows["text"] += texts[language]
+        rows["language"] += [index] * len(texts[language])
+    dataset = Dataset.from_dict(rows).map(tokenize, batched=True, remove_columns=["text"])
+    regression = _TopLayerRegression(grown.get_encoder(), below, projections)
+    with scratch_training_arguments(folder, seed, training) as args:
+        trainer = Trainer(
+            model=regression,
+            args=args,
+            train_dataset=dataset,
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+        show_phase(trainer, "World: training the encoder's language-specific top layers").train()
     for parameter in grown.parameters():
         parameter.requires_grad_(True)
     grown.eval()
@@ -424,5 +489,6 @@ __all__ = [
     "LABEL_WORDS",
     "TOPIC_WORDS",
     "build_bridge_world",
+    "language_rotations",
     "sentence_topic",
 ]
