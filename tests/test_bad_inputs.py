@@ -759,3 +759,23 @@ def test_evaluation_keeps_one_tall_checkpoint(monkeypatch, tmp_path):
     context.training_args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
     TallApproach.train(context)
     assert seen["args"].save_total_limit == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_staged_save_is_as_readable_as_the_umask_allows(tmp_path):
+    """`tempfile` makes staging folders 0700 and some writers files 0600; the saved folder gets the umask's modes."""
+    from tall_hf.utils.folders import staged_folder
+
+    previous = os.umask(0o022)
+    try:
+        with staged_folder(tmp_path / "saved") as staging:
+            (staging / "sub").mkdir(mode=0o700)
+            (staging / "sub" / "weights.bin").write_bytes(b"w")
+            os.chmod(staging / "sub" / "weights.bin", 0o600)
+            (staging / "run.sh").write_text("#!/bin/sh\n")
+            os.chmod(staging / "run.sh", 0o700)
+    finally:
+        os.umask(previous)
+    mode = lambda path: (tmp_path / "saved" / path).stat().st_mode & 0o777  # noqa: E731
+    assert (mode("."), mode("sub"), mode("sub/weights.bin")) == (0o755, 0o755, 0o644)
+    assert mode("run.sh") == 0o744  # bits are added, never taken away

@@ -178,6 +178,22 @@ def replace_entries(staging: Path, target: Path, stale: Callable[[str], bool] | 
                 entry.unlink()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def open_to_umask(folder: Path) -> None:
+    """Give `folder` and everything in it the permissions the process umask allows (`tempfile` makes folders 0700 and
+    some writers files 0600), adding bits only: a saved checkpoint is as readable as any file the user writes."""
+    mask = _current_umask()
+    for root, _folders, files in os.walk(folder):
+        for path, default in [(root, 0o777)] + [(os.path.join(root, name), 0o666) for name in files]:
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | (default & ~mask))
+
+
 @contextlib.contextmanager
 def staged_folder(target: str | os.PathLike, stale: Callable[[str], bool] | None = None) -> Iterator[Path]:
     """A fresh folder beside `target` to write into; when the block ends without error its entries replace
@@ -189,6 +205,7 @@ def staged_folder(target: str | os.PathLike, stale: Callable[[str], bool] | None
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
     try:
         yield staging
+        open_to_umask(staging)
         if not target.exists():
             staging.rename(target)
         else:
