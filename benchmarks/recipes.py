@@ -72,6 +72,7 @@ VARIANTS: dict[str, dict] = {
     "teacher, 20 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 20}},  # = teacher (issue 19's runs)
     "teacher, 12 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 12}},
     "teacher, source side trained": {"recipe": "teacher", "frozen_stages": ()},
+    "teacher, LLM states not cached": {"recipe": "teacher", "cache_llm_states": False},
     "teacher, Naive's words": {"recipe": "teacher", "data": {"teacher_forced_prefix": False}},
     "teacher, 4 epochs, source side trained": _EARLIER,
     "teacher, 4 epochs, source side trained, all_tokens loss": {**_EARLIER, "model": {"loss_mode": "all_tokens"}},
@@ -180,7 +181,9 @@ def train_variant(
             training_args, output_dir=str(folder / "reader"), max_steps=spec["reader_steps"], warmup_steps=0.05
         )
         pretrain_next_token_reader(model, processor, dataset, reader_args, components["llm"])
-    trainer = train_tall(model, processor, dataset, args=training_args)
+    trainer = train_tall(
+        model, processor, dataset, args=training_args, cache_llm_states=spec.get("cache_llm_states", True)
+    )
     seconds = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return str(folder), seconds, losses[-1] if losses else float("nan")
