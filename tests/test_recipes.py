@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -91,13 +92,93 @@ def test_recipes_set_model_options_and_training_defaults(tmp_path):
     assert paper == {"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"}
     mixed = TallModelArguments(recipe="paper", loss_mode="all_tokens").model_options()
     assert mixed["loss_mode"] == "all_tokens" and mixed["source_residual"] is False
-    assert TallModelArguments().model_options() == get_recipe(DEFAULT_RECIPE).model
+    assert TallModelArguments().recipe == DEFAULT_RECIPE == "auto"
+    assert TallModelArguments(recipe="teacher").model_options() == get_recipe("teacher").model
     assert parser_training_defaults(["--recipe", "paper", "--x", "1"])["learning_rate"] == 1e-4
-    assert parser_training_defaults([])["learning_rate"] == get_recipe(DEFAULT_RECIPE).training["learning_rate"]
+    # `auto` sets only what every recipe shares; the chosen recipe fills the rest at the start of the run.
+    assert "learning_rate" not in parser_training_defaults([])
+    assert tall_training_arguments(tmp_path).learning_rate == get_recipe("fast").training["learning_rate"]
     args = tall_training_arguments(tmp_path, "paper", max_steps=3)
     assert (args.learning_rate, args.warmup_steps, args.max_steps) == (1e-4, 100, 3)
     with pytest.raises(ValueError, match="Unknown TALL recipe"):
         get_recipe("fastest")
+
+
+def test_auto_picks_fast_where_the_pipeline_writes_the_gold_words_and_teacher_where_it_does_not():
+    from tall_hf.training.recipes import AUTO_THRESHOLD, choose_recipe
+
+    # The teacher's agreement with the gold last words, measured (benchmarks/README.md, "On real text"): the
+    # generated lossy world far above the threshold, the Wikipedia worlds far below.
+    assert choose_recipe(0.56)[0] == "fast"
+    assert choose_recipe(0.03)[0] == "teacher"
+    assert choose_recipe(AUTO_THRESHOLD)[0] == "fast"
+    assert choose_recipe(AUTO_THRESHOLD - 0.01)[0] == "teacher"
+    recipe, reason = choose_recipe(0.031)
+    assert "3.1%" in reason and "own words" in reason
+
+
+def test_auto_fills_the_chosen_recipes_training_settings_and_keeps_given_flags(tmp_path):
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from tall_hf.training.recipes import chosen_training_arguments, parser_training_defaults
+
+    argv = ["--output_dir", str(tmp_path), "--learning_rate", "3e-4"]
+    parser = HfArgumentParser(TrainingArguments)
+    parser.set_defaults(**parser_training_defaults(argv))
+    (parsed,) = parser.parse_args_into_dataclasses(argv)
+    teacher = chosen_training_arguments(parsed, "teacher")
+    assert (teacher.per_device_train_batch_size, teacher.num_train_epochs, teacher.eval_steps) == (32, 20, 500)
+    assert teacher.learning_rate == 3e-4  # given on the command line
+    fast = chosen_training_arguments(parsed, "fast")
+    assert (fast.num_train_epochs, fast.eval_steps, fast.warmup_steps) == (5, 100, 0.05)
+    no_evaluation = dataclasses.replace(parsed, eval_strategy="no", load_best_model_at_end=False)
+    assert chosen_training_arguments(no_evaluation, "teacher").eval_strategy == "no"
+
+
+def test_auto_records_its_choice_and_a_resumed_run_reads_it(test_world, tmp_path, monkeypatch):
+    """`run_training` with the default recipe measures the teacher on the training sentences, trains with the recipe
+    `choose_recipe` picks and writes why to `recipe.json`; a run in a folder holding that file reads it back."""
+    import json
+
+    from transformers import TrainingArguments
+
+    from tall_hf.data import PreparationArguments
+    from tall_hf.training import run
+    from tall_hf.training.recipes import choose_recipe
+    from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training
+
+    components = test_world.components
+    measured = []
+
+    def agreement(sentences, components, **kwargs):
+        measured.append(len(sentences))
+        return 0.5
+
+    monkeypatch.setattr(run, "gold_agreement", agreement)
+
+    def train(folder):
+        return run_training(
+            TallModelArguments(
+                lr_hr_model=components["lr_hr"], llm_model=components["llm"], hr_lr_model=components["hr_lr"]
+            ),
+            TallDataArguments(train_file=test_world.split_file("train"), max_train_samples=40),
+            PreparationArguments(cache_dir=str(tmp_path / "cache")),
+            TrainingArguments(
+                output_dir=str(folder), max_steps=2, eval_strategy="no", save_strategy="no", use_cpu=True
+            ),
+        )
+
+    trainer = train(tmp_path / "a")
+    choice = json.loads((tmp_path / "a" / "recipe.json").read_text())
+    assert measured == [40] and choice["recipe"] == "fast" == choose_recipe(0.5)[0]
+    assert choice["teacher_gold_agreement"] == 0.5 and choice["reason"] == choose_recipe(0.5)[1]
+    assert trainer.args.learning_rate == 1e-3 and trainer.model.config.loss_mode == "last_token"  # fast's
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "recipe.json").write_text(json.dumps({**choice, "recipe": "teacher", "reason": "recorded"}))
+    monkeypatch.setattr(run, "with_teacher_labels", lambda dataset, *args, **kwargs: dataset)
+    trainer = train(tmp_path / "b")
+    assert measured == [40]  # not measured again
+    assert trainer.model.config.loss_mode == "last_word" and trainer.args.per_device_train_batch_size == 32
 
 
 def test_a_few_hundred_steps_beat_an_untrained_tall(run_arguments, test_world, tmp_path):
@@ -205,7 +286,10 @@ def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
     output = tmp_path / "tall"
     run_training(
         TallModelArguments(
-            lr_hr_model=components["lr_hr"], llm_model=components["llm"], hr_lr_model=components["hr_lr"]
+            lr_hr_model=components["lr_hr"],
+            llm_model=components["llm"],
+            hr_lr_model=components["hr_lr"],
+            recipe=recipe,
         ),
         TallDataArguments(train_file=world.split_file("train"), validation_split_percentage=0),
         PreparationArguments(cache_dir=str(tmp_path / "cache")),
