@@ -52,7 +52,7 @@ from tall_hf.training.recipes import (  # noqa: E402
     freeze_stages,
     get_recipe,
 )
-from tall_hf.training.teacher import gold_agreement, with_teacher_labels  # noqa: E402
+from tall_hf.training.teacher import teacher_agreement, with_teacher_labels  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
 # Each variant: a recipe, then `TallConfig` options ("model"), `TrainingArguments` fields ("training") and
@@ -156,8 +156,8 @@ def train_variant(
     """Train TALL with variant `name`; returns its folder, training seconds and final training loss."""
     spec = VARIANTS[name]
     if spec["recipe"] == AUTO_RECIPE:
-        agreement = gold_agreement(world.sentences("train")[:AUTO_SENTENCES], world.components)
-        chosen, reason = choose_recipe(agreement)
+        teacher = teacher_agreement(world.sentences("train")[:AUTO_SENTENCES], world.components)
+        chosen, reason = choose_recipe(teacher["gold"], teacher["answered"])
         print(f"{name}: {chosen!r}, because {reason}", file=sys.stderr, flush=True)
         spec = {**spec, "recipe": chosen}
     recipe = get_recipe(spec["recipe"])

@@ -105,16 +105,19 @@ def test_recipes_set_model_options_and_training_defaults(tmp_path):
 
 
 def test_auto_picks_fast_where_the_pipeline_writes_the_gold_words_and_teacher_where_it_does_not():
-    from tall_hf.training.recipes import AUTO_THRESHOLD, choose_recipe
+    from tall_hf.training.recipes import AUTO_MIN_ANSWERED, AUTO_THRESHOLD, choose_recipe
 
     # The teacher's agreement with the gold last words, measured (benchmarks/README.md, "On real text"): the
     # generated lossy world far above the threshold, the Wikipedia worlds far below.
-    assert choose_recipe(0.56)[0] == "fast"
-    assert choose_recipe(0.03)[0] == "teacher"
-    assert choose_recipe(AUTO_THRESHOLD)[0] == "fast"
-    assert choose_recipe(AUTO_THRESHOLD - 0.01)[0] == "teacher"
-    recipe, reason = choose_recipe(0.031)
-    assert "3.1%" in reason and "own words" in reason
+    assert choose_recipe(0.56, 0.9)[0] == "fast"
+    assert choose_recipe(0.03, 0.5)[0] == "teacher"
+    assert choose_recipe(AUTO_THRESHOLD, 0.5)[0] == "fast"
+    assert choose_recipe(AUTO_THRESHOLD - 0.01, 0.5)[0] == "teacher"
+    recipe, reason = choose_recipe(0.031, 0.45)
+    assert "3.1%" in reason and "45.0%" in reason and "own words" in reason
+    # Components that write (almost) no word, e.g. untrained ones, leave nothing to label: the gold words.
+    assert choose_recipe(0.0, 0.0)[0] == "fast"
+    assert choose_recipe(0.0, AUTO_MIN_ANSWERED)[0] == "teacher"
 
 
 def test_auto_fills_the_chosen_recipes_training_settings_and_keeps_given_flags(tmp_path):
@@ -152,9 +155,9 @@ def test_auto_records_its_choice_and_a_resumed_run_reads_it(test_world, tmp_path
 
     def agreement(sentences, components, **kwargs):
         measured.append(len(sentences))
-        return 0.5
+        return {"gold": 0.5, "answered": 0.9, "sentences": len(sentences)}
 
-    monkeypatch.setattr(run, "gold_agreement", agreement)
+    monkeypatch.setattr(run, "teacher_agreement", agreement)
 
     def train(folder):
         return run_training(
@@ -170,8 +173,8 @@ def test_auto_records_its_choice_and_a_resumed_run_reads_it(test_world, tmp_path
 
     trainer = train(tmp_path / "a")
     choice = json.loads((tmp_path / "a" / "recipe.json").read_text())
-    assert measured == [40] and choice["recipe"] == "fast" == choose_recipe(0.5)[0]
-    assert choice["teacher_gold_agreement"] == 0.5 and choice["reason"] == choose_recipe(0.5)[1]
+    assert measured == [40] and choice["recipe"] == "fast" == choose_recipe(0.5, 0.9)[0]
+    assert choice["teacher"]["gold"] == 0.5 and choice["reason"] == choose_recipe(0.5, 0.9)[1]
     assert trainer.args.learning_rate == 1e-3 and trainer.model.config.loss_mode == "last_token"  # fast's
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "recipe.json").write_text(json.dumps({**choice, "recipe": "teacher", "reason": "recorded"}))

@@ -111,6 +111,9 @@ DEFAULT_RECIPE = AUTO_RECIPE
 # the generated lossy world's training sentences far above it, Wikipedia's far below.
 AUTO_SENTENCES = 500
 AUTO_THRESHOLD = 0.25
+# ... unless the pipeline writes a word for fewer than this share of them (e.g. untrained components): too few
+# teacher labels, so `fast`.
+AUTO_MIN_ANSWERED = 0.1
 RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
 RECIPE_DATA_FIELDS = ("teacher_labels", "teacher_forced_prefix", "word_boundaries")
 
@@ -135,18 +138,24 @@ def get_recipe(name: str) -> TallRecipe:
     return TALL_RECIPES[name]
 
 
-def choose_recipe(agreement: float) -> tuple[str, str]:
-    """`auto`'s choice, `(recipe, reason)`, from the share of training sentences whose gold last word the frozen
-    pipeline writes (`tall_hf.training.teacher.gold_agreement`)."""
-    if agreement >= AUTO_THRESHOLD:
+def choose_recipe(gold: float, answered: float = 1.0) -> tuple[str, str]:
+    """`auto`'s choice, `(recipe, reason)`, from how the frozen pipeline (the teacher) does on the training sentences
+    (`tall_hf.training.teacher.teacher_agreement`): `gold`, the share whose gold last word it writes; `answered`, the
+    share it writes any word for."""
+    if gold >= AUTO_THRESHOLD:
         return "fast", (
-            f"the frozen pipeline writes the gold last word of {agreement:.1%} of the training sentences (at least "
+            f"the frozen pipeline writes the gold last word of {gold:.1%} of the training sentences (at least "
             f"{AUTO_THRESHOLD:.0%}): the gold words are labels TALL can learn from the LLM"
         )
+    if answered < AUTO_MIN_ANSWERED:
+        return "fast", (
+            f"the frozen pipeline writes a word for only {answered:.1%} of the training sentences (under "
+            f"{AUTO_MIN_ANSWERED:.0%}): too few to learn from its own words"
+        )
     return "teacher", (
-        f"the frozen pipeline writes the gold last word of only {agreement:.1%} of the training sentences (under "
-        f"{AUTO_THRESHOLD:.0%}): most gold words are ones the LLM cannot predict, so TALL learns from the pipeline's "
-        "own words"
+        f"the frozen pipeline writes the gold last word of only {gold:.1%} of the training sentences (under "
+        f"{AUTO_THRESHOLD:.0%}) and a word for {answered:.1%}: most gold words are ones the LLM cannot predict, so "
+        "TALL learns from the pipeline's own words"
     )
 
 
@@ -207,6 +216,7 @@ def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: st
 
 
 __all__ = [
+    "AUTO_MIN_ANSWERED",
     "AUTO_RECIPE",
     "AUTO_SENTENCES",
     "AUTO_THRESHOLD",

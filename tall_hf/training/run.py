@@ -24,7 +24,6 @@ from .checkpointing import checkpoint_step, finished_run, last_complete_checkpoi
 from .recipes import (
     AUTO_RECIPE,
     AUTO_SENTENCES,
-    AUTO_THRESHOLD,
     RECIPE_DATA_FIELDS,
     RECIPE_MODEL_FIELDS,
     choose_recipe,
@@ -33,7 +32,7 @@ from .recipes import (
     get_recipe,
     recipe_field,
 )
-from .teacher import TEACHER_DATA, gold_agreement, with_teacher_labels
+from .teacher import TEACHER_DATA, teacher_agreement, with_teacher_labels
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
@@ -333,25 +332,17 @@ def _run_training(
 def _chosen_recipe(
     model_args: TallModelArguments, training_args: TrainingArguments, train_lines: list[str]
 ) -> tuple[TallModelArguments, TrainingArguments]:
-    """`auto` resolved: the recipe `choose_recipe` picks from the teacher's agreement with the gold last words of the
-    first `AUTO_SENTENCES` training sentences, logged with its reason and written to `output_dir/recipe.json` (read
+    """`auto` resolved: the recipe `choose_recipe` picks from how the teacher does on the first `AUTO_SENTENCES`
+    training sentences (`teacher_agreement`), logged with its reason and written to `output_dir/recipe.json` (read
     back on resume), with its training settings (`chosen_training_arguments`)."""
     path = os.path.join(training_args.output_dir, CHOSEN_RECIPE_FILE)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as file:
             choice = json.load(file)
     else:
-        sentences = train_lines[:AUTO_SENTENCES]
-        agreement = gold_agreement(sentences, model_args.components(), device=training_args.device)
-        recipe, reason = choose_recipe(agreement)
-        choice = {
-            "requested": AUTO_RECIPE,
-            "recipe": recipe,
-            "reason": reason,
-            "teacher_gold_agreement": agreement,
-            "sentences": len(sentences),
-            "threshold": AUTO_THRESHOLD,
-        }
+        teacher = teacher_agreement(train_lines[:AUTO_SENTENCES], model_args.components(), device=training_args.device)
+        recipe, reason = choose_recipe(teacher["gold"], teacher["answered"])
+        choice = {"requested": AUTO_RECIPE, "recipe": recipe, "reason": reason, "teacher": teacher}
         if PartialState().is_main_process:
             os.makedirs(training_args.output_dir, exist_ok=True)
             with open(path, "w", encoding="utf-8") as file:
