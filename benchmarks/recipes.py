@@ -76,10 +76,9 @@ VARIANTS: dict[str, dict] = {
     "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
     "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
     "teacher": {"recipe": "teacher"},
-    "teacher, 20 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 20}},  # = teacher (issue 19's runs)
+    "teacher, 20 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 20}},  # issue 19's first runs
     "teacher, 12 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 12}},
     "teacher, 40 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 40}},
-    "teacher, 60 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 60}},
     "teacher, 40 epochs, batch 64, lr 2e-3": {
         "recipe": "teacher",
         "training": {"num_train_epochs": 40, "per_device_train_batch_size": 64, "learning_rate": 2e-3},

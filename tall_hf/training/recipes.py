@@ -16,7 +16,8 @@ and the demo all read them from here.
 - `teacher` (for real text): `fast`'s model with the loss on every piece of the last word, trained on what the
   frozen pipeline itself predicts at every word boundary of the training sentences (`tall_hf.training.teacher`: the
   LLM's next HR word, translated back with the LR prefix forced, as TALL's LR decoder reads it), the source side
-  (stages 1-3, a pass-through of the LLM's own embeddings at the start) kept as it starts, batch 32, 20 epochs. It
+  (stages 1-3, a pass-through of the LLM's own embeddings at the start) kept as it starts, so the LLM's states of each
+  training row are computed once (`tall_hf.training.frozen_states`), batch 32, 60 epochs. It
   learns on Wikipedia, where most gold last words are ones the LLM could not have predicted and `fast` learns almost
   nothing.
 
@@ -94,7 +95,7 @@ TALL_RECIPES: dict[str, TallRecipe] = {
         training={
             **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
-            "num_train_epochs": 20,
+            "num_train_epochs": 60,
             "eval_steps": 500,
             "save_steps": 500,
         },
