@@ -123,14 +123,16 @@ def test_auto_picks_fast_where_the_pipeline_writes_the_gold_words_and_teacher_wh
 def test_auto_fills_the_chosen_recipes_training_settings_and_keeps_given_flags(tmp_path):
     from transformers import HfArgumentParser, TrainingArguments
 
-    from tall_hf.training.recipes import chosen_training_arguments, parser_training_defaults
+    from tall_hf.training.recipes import chosen_training_arguments, get_recipe, parser_training_defaults
 
     argv = ["--output_dir", str(tmp_path), "--learning_rate", "3e-4"]
     parser = HfArgumentParser(TrainingArguments)
     parser.set_defaults(**parser_training_defaults(argv))
     (parsed,) = parser.parse_args_into_dataclasses(argv)
     teacher = chosen_training_arguments(parsed, "teacher")
-    assert (teacher.per_device_train_batch_size, teacher.num_train_epochs, teacher.eval_steps) == (32, 20, 500)
+    recipe = get_recipe("teacher").training
+    assert teacher.per_device_train_batch_size == recipe["per_device_train_batch_size"] == 32
+    assert (teacher.num_train_epochs, teacher.eval_steps) == (recipe["num_train_epochs"], 500)
     assert teacher.learning_rate == 3e-4  # given on the command line
     fast = chosen_training_arguments(parsed, "fast")
     assert (fast.num_train_epochs, fast.eval_steps, fast.warmup_steps) == (5, 100, 0.05)
