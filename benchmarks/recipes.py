@@ -157,7 +157,7 @@ def train_variant(
     if spec["recipe"] == AUTO_RECIPE:
         teacher = teacher_agreement(world.sentences("train")[:AUTO_SENTENCES], world.components)
         chosen, reason = choose_recipe(teacher["gold"], teacher["answered"])
-        print(f"{name}: {chosen!r}, because {reason}", file=sys.stderr, flush=True)
+        print(f"{name}: {chosen!r}, because {reason} ({teacher})", file=sys.stderr, flush=True)
         spec = {**spec, "recipe": chosen}
     recipe = get_recipe(spec["recipe"])
     model_options = {**recipe.model, **spec.get("model", {})}
