@@ -323,7 +323,6 @@ def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="Not yet measured with the default recipe `auto`.", strict=False)
 @pytest.mark.parametrize(("llm", "seed"), [("qwen2", 0), ("llama", 1)])
 def test_the_default_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(
     shared_path, tiny_cache, tmp_path, record_property, llm, seed
@@ -331,7 +330,11 @@ def test_the_default_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(
     """Issue 19's target through `tall-hf train`'s job by its defaults: on a world built from Hebrew Wikipedia
     (`build_world(lr_text=...)`: 4,000 training and 1,000 test sentences; about 10 minutes to build on a busy core,
     then cached), the default recipe `auto` picks `teacher` and TALL reaches half the world's ceiling, its interval
-    above Direct's (which is 0 on LR text). Measured: benchmarks/README.md, "On real text"."""
+    above Direct's (which is 0 on LR text). Measured (benchmarks/README.md, "On real text"): this test on qwen2 passed
+    with 2.40 [1.50, 3.40] of a 3.30 ceiling (0.73 x) in 24 minutes with the world build on one busy core; the same
+    recipe's benchmark runs measured 0.56-0.63 x (llama, training seeds 1 and 2; qwen2, training seed 1). The target
+    itself is the margin, a thin one on llama (15 and 17 of 1,000 sentences where 14 are needed); the llama case of this
+    test has not been run."""
     import json
 
     from tall_hf.training.recipes import DEFAULT_RECIPE
