@@ -53,7 +53,7 @@ def test_world_facts_and_task(world):
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
     encoder = facts["encoder"]
     assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 2, 1)
-    assert encoder["encoder_layers"] == 3 and (encoder["kept_dims"], encoder["rotation_degrees"]) == (8, 30.0)
+    assert encoder["encoder_layers"] == 3 and (encoder["kept_dims"], encoder["rotation_degrees"]) == (8, 35.0)
     probe = encoder["probe"]
     assert [len(probe[language]) for language in ("hr", "lr")] == [3, 3]
     assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
