@@ -219,6 +219,8 @@ class _File:
 
 
 class _Bundler:
+    """Writes the files one after another; `placed` remembers which file holds each package statement."""
+
     def __init__(self, entries: list[str]) -> None:
         self.entries = entries
         self.placed: dict[_Statement, _File] = {}
