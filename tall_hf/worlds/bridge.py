@@ -18,9 +18,10 @@ with `Trainer` on HR text only, and
   records where the content the languages share sits (`bridge_world.json` `encoder.probe`). The rotation is the
   knob of the construction: at 0 degrees the lossy top reads LR about as well as the translation layers do; the
   more it turns, the more often a bridge on the top layers answers an LR sentence with a word that names no label
-  (at 40 degrees below chance by generation in one training seed of five); the default, 35, sits between. The world
-  is built with one torch thread, so its weights do not depend on the thread count the caller runs with. Measured
-  figures: `benchmarks/README.md`;
+  (at 40 degrees below chance by generation in one training seed of five); the default, 35, sits between (on
+  world seed 1 the fused bridges, too, often answer LR with no label word: there only log-likelihood shows them
+  ahead). The world is built with one torch thread, so its weights do not depend on the thread count the caller
+  runs with. Measured figures: `benchmarks/README.md`;
 - a **classification task** whose label follows from the text: the topic of the sentence (an animal, a fruit, a
   city or a profession is spoken of), named by a word of that topic in the HR language (`LABEL_WORDS`). Sentences of no topic or of two are left
   out. The test sentences are held out of every training text and come in both forms, balanced over the labels
