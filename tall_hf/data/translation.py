@@ -31,7 +31,7 @@ from transformers import (
 from transformers.utils import CONFIG_NAME, GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, cached_file, logging
 
 from ..utils.folders import staged_folder
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.progress import advance_phase
 
 logger = logging.get_logger(__name__)

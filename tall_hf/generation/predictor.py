@@ -24,7 +24,7 @@ from transformers.utils import logging
 from ..adapters.saving import load_checkpoint
 from ..data.translation import lr_hr_translator, translate
 from ..models.tall import TallForConditionalGeneration, TallProcessor
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.progress import advance_phase
 from ..utils.text import normalize_text, words
 from .decoding import DecodingOptions, continue_word_by_word

@@ -42,7 +42,7 @@ from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
 from ...modules.logits import REDUCED_LOGITS_MODES, kept_cross_entropy, loss_positions
 from ...modules.losses import check_label_shape, last_token_cross_entropy, token_cross_entropy
-from ...utils.hub import ComponentSpec, resolve_component
+from ...utils.loading import ComponentSpec, resolve_component
 from ..modeling_composite import ComposedPreTrainedModel, register_legacy_key_mapping
 from .configuration_tall import TallConfig
 
