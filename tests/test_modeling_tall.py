@@ -8,7 +8,7 @@ from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 
 from tall_hf import TallForConditionalGeneration, TallModel, TallProcessor
-from tall_hf.data.translation import batch_encoder_outputs, lr_hr_translator, translate
+from tall_hf.data import batch_encoder_outputs, lr_hr_translator, translate
 from tall_hf.models.tall.modeling_tall import FROZEN_STAGES, TRAINABLE_STAGES, stage_of
 from tall_hf.modules.losses import last_token_cross_entropy
 from tall_hf.testing import build_tiny_components
