@@ -196,7 +196,7 @@ def push(argv: list[str]) -> int:
     from .models.tall import TallForConditionalGeneration, TallProcessor
 
     (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
-    from .utils.hub import load_pretrained
+    from .utils.loading import load_pretrained
 
     load = partial(load_checkpoint, TallForConditionalGeneration)  # full or adapters-only
     model = load_pretrained(TallForConditionalGeneration, args.model, role="TALL model", load=load)

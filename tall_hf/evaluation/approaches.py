@@ -42,7 +42,7 @@ from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..training import baselines
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 
 logger = logging.get_logger(__name__)
 
