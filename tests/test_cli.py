@@ -25,19 +25,21 @@ def test_demo_then_predict(tmp_path, capsys, monkeypatch, request, setup, expect
     # Standard output is the report alone (no Trainer log lines or metrics blocks), the table last but for its notes.
     assert printed.strip() == (output / "evaluation" / "results.md").read_text(encoding="utf-8").strip()
     # Progress at INFO on standard error, the package's only: transformers' own INFO lines stay off.
-    assert f"[tall_hf.demo] INFO: Training TALL for 6 steps into {output / 'tall'}." in captured.err
+    assert (
+        f"[tall_hf.demo] INFO: Training TALL (seed 0) for 6 steps into {output / 'tall' / 'seed-0'}." in captured.err
+    )
     assert "[tall_hf.evaluation.runner] INFO: Preparing the tall approach." in captured.err
     assert "loading configuration file" not in captured.err and "Model config" not in captured.err
     for artefact in ("results.md", "results.csv", "results.json", "accuracy_curves.png", "predictions/tall.jsonl"):
         assert (output / "evaluation" / artefact).is_file(), artefact
-    assert (output / "tall" / "model.safetensors").is_file()
+    assert (output / "tall" / "seed-0" / "model.safetensors").is_file()
 
-    assert main(["predict", "--model", str(output / "tall"), "הילדים הלכו לבית", "אני אוהב לקרוא"]) == 0
+    assert main(["predict", "--model", str(output / "tall" / "seed-0"), "הילדים הלכו לבית", "אני אוהב לקרוא"]) == 0
     words = capsys.readouterr().out.splitlines()
     assert len(words) == 2 and all(" " not in word for word in words)
 
     monkeypatch.setattr("sys.stdin", io.StringIO("מחר נלך אל\n"))
-    assert main(["predict", "--model", str(output / "tall"), "--num_words", "2"]) == 0
+    assert main(["predict", "--model", str(output / "tall" / "seed-0"), "--num_words", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
 
 

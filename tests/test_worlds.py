@@ -250,6 +250,6 @@ def test_demo_on_the_default_world(tmp_path, capsys):
     for baseline in ("Direct", "Fine-tuned", "Soft prompt", "From scratch"):
         assert by_name[baseline]["ci_upper"] < tall["ci_lower"], (by_name[baseline], tall)
     prefix = world.sentences("test")[0].rsplit(" ", 1)[0]
-    assert main(["predict", "--model", str(output / "tall"), prefix]) == 0
+    assert main(["predict", "--model", str(output / "tall" / "seed-0"), prefix]) == 0
     (word,) = capsys.readouterr().out.split()
     assert word and _letters([word]) <= set(world.letter_map.mapping)
