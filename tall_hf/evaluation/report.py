@@ -15,6 +15,7 @@ from .scoring import (
     MIN_VERDICT_SEEDS,
     AccuracyEstimate,
     bootstrap_accuracy,
+    bootstrap_seeded_accuracy,
     bootstrap_seeded_difference,
     seeded_verdict,
 )
@@ -50,6 +51,19 @@ class ApproachResult:
     unreadable: int = 0  # prefixes its tokenizer turned into no tokens (unanswered)
     kind: str = "untrained"  # "trained" (its runs are training seeds), "untrained", or "bound" (what a world allows)
     later_seeds: list[list[PredictionRecord]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_runs(
+        cls, runs: list[ApproachResult], kind: str, *, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+    ) -> ApproachResult:
+        """One result from the single-run results of an approach on one data set (one per training seed, the same
+        sentences): the first run's records, the later runs' as `later_seeds`, and for several runs the mean with an
+        interval over seeds and sentences together ([`bootstrap_seeded_accuracy`])."""
+        first, estimate = runs[0], runs[0].estimate
+        if len(runs) > 1:
+            outcomes = [run.correct for run in runs]
+            estimate = bootstrap_seeded_accuracy(outcomes, confidence=confidence, n_resamples=n_resamples, seed=seed)
+        return replace(first, estimate=estimate, kind=kind, later_seeds=[run.records for run in runs[1:]])
 
     @property
     def runs(self) -> list[list[PredictionRecord]]:

@@ -34,7 +34,6 @@ from .report import (
 from .scoring import (
     MIN_VERDICT_SEEDS,
     bootstrap_accuracy,
-    bootstrap_seeded_accuracy,
     last_word_accuracy_path,
     words_match,
 )
@@ -218,7 +217,15 @@ def _run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: 
             logger.exception(f"The {name} approach failed; going on with the others.")
             failed[name] = f"{type(error).__name__}: {error}"
             continue
-        results.extend(_merged_runs(runs, "trained" if name in TRAINED_APPROACHES else "untrained", **scoring))
+        kind = "trained" if name in TRAINED_APPROACHES else "untrained"
+        bootstrap = {
+            "confidence": args.confidence,
+            "n_resamples": args.bootstrap_resamples,
+            "seed": args.bootstrap_seed,
+        }
+        results.extend(
+            ApproachResult.from_runs(list(per_run), kind, **bootstrap) for per_run in zip(*runs, strict=True)
+        )
     report = LastWordReport(
         results,
         metadata=_metadata(args, components, training_args),
@@ -333,25 +340,6 @@ def _finished_results(
             ApproachResult(name, APPROACHES[name].display_name, dataset, records[dataset], estimate, **counts)
         )
     return results
-
-
-def _merged_runs(runs: list[list[ApproachResult]], kind: str, **scoring) -> list[ApproachResult]:
-    """One result per data set from the per-run results of an approach: the first run's records, the later runs' as
-    `later_seeds`, and for several runs the mean with an interval over seeds and sentences
-    ([`bootstrap_seeded_accuracy`])."""
-    merged = []
-    for per_run in zip(*runs, strict=True):
-        first = per_run[0]
-        estimate = first.estimate
-        if len(per_run) > 1:
-            estimate = bootstrap_seeded_accuracy(
-                [result.correct for result in per_run],
-                confidence=scoring["confidence"],
-                n_resamples=scoring["n_resamples"],
-                seed=scoring["bootstrap_seed"],
-            )
-        merged.append(replace(first, estimate=estimate, kind=kind, later_seeds=[r.records for r in per_run[1:]]))
-    return merged
 
 
 def _save_finished(results: list[ApproachResult], key: str, output_dir: str, run: int) -> None:
