@@ -528,7 +528,7 @@ def test_report_rows_carry_their_seeds_and_tall_is_compared_with_every_approach(
     assert "| Tall | 3 | 60.00 [" in markdown and "| Naive | 1 | 40.00 [" in markdown
     assert "| Tall | test | 60.00 [" in markdown and "| approach | data set | seed 0 | seed 1 | seed 2 |" in markdown
     assert "| Tall vs Naive | test | 3 | +20.00 [" in markdown
-    assert "No training, one run each (seeds 1): `Naive`, `Forced`, `Ceiling`." in markdown
+    assert "No training, one run each (seeds 1): `Naive`, `Forced`." in markdown
     later = [json.loads(line)["correct"] for line in (tmp_path / "predictions" / "tall.seed-2.jsonl").open()]
     assert sum(later) == 232  # the third seed's own records
 

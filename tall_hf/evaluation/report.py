@@ -206,7 +206,7 @@ class LastWordReport:
             cells = [self.result(name, dataset).estimate.as_percent() for dataset in self.datasets]
             lines.append("| " + " | ".join([display_name, str(self.seeds(name)), *cells]) + " |")
         untrained = [
-            display for name, display in self.approaches if self.result(name, self.datasets[0]).kind != "trained"
+            display for name, display in self.approaches if self.result(name, self.datasets[0]).kind == "untrained"
         ]
         if untrained:
             lines += ["", f"No training, one run each (seeds 1): {_listed(untrained)}."]
