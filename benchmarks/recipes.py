@@ -316,6 +316,8 @@ def main(argv: list[str]) -> int:
         print(
             f"| pivot bound (LLM right on HR, gold HR sentence back to the gold LR word) | | "
             f"{100 * pivot['accuracy']:.2f} [{100 * pivot['ci_lower']:.2f}, {100 * pivot['ci_upper']:.2f}] | | | |"
+            + " |"
+            * len(references)
         )
         print(f"\nHR language {facts['hr_language']}; ambiguous last words: {facts['ambiguity']}")
     comparisons = report.comparisons()
