@@ -97,10 +97,13 @@ class ApproachResult:
         """A line on what this result could not read as it is, or `None` when it read everything."""
         if not (self.truncated or self.unanswered):
             return None
-        runs = f" over its {self.seeds} seeds" if self.seeds > 1 else ""
+        n = len(self.records)
+        cut = f"{self.display_name} on {self.dataset}: {self.truncated} of {n} prefixes cut to fit the model"
+        if self.seeds == 1:
+            return f"{cut}, {self.unanswered} unanswered ({self.unreadable} of them unreadable by its tokenizer)."
         return (
-            f"{self.display_name} on {self.dataset}: {self.truncated} of {len(self.records)} prefixes cut to fit the "
-            f"model, {self.unanswered} unanswered{runs} ({self.unreadable} of them unreadable by its tokenizer)."
+            f"{cut}, {self.unanswered} of its {self.seeds} x {n} answers (one per seed and sentence) unanswered "
+            f"({self.unreadable} prefixes unreadable by its tokenizer)."
         )
 
 
