@@ -143,9 +143,9 @@ def save_extras(
     name: str | None = None,
     adapters_only: bool = False,
 ) -> None:
-    """Beside a saved model: the package's code of the model, its config and processor (flat files, recorded in
-    `config.json`'s `auto_map`, so `trust_remote_code=True` loads the folder without tall_hf installed), a `README.md`
-    model card (unless `model_card=False`) and the processor, if given."""
+    """Beside a saved model: the package's code of the model, its config and processor (one self-contained file
+    each, recorded in `config.json`'s `auto_map`, so `trust_remote_code=True` loads the folder without tall_hf
+    installed), a `README.md` model card (unless `model_card=False`) and the processor, if given."""
     classes = {
         "AutoConfig": type(model.config),
         "AutoModel": type(model.base_model),
