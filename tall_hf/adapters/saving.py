@@ -28,7 +28,7 @@ from ..hub.push import create_hub_repo, upload_checkpoint
 from ..hub.remote_code import save_remote_code
 from ..models.modeling_composite import ADAPTER_NAME, ComposedPreTrainedModel
 from ..utils.folders import staged_folder
-from ..utils.hub import check_finite, load_naming_file
+from ..utils.loading import check_finite, load_naming_file
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
 from .config import ADAPTER_WEIGHTS_NAME
 

@@ -127,7 +127,7 @@ class ComposedPreTrainedModel(PreTrainedModel):
         **config_fields,
     ):
         """The model from resolved components (`{role: (loaded model or None, config, name_or_path)}`, as
-        `utils.hub.resolve_component` gives them): its config from the components' configs
+        `utils.loading.resolve_component` gives them): its config from the components' configs
         (`config_class.from_component_configs`) with their provenance recorded in `components`, pretrained weights
         in the frozen stages (the model's `__init__` takes each loaded model by `component_arguments[role]`), fresh
         ones in the trainable stages."""

@@ -27,7 +27,7 @@ from ..generation.pivot import (
     pivot_words,
 )
 from ..models.tall.processing_tall import TallProcessor
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 
 logger = logging.get_logger(__name__)
 
