@@ -1,9 +1,12 @@
 """TALL training recipes measured on a known-answer world: last-word accuracy of each variant with a 95% CI.
 
-Builds (or reuses) a world (`tall_hf.worlds.build_world`), then trains TALL once per variant on the world's `train`
-split for the same number of steps and scores it on the `test` split with the evaluation's own approach and metric
-(`TallApproach`, `evaluate_approach`: greedy, bootstrap CI). Direct, Naive and Naive with the LR prefix forced run once
-as reference points, and the world's ceiling (its LLM on the HR form of the test sentences) and pivot bound
+Builds (or reuses) a world (`tall_hf.worlds.build_world`), then trains TALL `--training_seeds` times (default 3) per
+variant on the world's `train` split for the same number of steps and scores each run on the `test` split with the
+evaluation's own approach and metric (`TallApproach`, `evaluate_approach`: greedy). A variant's row is the mean over its
+seeds with an interval over seeds and sentences together; the first variant is compared with every other row as the
+TALL report compares TALL (`LastWordReport.comparisons`: paired by seed and sentence, a verdict only from 3 seeds and
+an interval that excludes 0). Direct, Naive and Naive with the LR prefix forced run once (they train nothing) as
+reference points, and the world's ceiling (its LLM on the HR form of the test sentences) and pivot bound
 (`tall_hf.worlds.bounds`) are printed beside them.
 
     python benchmarks/recipes.py                                  # the default world, every variant
@@ -39,7 +42,9 @@ from tall_hf.evaluation import (  # noqa: E402
     TallApproach,
     words_match,
 )
+from tall_hf.evaluation.report import ApproachResult, LastWordReport  # noqa: E402
 from tall_hf.evaluation.runner import evaluate_approach  # noqa: E402
+from tall_hf.evaluation.scoring import MIN_VERDICT_SEEDS  # noqa: E402
 from tall_hf.evaluation.task import make_examples  # noqa: E402
 from tall_hf.generation import TallPredictor  # noqa: E402
 from tall_hf.models.tall import TallForConditionalGeneration, TallProcessor  # noqa: E402
@@ -138,7 +143,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--baselines", nargs="*", default=list(BASELINES), help=f"Reference approaches to run: {', '.join(BASELINES)}."
     )
     parser.add_argument("--hr_language", default=None, help="HR language of the world (default: the preset's).")
-    parser.add_argument("--training_seed", type=int, default=None, help="Seed of the training runs (default: --seed).")
+    parser.add_argument("--training_seed", type=int, default=None, help="First training seed (default: --seed).")
+    parser.add_argument(
+        "--training_seeds",
+        type=int,
+        default=MIN_VERDICT_SEEDS,
+        help=f"Training runs per variant (seeds --training_seed, +1, ...); a verdict needs {MIN_VERDICT_SEEDS}.",
+    )
     parser.add_argument("--output_dir", default="benchmark-recipes", help="Trained variants and results.json.")
     parser.add_argument("--cache_dir", default=None, help="Prepared-data cache (default: OUTPUT_DIR/cache).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
@@ -150,9 +161,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def train_variant(
-    name: str, world: World, dataset_of, args: argparse.Namespace, output_dir: Path
+    name: str, world: World, dataset_of, args: argparse.Namespace, output_dir: Path, seed: int
 ) -> tuple[str, float, float]:
-    """Train TALL with variant `name`; returns its folder, training seconds and final training loss."""
+    """Train TALL with variant `name` and `seed`; returns its folder, training seconds and final training loss."""
     spec = VARIANTS[name]
     if spec["recipe"] == AUTO_RECIPE:
         teacher = teacher_agreement(world.sentences("train")[:AUTO_SENTENCES], world.components)
@@ -164,11 +175,10 @@ def train_variant(
     training = {**recipe.training, **spec.get("training", {})}
     components = world.components
     processor = TallProcessor.from_components(**components, loss_mode=model_options["loss_mode"])
-    seed = args.seed if args.training_seed is None else args.training_seed
     set_seed(seed)
     model = TallForConditionalGeneration.from_components(**components, **model_options)
     freeze_stages(model, spec.get("frozen_stages", recipe.frozen_stages))
-    folder = output_dir / name.replace(" ", "_").replace(",", "").replace("+", "plus")
+    folder = output_dir / _key(name) / f"seed-{seed}"
     training["per_device_train_batch_size"] = args.batch_size or training.get("per_device_train_batch_size", 16)
     if args.steps is not None or "num_train_epochs" not in recipe.training:
         training["max_steps"] = args.steps or TALL_STEPS
@@ -206,9 +216,13 @@ def train_variant(
     return str(folder), seconds, losses[-1] if losses else float("nan")
 
 
+def _key(name: str) -> str:
+    return name.replace(" ", "_").replace(",", "").replace("+", "plus")
+
+
 def _agreement(row: dict, reference: dict) -> float:
     """Share of test sentences on which two approaches wrote the same word (both answering)."""
-    pairs = zip(row["predictions"], reference["predictions"], strict=True)
+    pairs = zip(row["result"].records, reference["result"].records, strict=True)
     same = [bool(a.prediction) and words_match(a.prediction, b.prediction) for a, b in pairs]
     return sum(same) / len(same)
 
@@ -218,6 +232,8 @@ def main(argv: list[str]) -> int:
     unknown = [name for name in args.variants if name not in VARIANTS]
     if unknown:
         raise SystemExit(f"Unknown variants {unknown}; choose from {list(VARIANTS)}.")
+    first_seed = args.seed if args.training_seed is None else args.training_seed
+    seeds = list(range(first_seed, first_seed + args.training_seeds))
     torch.set_num_threads(args.threads)
     logging.set_verbosity_warning()
     output_dir = Path(args.output_dir)
@@ -259,23 +275,32 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         result = evaluate_approach(approach, examples, translations=translations)
         seconds = time.perf_counter() - start
-        rows.append({"variant": name, "estimate": result.estimate, "seconds": seconds, "predictions": result.records})
+        rows.append({"variant": name, "result": dataclasses.replace(result, approach=name), "seconds": seconds})
     for name in args.variants:
-        folder, seconds, loss = train_variant(name, world, dataset_of, args, output_dir)
-        model = TallForConditionalGeneration.from_pretrained(folder)
-        processor = TallProcessor.from_pretrained(folder)
-        approach = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
-        result = evaluate_approach(approach, examples, translations=translations)
-        rows.append(
-            {
-                "variant": name,
-                "estimate": result.estimate,
-                "seconds": seconds,
-                "loss": loss,
-                "predictions": result.records,
-            }
-        )
-        print(f"{name}: {result.estimate.as_percent()} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+        runs, seconds, losses = [], [], []
+        for seed in seeds:
+            folder, run_seconds, loss = train_variant(name, world, dataset_of, args, output_dir, seed)
+            model = TallForConditionalGeneration.from_pretrained(folder)
+            processor = TallProcessor.from_pretrained(folder)
+            approach = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
+            result = evaluate_approach(approach, examples, translations=translations)
+            runs.append(dataclasses.replace(result, approach=_key(name), display_name=name))
+            seconds.append(run_seconds)
+            losses.append(loss)
+            print(
+                f"{name}, seed {seed}: {result.estimate.as_percent()} ({run_seconds:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        row = {
+            "variant": name,
+            "result": ApproachResult.from_runs(runs, "trained"),
+            "seconds": sum(seconds) / len(seeds),
+        }
+        rows.append({**row, "loss": sum(losses) / len(losses)})
+    report = LastWordReport(
+        [row["result"] for row in rows], metadata={"training_seeds": seeds}, reference=_key(args.variants[0])
+    )
 
     translators = facts["translators"]
     print(
@@ -285,41 +310,59 @@ def main(argv: list[str]) -> int:
         f"HR->LR {translators['hr_lr']['exact_sentence_rate']:.3f}\n"
     )
     # How often each variant writes the word a reference approach writes (a screening signal far less noisy than
-    # accuracy where the ceiling is a few percent: TALL trained on teacher labels imitates that approach).
+    # accuracy where the ceiling is a few percent: TALL trained on teacher labels imitates that approach); for a
+    # variant, its first seed's words.
     references = [row for row in rows if row["variant"] in ("naive", "naive_forced")]
     print(
-        "| variant | accuracy % [95% CI] | training s | final train loss |"
+        "| variant | seeds | accuracy % [95% CI] | per seed | training s (mean) | final train loss (mean) |"
         + "".join(f" same word as {row['variant']} % |" for row in references)
     )
-    print("| --- | --- | ---: | ---: |" + " ---: |" * len(references))
+    print("| --- | ---: | --- | --- | ---: | ---: |" + " ---: |" * len(references))
     for row in rows:
+        result = row["result"]
         loss = f"{row['loss']:.3f}" if "loss" in row else ""
+        per_seed = " / ".join(f"{100 * sum(correct) / len(correct):.2f}" for correct in result.outcomes)
         agreement = "".join(f" {100 * _agreement(row, reference):.1f} |" for reference in references)
-        print(f"| {row['variant']} | {row['estimate'].as_percent()} | {row['seconds']:.0f} | {loss} |{agreement}")
+        print(
+            f"| {row['variant']} | {result.seeds} | {result.estimate.as_percent()} | {per_seed} | "
+            f"{row['seconds']:.0f} | {loss} |{agreement}"
+        )
     print(
-        f"| HR ceiling (world LLM on HR text) | {100 * ceiling['accuracy']:.2f} [{100 * ceiling['ci_lower']:.2f}, "
-        f"{100 * ceiling['ci_upper']:.2f}] | | |" + " |" * len(references)
+        f"| HR ceiling (world LLM on HR text) | | {100 * ceiling['accuracy']:.2f} [{100 * ceiling['ci_lower']:.2f}, "
+        f"{100 * ceiling['ci_upper']:.2f}] | | | |" + " |" * len(references)
     )
     pivot = facts.get("pivot_bound")
     if pivot:
         print(
-            f"| pivot bound (LLM right on HR, gold HR sentence back to the gold LR word) | {100 * pivot['accuracy']:.2f} "
-            f"[{100 * pivot['ci_lower']:.2f}, {100 * pivot['ci_upper']:.2f}] | | |"
+            f"| pivot bound (LLM right on HR, gold HR sentence back to the gold LR word) | | "
+            f"{100 * pivot['accuracy']:.2f} [{100 * pivot['ci_lower']:.2f}, {100 * pivot['ci_upper']:.2f}] | | | |"
+            + " |"
+            * len(references)
         )
-        print(f"\nHR language {facts['hr_language']}; ambiguous last words: {facts['ambiguity']}\n")
+        print(f"\nHR language {facts['hr_language']}; ambiguous last words: {facts['ambiguity']}")
+    comparisons = report.comparisons()
+    print(f"\n| {args.variants[0]} vs | seeds | difference (points) [CI over seeds and sentences] | verdict |")
+    print("| --- | ---: | --- | --- |")
+    for row in comparisons:
+        interval = f"{row['difference']:+.2f} [{row['ci_lower']:+.2f}, {row['ci_upper']:+.2f}]"
+        print(f"| {row['baseline']} | {row['seeds']} | {interval} | {row['verdict']} |")
+    print("", *report.verdict_summary(), "", sep="\n")
     results = []
     for row in rows:
-        estimate = row["estimate"]
-        key = row["variant"].replace(" ", "_").replace(",", "").replace("+", "plus")
+        result = row["result"]
+        estimate = result.estimate
         print(
-            f"{key}={estimate.accuracy:.4f} ci=[{estimate.lower:.4f},{estimate.upper:.4f}] seconds={row['seconds']:.0f}"
+            f"{_key(row['variant'])}={estimate.accuracy:.4f} ci=[{estimate.lower:.4f},{estimate.upper:.4f}] "
+            f"seeds={result.seeds} seconds={row['seconds']:.0f}"
         )
         results.append(
             {
                 "variant": row["variant"],
+                "seeds": result.seeds,
                 "accuracy": estimate.accuracy,
                 "ci_lower": estimate.lower,
                 "ci_upper": estimate.upper,
+                "per_seed": [sum(correct) / len(correct) for correct in result.outcomes],
                 "seconds": row["seconds"],
             }
         )
@@ -334,8 +377,10 @@ def main(argv: list[str]) -> int:
                 "ceiling": ceiling,
                 "pivot_bound": pivot,
                 "steps": args.steps,
-                "training_seed": args.seed if args.training_seed is None else args.training_seed,
+                "training_seeds": seeds,
                 "results": results,
+                "comparisons": comparisons,
+                "verdicts": report.verdict_summary(),
             },
             indent=2,
         )

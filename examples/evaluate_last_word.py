@@ -2,8 +2,10 @@
 prompt, From scratch and TALL, with 95% bootstrap confidence intervals, prediction files and accuracy curves.
 
 The trained approaches (Fine-tuned, Soft prompt, From scratch and, without --tall_model, TALL) train on --train_file
-with `Trainer`; the TrainingArguments flags (--max_steps, --per_device_train_batch_size, ...) apply to all of them,
-and the paper's hyperparameters fill in whatever you leave at the library default.
+with `Trainer`, --training_seeds times each (seeds --seed, --seed + 1, ...); the TrainingArguments flags (--max_steps,
+--per_device_train_batch_size, ...) apply to all of them, and the paper's hyperparameters fill in whatever you leave at
+the library default. `--tall_model A B C` takes trained TALL folders as TALL's seeds. The report compares TALL with
+every other approach and calls it better or worse only from at least 3 seeds.
 
 Offline, on tiny random-weight components (accuracies near 0 are expected; this checks the pipeline):
 

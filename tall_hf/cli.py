@@ -162,13 +162,14 @@ def demo(argv: list[str]) -> int:
     """Run the main job offline on a known-answer world: build it, train TALL and the baselines, evaluate, report."""
     if "--bridge" in argv:
         return bridge_demo([arg for arg in argv if arg != "--bridge"])
-    from .demo import REAL_MODELS_HINT, DemoArguments, run_demo
+    from .demo import REAL_MODELS_HINT, DemoArguments, run_demo, tall_dir
 
     (args,) = _parse(DemoArguments, argv, "tall-hf demo", demo.__doc__)
     report = run_demo(args)
+    first = tall_dir(args.output_dir, args.seed)
     logger.info(
-        f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {args.output_dir}/tall\n"
-        f'Try: tall-hf predict --model {args.output_dir}/tall "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
+        f"Report, predictions and plot: {args.output_dir}/evaluation   Trained TALL: {first.parent}/seed-*\n"
+        f'Try: tall-hf predict --model {first} "<a prefix from {args.output_dir}/worlds/*/data/test.txt>"\n'
         f"{REAL_MODELS_HINT}"
     )
     print(report.to_markdown())  # last: the table is what standard output ends with
@@ -196,7 +197,7 @@ def push(argv: list[str]) -> int:
     from .models.tall import TallForConditionalGeneration, TallProcessor
 
     (args,) = _parse(PushArguments, argv, "tall-hf push", push.__doc__)
-    from .utils.hub import load_pretrained
+    from .utils.loading import load_pretrained
 
     load = partial(load_checkpoint, TallForConditionalGeneration)  # full or adapters-only
     model = load_pretrained(TallForConditionalGeneration, args.model, role="TALL model", load=load)

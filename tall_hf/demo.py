@@ -1,9 +1,12 @@
 """`tall-hf demo`: the main job, offline, on a known-answer world the package builds (`tall_hf.worlds`).
 
 Builds (or reuses) the world (by default the genderless one, whose HR language drops grammatical gender; `--hr_language
-letter_map` for the lossless one), trains TALL on the world's LR training text (saved to `OUTPUT_DIR/tall`) and the
-trained baselines, evaluates the six approaches of the paper's Table 1 and Naive with the LR prefix forced on the
-world's held-out test sentences, adds the `HR ceiling` row (the world's LLM on the HR form of the same sentences,
+letter_map` for the lossless one), trains TALL on the world's LR training text (saved to `OUTPUT_DIR/tall/seed-<k>`)
+and the trained baselines, each with `--training_seeds` seeds (a rerun reuses the seeds that finished), evaluates the
+six approaches of the paper's Table 1 and Naive with the LR prefix forced on the world's held-out test sentences
+(a trained approach's row is the mean over its seeds, with an interval over seeds and sentences; TALL is compared with
+every other approach, and called better or worse only when at least `MIN_VERDICT_SEEDS` seeds stand behind the
+comparison and its interval excludes zero), adds the `HR ceiling` row (the world's LLM on the HR form of the same sentences,
 prompted as Direct prompts it) and the `Pivot bound` row (`tall_hf.worlds.bounds`), and writes the report and plot
 under `OUTPUT_DIR/evaluation`. `--tiny` keeps the old smoke run on random tiny components.
 """
@@ -19,6 +22,7 @@ from transformers.utils import logging
 from .data import PreparationArguments
 from .evaluation import LastWordEvaluationArguments, LastWordReport, run_last_word_evaluation
 from .evaluation.report import ApproachResult
+from .evaluation.scoring import MIN_VERDICT_SEEDS
 from .resources import read_corpus
 from .tiny import build_tiny_components
 from .training.recipes import TRAINING_DEFAULTS
@@ -80,7 +84,14 @@ class DemoArguments:
         default=False,
         metadata={"help": "Smoke run on tiny random-weight components and the shipped sample instead of a world."},
     )
-    seed: int = field(default=0, metadata={"help": "Seed of the world, every training run and the sampling."})
+    seed: int = field(default=0, metadata={"help": "Seed of the world, the first training run and the sampling."})
+    training_seeds: int = field(
+        default=MIN_VERDICT_SEEDS,
+        metadata={
+            "help": "Training runs of TALL and of each trained baseline (seeds --seed, --seed + 1, ...): the rows are "
+            f"their means, and a comparison needs at least {MIN_VERDICT_SEEDS} for a verdict."
+        },
+    )
 
 
 @dataclass
@@ -96,21 +107,27 @@ class DemoSetup:
 
 def run_demo(args: DemoArguments) -> LastWordReport:
     """Run the demo end to end and return its report (with the `HR ceiling` row on a world)."""
+    if args.training_seeds < 1:
+        raise ValueError(f"--training_seeds must be at least 1, got {args.training_seeds}.")
     output = Path(args.output_dir)
     setup = _tiny_setup(args, output) if args.tiny else _world_setup(args, output)
-    common = {"use_cpu": True, "seed": args.seed, "report_to": "none", "disable_tqdm": False}
+    common = {"use_cpu": True, "report_to": "none", "disable_tqdm": False}
 
-    logger.info(f"Training TALL for {args.tall_steps} steps into {output / 'tall'}.")
-    train_demo_tall(
-        setup.components,
-        setup.train_file,
-        setup.validation_file,
-        output / "tall",
-        cache_dir=output / "cache",
-        steps=args.tall_steps,
-        batch_size=args.batch_size,
-        **common,
-    )
+    tall_dirs = []
+    for seed in range(args.seed, args.seed + args.training_seeds):
+        tall_dirs.append(tall_dir(output, seed))
+        logger.info(f"Training TALL (seed {seed}) for {args.tall_steps} steps into {tall_dirs[-1]}.")
+        train_demo_tall(
+            setup.components,
+            setup.train_file,
+            setup.validation_file,
+            tall_dirs[-1],
+            cache_dir=output / "cache",
+            steps=args.tall_steps,
+            batch_size=args.batch_size,
+            seed=seed,
+            **common,
+        )
     logger.info("Training the baselines and evaluating the approaches.")
     evaluation_args = LastWordEvaluationArguments(
         test_files=[setup.test_file],
@@ -118,7 +135,8 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         llm_model=setup.components["llm"],
         hr_lr_model=setup.components["hr_lr"],
         train_file=setup.train_file,
-        tall_model=str(output / "tall"),
+        tall_model=[str(folder) for folder in tall_dirs],
+        training_seeds=args.training_seeds,
         max_test_samples=args.test_sentences,
     )
     training_args = TrainingArguments(
@@ -126,6 +144,7 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         max_steps=args.baseline_steps,
         per_device_train_batch_size=args.batch_size,
         save_strategy="no",
+        seed=args.seed,
         **common,
     )
     report = run_last_word_evaluation(evaluation_args, training_args)
@@ -139,6 +158,11 @@ def run_demo(args: DemoArguments) -> LastWordReport:
         report.metadata["world"] = world_summary(setup.world)
     report.save(training_args.output_dir)
     return report
+
+
+def tall_dir(output_dir: str | Path, seed: int) -> Path:
+    """Where the demo saves TALL trained with `seed`."""
+    return Path(output_dir) / "tall" / f"seed-{seed}"
 
 
 def train_demo_tall(
@@ -272,7 +296,7 @@ def world_note(world: World) -> str:
 
 def ambiguity_notes(world: World, report: LastWordReport) -> list[str]:
     """Each row's accuracy on the test sentences whose last word is ambiguous from HR and on the others (none in a
-    lossless world)."""
+    lossless world); for a trained approach, the mean over its seeds."""
     test = world.sentences("test")
     ambiguous = [world.hr_map.last_word_ambiguous(sentence) for sentence in test]
     if not any(ambiguous):
@@ -281,14 +305,15 @@ def ambiguity_notes(world: World, report: LastWordReport) -> list[str]:
     for result in report.results:  # every row's records follow the test sentences' order (the first n of them)
         split = {
             kind: [
-                record.correct
-                for record, flag in zip(result.records, ambiguous[: len(result.records)], strict=True)
+                correct
+                for outcomes in result.outcomes
+                for correct, flag in zip(outcomes, ambiguous[: len(outcomes)], strict=True)
                 if flag == wanted
             ]
             for kind, wanted in (("ambiguous", True), ("unambiguous", False))
         }
         shares = ", ".join(
-            f"{kind} {100 * sum(correct) / len(correct):.1f}% (n={len(correct)})"
+            f"{kind} {100 * sum(correct) / len(correct):.1f}% (n={len(correct) // result.seeds})"
             for kind, correct in split.items()
             if correct
         )

@@ -70,8 +70,10 @@ class BridgeDemoArguments:
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate (cosine, 5% warm-up)."})
     seed: int = field(default=0, metadata={"help": "Seed of the world and of the first training run."})
     training_seeds: int = field(
-        default=MIN_VERDICT_SEEDS,
-        metadata={"help": "Training runs per fusion (seeds seed, seed+1, ...): verdicts need at least 3."},
+        default=5,
+        metadata={
+            "help": f"Training runs per fusion (seeds seed, seed+1, ...): verdicts need at least {MIN_VERDICT_SEEDS}."
+        },
     )
     threads: int = field(default=2, metadata={"help": "torch threads (the demo is meant to run alone)."})
 

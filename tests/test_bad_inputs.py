@@ -35,7 +35,7 @@ from tall_hf.modules.losses import IGNORE_INDEX, last_token_cross_entropy, token
 from tall_hf.resources import read_corpus
 from tall_hf.training.checkpointing import COMMIT_FILE
 from tall_hf.utils.folders import LOCK_NAME, FolderInUseError, hold_lock, save_pretrained_atomically
-from tall_hf.utils.hub import load_pretrained
+from tall_hf.utils.loading import load_pretrained
 from tall_hf.utils.text import normalize_text, split_last_word
 
 NOT_UTF8 = "שלום עולם\n".encode("cp1255") + b"\xff\xfe broken\n"

@@ -53,7 +53,7 @@ def test_world_facts_and_task(world):
     assert build_bridge_world(world.path.parent, preset="test").path == world.path  # cached
     encoder = facts["encoder"]
     assert (encoder["kind"], encoder["translation_layers"], encoder["specialised_layers"]) == ("premise", 2, 1)
-    assert encoder["encoder_layers"] == 3 and (encoder["kept_dims"], encoder["rotation_degrees"]) == (8, 30.0)
+    assert encoder["encoder_layers"] == 3 and (encoder["kept_dims"], encoder["rotation_degrees"]) == (8, 35.0)
     probe = encoder["probe"]
     assert [len(probe[language]) for language in ("hr", "lr")] == [3, 3]
     assert all(0 <= accuracy <= 1 for language in ("hr", "lr") for accuracy in probe[language])
@@ -122,19 +122,25 @@ def test_bridge_demo_writes_tables_with_chance(world, tmp_path, capsys):
 @pytest.mark.slow
 def test_default_bridge_demo_shows_the_premise(tmp_path):
     """The acceptance run of issue 24 (minutes): on the default (premise) world the per-layer probe reads LR better
-    on a middle layer than on a top layer, and token_softmax beats `last` on LR with 3 seeds, every method
-    above chance in every seed."""
+    on a middle layer than on a top layer, and both fusions beat `last` on LR with 5 seeds, by generation and by
+    log-likelihood, every method above chance in every seed."""
     output = tmp_path / "demo"
     assert main(["demo", "--bridge", "--output-dir", str(output), "--threads", "1"]) == 0
-    saved = json.loads((output / "evaluation" / "results.json").read_text(encoding="utf-8"))
+    evaluation = output / "evaluation"
+    saved = json.loads((evaluation / "results.json").read_text(encoding="utf-8"))
     encoder = saved["metadata"]["encoder"]
     probe, middle = encoder["probe"], encoder["translation_layers"]
-    # Best translation layer against the weakest top layer on LR: 0.33 and 0.19 in the 1- and 2-thread builds.
-    assert max(probe["lr"][:middle]) - min(probe["lr"][middle:]) > 0.1 and min(probe["hr"]) > 0.9
-    for row in saved["results"]:
-        if row["language"] == "lr":
-            assert row["seeds"] == 3 and min(row["per_seed"]) > saved["chance"] + 8, row
-    lr = {row["fusion"]: row for row in saved["comparisons"] if row["language"] == "lr"}
-    assert set(lr) == {"global_softmax", "token_softmax"} and all(row["seeds"] == 3 for row in lr.values())
-    # token_softmax: +15.67 [+3.75, +24.58] with 1 thread, +8.17 [+2.50, +14.42] with 2 (benchmarks/README.md).
-    assert lr["token_softmax"]["ci_lower"] > 0 and lr["token_softmax"]["difference"] > 8
+    # Best translation layer against the weakest top layer on LR: measured 0.60 - 0.27 = 0.33.
+    assert max(probe["lr"][:middle]) - min(probe["lr"][middle:]) > 0.17 and min(probe["hr"]) > 0.9
+    # Measured against `last` on LR (benchmarks/README.md), 1 thread: by generation global_softmax +29.05 [+19.60,
+    # +37.40], token_softmax +26.90 [+14.20, +39.85]; by log-likelihood +9.65 [+5.60, +14.10] and +11.25 [+1.55,
+    # +21.30]. The lowest seed: `last` by generation, 27.00 (chance 25).
+    for table, least in (("results.json", 13), ("log_likelihood/results.json", 4.5)):
+        saved = json.loads((evaluation / table).read_text(encoding="utf-8"))
+        for row in saved["results"]:
+            if row["language"] == "lr":
+                assert row["seeds"] == 5 and min(row["per_seed"]) > saved["chance"], (table, row)
+        lr = {row["fusion"]: row for row in saved["comparisons"] if row["language"] == "lr"}
+        assert set(lr) == {"global_softmax", "token_softmax"}
+        for row in lr.values():
+            assert row["seeds"] == 5 and row["ci_lower"] > 0 and row["difference"] > least, (table, row)

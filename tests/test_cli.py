@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -25,20 +26,34 @@ def test_demo_then_predict(tmp_path, capsys, monkeypatch, request, setup, expect
     # Standard output is the report alone (no Trainer log lines or metrics blocks), the table last but for its notes.
     assert printed.strip() == (output / "evaluation" / "results.md").read_text(encoding="utf-8").strip()
     # Progress at INFO on standard error, the package's only: transformers' own INFO lines stay off.
-    assert f"[tall_hf.demo] INFO: Training TALL for 6 steps into {output / 'tall'}." in captured.err
+    assert (
+        f"[tall_hf.demo] INFO: Training TALL (seed 0) for 6 steps into {output / 'tall' / 'seed-0'}." in captured.err
+    )
     assert "[tall_hf.evaluation.runner] INFO: Preparing the tall approach." in captured.err
     assert "loading configuration file" not in captured.err and "Model config" not in captured.err
     for artefact in ("results.md", "results.csv", "results.json", "accuracy_curves.png", "predictions/tall.jsonl"):
         assert (output / "evaluation" / artefact).is_file(), artefact
-    assert (output / "tall" / "model.safetensors").is_file()
+    assert (output / "tall" / "seed-0" / "model.safetensors").is_file()
 
-    assert main(["predict", "--model", str(output / "tall"), "הילדים הלכו לבית", "אני אוהב לקרוא"]) == 0
+    assert main(["predict", "--model", str(output / "tall" / "seed-0"), "הילדים הלכו לבית", "אני אוהב לקרוא"]) == 0
     words = capsys.readouterr().out.splitlines()
     assert len(words) == 2 and all(" " not in word for word in words)
 
     monkeypatch.setattr("sys.stdin", io.StringIO("מחר נלך אל\n"))
-    assert main(["predict", "--model", str(output / "tall"), "--num_words", "2"]) == 0
+    assert main(["predict", "--model", str(output / "tall" / "seed-0"), "--num_words", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+    # Every trained row stands on the demo's three seeds; a rerun trains and evaluates nothing again.
+    summary = json.loads((output / "evaluation" / "results.json").read_text(encoding="utf-8"))
+    seeds = {row["approach"]: row["seeds"] for row in summary["results"]}
+    assert seeds["TALL"] == seeds["Fine-tuned"] == 3 and seeds["Naive"] == 1
+    assert {row["baseline"] for row in summary["comparisons"]} >= {"Naive", "Naive, LR prefix forced", "Soft prompt"}
+    assert all(row["seeds"] == 3 for row in summary["comparisons"]) and summary["verdicts"]
+    assert main(["demo", "--output-dir", str(output), *setup, "--tall_steps", "6", "--baseline_steps", "2"]) == 0
+    rerun = capsys.readouterr()
+    assert rerun.err.count("already finished (step 6); leaving it as it is") == 3
+    assert rerun.err.count("Reusing the finished") == 3 + 4 * 3 and "Training Fine-tuned" not in rerun.err
+    assert rerun.out == printed
 
 
 def test_bad_commands_name_the_problem(capsys):

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from transformers import AutoModelForSeq2SeqLM
 
 from tall_hf import TallForConditionalGeneration, TallProcessor
-from tall_hf.data import PreparationArguments, TallDataCollator, clean_sentences, prepare_tall_dataset
+from tall_hf.data import PreparationArguments, TallDataCollator, clean_sentences, prepare_tall_dataset, translate
 
 FAST = {"translation_batch_size": 32, "num_beams": 1, "max_new_tokens": 8}
 
@@ -85,6 +85,21 @@ def test_second_preparation_is_served_from_cache(tiny_processor, translator, heb
     as_dataset = Dataset.from_dict({"line": hebrew_sentences[:24]})
     args_column = PreparationArguments(cache_dir=str(tmp_path), text_column="line", **FAST)
     assert prepare_tall_dataset(as_dataset, tiny_processor, translator, args_column)["sentence"] == first["sentence"]
+
+
+def test_translations_are_the_same_when_the_encoder_outputs_are_kept(translator, tiny_processor, hebrew_sentences):
+    """`translate(..., return_encoder_outputs=True)` runs the encoder itself and hands its output to `generate` (which
+    expands it for its beams): the same translations, and each text's states without padding."""
+    texts = hebrew_sentences[:7]
+    tokenizer = tiny_processor.source_tokenizer
+    plain = translate(texts, translator, tokenizer, batch_size=3, num_beams=3)
+    kept, states = translate(
+        texts, translator, tokenizer, batch_size=3, num_beams=3, return_encoder_outputs=True, output_hidden_states=True
+    )
+    assert kept == plain
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    assert [state.last_hidden_state.shape[0] for state in states] == lengths
+    assert len(states[0].hidden_states) == translator.config.encoder_layers + 1
 
 
 def test_killed_preparation_resumes_without_redoing_finished_shards(

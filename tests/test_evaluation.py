@@ -31,6 +31,7 @@ from tall_hf.evaluation import (
     run_last_word_evaluation,
     words_match,
 )
+from tall_hf.evaluation.report import ApproachResult, LastWordReport, PredictionRecord
 from tall_hf.evaluation.scoring import bootstrap_seeded_accuracy, bootstrap_seeded_difference
 from tall_hf.evaluation.zero_shot import ZeroShotReport, ZeroShotResult, bootstrap_difference
 from tall_hf.generation.pivot import FORCED_PREFIX_NEW_TOKENS
@@ -472,3 +473,132 @@ def test_report_says_plainly_which_fusions_differ_from_last():
     assert "LR (zero-shot), generation: better than last: a; worse than last: b." in report.to_markdown()
     single = ZeroShotReport({("last", "generation"): runs([0.7])[0], ("a", "generation"): runs([0.9])[0]}, chance=0.25)
     assert single.verdict_summary() == ["lr, generation: no verdict (fewer than 3 training seeds)."]
+
+
+# ---------------------------------------------------------------- seeds in the TALL report
+def _seeded(name: str, accuracies: list[float], kind: str, n: int = 400) -> ApproachResult:
+    """A result of `name` with one run per accuracy (its first `accuracy * n` sentences right)."""
+    runs = [
+        [
+            PredictionRecord("test", f"s{i}", f"s{i}", None, "w" if right else "", "w", right)
+            for i, right in enumerate(run)
+        ]
+        for run in _runs(accuracies, n)
+    ]
+    outcomes = [[record.correct for record in run] for run in runs]
+    estimate = bootstrap_seeded_accuracy(outcomes) if len(runs) > 1 else bootstrap_accuracy(outcomes[0])
+    return ApproachResult(name, name.capitalize(), "test", runs[0], estimate, kind=kind, later_seeds=runs[1:])
+
+
+def test_report_rows_carry_their_seeds_and_tall_is_compared_with_every_approach(tmp_path):
+    """Trained rows are seed means with the seeds counted; TALL is compared with each approach (an untrained one's
+    single run paired with every TALL seed), never with a bound; a verdict only where the interval excludes 0."""
+    report = LastWordReport(
+        [
+            _seeded("naive", [0.4], "untrained"),
+            _seeded("forced", [0.6], "untrained"),
+            _seeded("fine_tuned", [0.1, 0.12, 0.08], "trained"),
+            _seeded("tall", [0.6, 0.62, 0.58], "trained"),
+            _seeded("ceiling", [0.7], "bound"),
+        ],
+        metadata={"training_seeds": [0, 1, 2]},
+    )
+    rows = {row["approach"]: row for row in report.summary_rows()}
+    assert (rows["Tall"]["seeds"], rows["Naive"]["seeds"]) == (3, 1)
+    assert rows["Tall"]["per_seed"] == [60.0, 62.0, 58.0] and rows["Tall"]["accuracy"] == pytest.approx(60.0)
+    assert (
+        rows["Tall"]["ci_lower"] < 58.0 and rows["Tall"]["kind"] == "trained" and rows["Naive"]["kind"] == "untrained"
+    )
+    comparisons = {row["baseline"]: row for row in report.comparisons()}
+    assert set(comparisons) == {"Naive", "Forced", "Fine_tuned"}  # not the bound, not TALL itself
+    fields = {"dataset", "approach", "baseline", "difference", "ci_lower", "ci_upper", "seeds", "verdict"}
+    assert all(set(row) == fields and row["seeds"] == 3 for row in comparisons.values())
+    assert comparisons["Naive"]["difference"] == pytest.approx(20.0) and comparisons["Naive"]["verdict"] == "better"
+    assert (
+        comparisons["Fine_tuned"]["verdict"] == "better" and comparisons["Forced"]["verdict"] == "no clear difference"
+    )
+    assert report.verdict_summary() == [
+        "Tall on test: better than `Naive`, `Fine_tuned`; no clear difference from `Forced`."
+    ]
+    report.save(tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert saved["comparisons"] == report.comparisons() and saved["verdicts"] == report.verdict_summary()
+    assert {row["approach"]: row["seeds"] for row in saved["results"]}["Tall"] == 3
+    markdown = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| Tall | 3 | 60.00 [" in markdown and "| Naive | 1 | 40.00 [" in markdown
+    assert "| Tall | test | 60.00 [" in markdown and "| approach | data set | seed 0 | seed 1 | seed 2 |" in markdown
+    assert "| Tall vs Naive | test | 3 | +20.00 [" in markdown
+    assert "No training, one run each (seeds 1): `Naive`, `Forced`." in markdown
+    later = [json.loads(line)["correct"] for line in (tmp_path / "predictions" / "tall.seed-2.jsonl").open()]
+    assert sum(later) == 232  # the third seed's own records
+
+
+def test_no_verdict_from_fewer_than_three_seeds():
+    """One TALL checkpoint (as `tall-hf evaluate` gets it) or a baseline with two seeds: the difference and its
+    interval are reported, a verdict is not, however far apart the rows are."""
+    single = LastWordReport([_seeded("tall", [0.9], "trained"), _seeded("naive", [0.1], "untrained")])
+    (row,) = single.comparisons()
+    assert row["seeds"] == 1 and row["ci_lower"] > 50 and row["verdict"] == "no verdict (1 seed(s); 3 needed)"
+    assert single.verdict_summary() == ["Tall on test: no verdict (fewer than 3 training seeds) against `Naive`."]
+    uneven = LastWordReport([_seeded("tall", [0.9, 0.9, 0.9], "trained"), _seeded("soft", [0.1, 0.1], "trained")])
+    (row,) = uneven.comparisons()
+    assert row["seeds"] == 2 and row["verdict"].startswith("no verdict")
+
+
+def test_runner_takes_several_tall_checkpoints_as_seeds(tiny_names, tall_dir, hebrew_sentences, tmp_path, caplog):
+    """`--tall_model A B`: two runs of TALL, their mean in the row, each run's predictions in its own file, no verdict
+    from two seeds; a rerun reuses both runs."""
+    path = tmp_path / "news.txt"
+    path.write_text("\n".join(hebrew_sentences[50:54]) + "\n", encoding="utf-8")
+    args = LastWordEvaluationArguments(
+        test_files=[str(path)], **tiny_names, approaches=["direct", "tall"], tall_model=[tall_dir, tall_dir]
+    )
+    training_args = TrainingArguments(output_dir=str(tmp_path / "report"), use_cpu=True, report_to="none")
+    report = run_last_word_evaluation(args, training_args)
+    assert report.result("tall", "news").seeds == 2 and report.result("direct", "news").seeds == 1
+    assert (tmp_path / "report" / "predictions" / "tall.seed-1.jsonl").is_file()
+    (row,) = report.comparisons()
+    assert (row["baseline"], row["seeds"]) == ("Direct", 2) and row["verdict"].startswith("no verdict")
+    with caplog.at_level("WARNING", logger="tall_hf"):
+        run_last_word_evaluation(args, training_args)
+    assert caplog.text.count("Reusing the finished tall approach") == 2
+
+
+def test_trained_baselines_train_once_per_seed_and_a_rerun_redoes_only_unfinished_seeds(
+    tiny_names, hebrew_sentences, tmp_path, monkeypatch
+):
+    test_file, train_file = tmp_path / "test.txt", tmp_path / "train.txt"
+    test_file.write_text("\n".join(hebrew_sentences[50:53]) + "\n", encoding="utf-8")
+    train_file.write_text("\n".join(hebrew_sentences[:8]) + "\n", encoding="utf-8")
+    args = LastWordEvaluationArguments(
+        test_files=[str(test_file)],
+        **tiny_names,
+        approaches=["soft_prompt"],
+        train_file=str(train_file),
+        training_seeds=2,
+    )
+    training_args = TrainingArguments(
+        output_dir=str(tmp_path / "evaluation"),
+        max_steps=1,
+        seed=0,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+    )
+    seeds = []
+    original = SoftPromptApproach.from_context.__func__
+
+    def recording(cls, context):
+        seeds.append(context.training_args.seed)
+        if context.training_args.seed == 1 and len(seeds) == 2:
+            raise RuntimeError("seed 1 broke")
+        return original(cls, context)
+
+    monkeypatch.setattr(SoftPromptApproach, "from_context", classmethod(recording))
+    with pytest.raises(RuntimeError, match="soft_prompt"):
+        run_last_word_evaluation(args, training_args)
+    report = run_last_word_evaluation(args, training_args)
+    assert seeds == [0, 1, 1]  # seed 0 finished in the first run and is reused; only seed 1 runs again
+    models = tmp_path / "evaluation" / "models" / "soft_prompt"
+    assert sorted(os.listdir(models)) == ["seed-0", "seed-1"]
+    assert report.result("soft_prompt", "test").seeds == 2 and report.metadata["training_seeds"] == [0, 1]

@@ -61,6 +61,29 @@ def test_stages_one_to_six_run_once_per_word_not_per_token(predictor, prefixes, 
     assert len(encoded) == len(translated) >= 2  # the reference: translation and all stages for every token
 
 
+def test_the_lr_encoder_reads_each_sentence_once(tiny_paths, tiny_processor, prefixes):
+    """With the model's own translator, whose encoder is stage 1, the states it computes while translating are
+    TALL's stage 1 (`lr_encoder_outputs`): the LR encoder runs once per batch of sentences, not once to translate and
+    again in TALL (6 + 6 rows before), and the words are those of TALL encoding the prefixes itself."""
+    torch.manual_seed(0)
+    predictor = TallPredictor.from_model(TallForConditionalGeneration.from_components(**tiny_paths), tiny_processor)
+    assert predictor.translator.get_encoder() is predictor.model.lr_encoder
+    rows = []
+    hook = predictor.model.lr_encoder.register_forward_hook(
+        lambda module, args, output: rows.append(output.last_hidden_state.shape[0])
+    )
+    try:
+        words = predictor.predict_next_word(prefixes[:6], batch_size=3)
+        assert rows == [3, 3]  # the translation of each batch of 3, and nothing in TALL
+        translations = predictor.translate(prefixes[:6])
+        rows.clear()
+        assert predictor.predict_next_word(prefixes[:6], batch_size=3, translations=translations) == words
+        assert sum(rows) == 6  # given translations: TALL's stage 1 encodes the prefixes
+    finally:
+        hook.remove()
+    assert any(words)
+
+
 def test_batching_does_not_change_greedy_predictions(predictor, prefixes):
     one_by_one = predictor.predict_next_word(prefixes, batch_size=1)
     batched = predictor.predict_next_word(prefixes, batch_size=16)

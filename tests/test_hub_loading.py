@@ -9,7 +9,7 @@ from huggingface_hub import constants
 from transformers import AutoModelForCausalLM
 
 from tall_hf import TallForConditionalGeneration
-from tall_hf.utils.hub import load_pretrained
+from tall_hf.utils.loading import load_pretrained
 
 
 @pytest.fixture

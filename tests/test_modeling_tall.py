@@ -8,6 +8,7 @@ from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForSeq2SeqLM
 
 from tall_hf import TallForConditionalGeneration, TallModel, TallProcessor
+from tall_hf.data import batch_encoder_outputs, lr_hr_translator, translate
 from tall_hf.models.tall.modeling_tall import FROZEN_STAGES, TRAINABLE_STAGES, stage_of
 from tall_hf.modules.losses import last_token_cross_entropy
 from tall_hf.testing import build_tiny_components
@@ -105,6 +106,36 @@ def test_padding_does_not_change_a_sentence_logits(tiny_model, tiny_processor, t
         single = tiny_model(**alone).logits[0]
         batched = tiny_model(**together).logits[0, : single.shape[0]]
     torch.testing.assert_close(single, batched, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fusion", ["last", "global_softmax"])
+def test_a_precomputed_lr_encoder_output_gives_the_same_logits(tiny_paths, tiny_processor, tall_texts, fusion):
+    """Stage 1's output given (`lr_encoder_outputs`) or computed by TALL: the same logits to the bit; the LR->HR
+    translator's encoder (the same module) computes it while translating, up to its own batch's padding."""
+    torch.manual_seed(0)
+    model = TallForConditionalGeneration.from_components(**tiny_paths, encoder_fusion=fusion).eval()
+    batch = tiny_processor(*tall_texts)
+    every_layer = model.encoder_fusion.uses_all_layers
+    with torch.inference_mode():
+        expected = model(**batch).logits
+        stage_1 = model.lr_encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=every_layer
+        )
+        assert torch.equal(model(**batch, lr_encoder_outputs=stage_1).logits, expected)
+        streams = {name: value for name, value in batch.items() if name != "labels"}
+        base = model.model(**streams, lr_encoder_outputs=stage_1).last_hidden_state
+        assert torch.equal(base, model.model(**streams).last_hidden_state)
+        _, rows = translate(
+            tall_texts[0],
+            lr_hr_translator(model),
+            tiny_processor.source_tokenizer,
+            return_encoder_outputs=True,
+            output_hidden_states=every_layer,
+        )
+        translated = model(**batch, lr_encoder_outputs=batch_encoder_outputs(rows)).logits
+        torch.testing.assert_close(translated, expected, atol=1e-5, rtol=1e-4)
+        with pytest.raises(ValueError, match="lr_encoder_outputs"):
+            model(**batch, lr_encoder_outputs=batch_encoder_outputs(rows[:2]))
 
 
 def test_only_adapters_and_custom_transformers_get_gradients(tiny_model, batch):

@@ -249,7 +249,15 @@ def test_demo_on_the_default_world(tmp_path, capsys):
     assert tall["accuracy"] >= 0.8 * ceiling["accuracy"], (tall, ceiling)
     for baseline in ("Direct", "Fine-tuned", "Soft prompt", "From scratch"):
         assert by_name[baseline]["ci_upper"] < tall["ci_lower"], (by_name[baseline], tall)
+    # Issue 24: TALL and the trained baselines stand on three training seeds, and the verdicts say so. Measured
+    # (benchmarks/README.md, the lossy world): TALL vs Naive +14.17 [+10.33, +17.78] over 3 seeds, "better".
+    assert tall["seeds"] == by_name["Fine-tuned"]["seeds"] == 3 and by_name["Naive"]["seeds"] == 1
+    comparisons = {row["baseline"]: row for row in summary["comparisons"]}
+    assert all(row["seeds"] == 3 for row in comparisons.values()), comparisons
+    assert comparisons["Naive"]["verdict"] == "better" and comparisons["Naive"]["difference"] > 7, comparisons
+    for baseline in ("Direct", "Fine-tuned", "Soft prompt", "From scratch"):
+        assert comparisons[baseline]["verdict"] == "better", comparisons[baseline]
     prefix = world.sentences("test")[0].rsplit(" ", 1)[0]
-    assert main(["predict", "--model", str(output / "tall"), prefix]) == 0
+    assert main(["predict", "--model", str(output / "tall" / "seed-0"), prefix]) == 0
     (word,) = capsys.readouterr().out.split()
     assert word and _letters([word]) <= set(world.letter_map.mapping)

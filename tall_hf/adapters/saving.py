@@ -28,7 +28,7 @@ from ..hub.push import create_hub_repo, upload_checkpoint
 from ..hub.remote_code import save_remote_code
 from ..models.modeling_composite import ADAPTER_NAME, ComposedPreTrainedModel
 from ..utils.folders import staged_folder
-from ..utils.hub import check_finite, load_naming_file
+from ..utils.loading import check_finite, load_naming_file
 from .checkpoint import DOWNLOAD_KWARGS, checkpoint_kind, find_file, is_weight_file
 from .config import ADAPTER_WEIGHTS_NAME
 
@@ -143,9 +143,9 @@ def save_extras(
     name: str | None = None,
     adapters_only: bool = False,
 ) -> None:
-    """Beside a saved model: the package's code of the model, its config and processor (flat files, recorded in
-    `config.json`'s `auto_map`, so `trust_remote_code=True` loads the folder without tall_hf installed), a `README.md`
-    model card (unless `model_card=False`) and the processor, if given."""
+    """Beside a saved model: the package's code of the model, its config and processor (one self-contained file
+    each, recorded in `config.json`'s `auto_map`, so `trust_remote_code=True` loads the folder without tall_hf
+    installed), a `README.md` model card (unless `model_card=False`) and the processor, if given."""
     classes = {
         "AutoConfig": type(model.config),
         "AutoModel": type(model.base_model),

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..utils.hub import ComponentSpec
+from ..utils.loading import ComponentSpec
 from .config import tuner_to_dict
 
 

@@ -2,11 +2,12 @@
 
 from .collator import TallDataCollator
 from .preparation import PreparationArguments, clean_sentences, prepare_tall_dataset, translate_shards
-from .translation import lr_hr_translator, save_translator, translate
+from .translation import batch_encoder_outputs, lr_hr_translator, save_translator, translate
 
 __all__ = [
     "PreparationArguments",
     "TallDataCollator",
+    "batch_encoder_outputs",
     "clean_sentences",
     "lr_hr_translator",
     "prepare_tall_dataset",

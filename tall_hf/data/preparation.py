@@ -27,7 +27,7 @@ from transformers.utils import logging
 
 from ..models.tall.processing_tall import TallProcessor, check_tokenizer_fits
 from ..utils.folders import hold_lock
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.progress import advance_phase, phase_progress
 from ..utils.text import normalize_text
 from .fingerprint import component_fingerprint

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModelForSeq2SeqLM,
@@ -28,10 +29,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import CONFIG_NAME, GENERATION_CONFIG_NAME, SAFE_WEIGHTS_NAME, cached_file, logging
 
 from ..utils.folders import staged_folder
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.progress import advance_phase
 
 logger = logging.get_logger(__name__)
@@ -90,7 +92,9 @@ def translate(
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
     advance_progress: bool = False,
-) -> list[str]:
+    return_encoder_outputs: bool = False,
+    output_hidden_states: bool = False,
+) -> list[str] | tuple[list[str], list[BaseModelOutput | None]]:
     """Translate `texts` on the model's device, in input order (`advance_progress`: the translation is the work of the
     phase the caller runs in, whose bar advances with every batch: `tall_hf.utils.progress`).
 
@@ -99,6 +103,13 @@ def translate(
     Marian's beam size); `num_beams` and `max_new_tokens` override them. A text longer than the translator reads (its
     position table or its tokenizer's limit, whichever is smaller) is translated from its last tokens, with one
     warning that counts them.
+
+    `return_encoder_outputs`: also return each text's encoder output as the translation computed it
+    (`last_hidden_state` and, with `output_hidden_states`, every layer's states; `(length, width)` each, no padding),
+    for a model that reads the same tokens with the same encoder: TALL's stage 1 is its LR->HR translator's encoder
+    (`TallForConditionalGeneration(..., lr_encoder_outputs=batch_encoder_outputs(rows))`). `None` for a text cut to
+    the translator's limit. The encoder then runs before `generate`, which takes its output instead of running it: the
+    translations are the same.
     """
     if batch_size < 1 or max_batch_tokens < 1:
         raise ValueError(f"batch_size and max_batch_tokens must be positive, got {batch_size} and {max_batch_tokens}.")
@@ -109,10 +120,19 @@ def translate(
     limit = position_limit(model.config, tokenizer)
     was_training = model.training
     model.eval()
-    source_ids, cut = keep_ends(tokenizer(texts)["input_ids"] if texts else [], limit)
+    full_ids = tokenizer(texts)["input_ids"] if texts else []
+    source_ids, cut = keep_ends(full_ids, limit)
     outputs = [""] * len(texts)
+    encoder_outputs: list[BaseModelOutput | None] = [None] * len(texts)
     for batch in length_batches([len(ids) for ids in source_ids], batch_size, max(max_batch_tokens // num_beams, 1)):
         inputs = tokenizer.pad({"input_ids": [source_ids[i] for i in batch]}, return_tensors="pt").to(model.device)
+        if return_encoder_outputs:
+            encoded = model.get_encoder()(**inputs, output_hidden_states=output_hidden_states, return_dict=True)
+            for row, index in enumerate(batch):
+                if len(source_ids[index]) == len(full_ids[index]):
+                    encoder_outputs[index] = _row_of(encoded, row, len(source_ids[index]))
+            # `generate` expands the output it is given for its beams in place: it gets a copy.
+            generate_kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=encoded.last_hidden_state)
         generated = model.generate(**inputs, **generate_kwargs)
         for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True):
             outputs[index] = text.strip()
@@ -124,7 +144,29 @@ def translate(
             f"Translation: {cut} of {len(texts)} texts were longer than the translator reads ({limit} tokens); "
             "each was translated from its last tokens."
         )
-    return outputs
+    return (outputs, encoder_outputs) if return_encoder_outputs else outputs
+
+
+def batch_encoder_outputs(rows: list[BaseModelOutput]) -> BaseModelOutput:
+    """Per-text encoder outputs (`translate(..., return_encoder_outputs=True)`) as one batch, right-padded with zeros
+    to the longest: at every real token, the encoder's output for those texts' right-padded batch (the padding
+    positions, which the attention mask hides, hold zeros)."""
+
+    def pad(tensors: list[torch.Tensor]) -> torch.Tensor:
+        return nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+
+    hidden_states = None
+    if rows[0].hidden_states is not None:
+        hidden_states = tuple(pad(list(layer)) for layer in zip(*(row.hidden_states for row in rows), strict=True))
+    return BaseModelOutput(last_hidden_state=pad([row.last_hidden_state for row in rows]), hidden_states=hidden_states)
+
+
+def _row_of(encoded: BaseModelOutput, row: int, length: int) -> BaseModelOutput:
+    """One text's part of a batch's encoder output: its first `length` positions (right padding dropped)."""
+    hidden_states = None
+    if encoded.hidden_states is not None:
+        hidden_states = tuple(layer[row, :length] for layer in encoded.hidden_states)
+    return BaseModelOutput(last_hidden_state=encoded.last_hidden_state[row, :length], hidden_states=hidden_states)
 
 
 def lr_hr_translator(

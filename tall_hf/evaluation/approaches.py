@@ -42,11 +42,13 @@ from ..models.tall import TallForConditionalGeneration, TallProcessor
 from ..training import baselines
 from ..training.recipes import DEFAULT_RECIPE, get_recipe, with_recipe_defaults
 from ..training.run import TallDataArguments, TallModelArguments, run_training
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 
 logger = logging.get_logger(__name__)
 
 APPROACHES: dict[str, type[LastWordApproach]] = {}
+TRAINED_APPROACHES = ("fine_tuned", "soft_prompt", "from_scratch", "tall")
+"""The approaches that train (on the LR training text): their runs are training seeds."""
 
 
 def register_approach(name: str, display_name: str):
@@ -81,8 +83,9 @@ class ApproachContext:
     device: torch.device = field(default_factory=lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
     def model_dir(self, approach: str) -> str:
-        """Where the trained model of `approach` is saved."""
-        return os.path.join(self.output_dir, "models", approach)
+        """Where the trained model of `approach` is saved: `models/<approach>/seed-<training seed>`."""
+        seed = self.training_args.seed if self.training_args is not None else 0
+        return os.path.join(self.output_dir, "models", approach, f"seed-{seed}")
 
     @cached_property
     def train_texts(self) -> list[str] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import evaluate
@@ -22,7 +22,7 @@ from ..training.recipes import recipe_field
 from ..utils.folders import lock_output_folder
 from ..utils.progress import phase_progress
 from ..utils.text import words
-from .approaches import APPROACHES, ApproachContext, LastWordApproach
+from .approaches import APPROACHES, TRAINED_APPROACHES, ApproachContext, LastWordApproach
 from .report import (
     ApproachResult,
     LastWordReport,
@@ -31,7 +31,12 @@ from .report import (
     predictions_path,
     save_predictions,
 )
-from .scoring import bootstrap_accuracy, last_word_accuracy_path, words_match
+from .scoring import (
+    MIN_VERDICT_SEEDS,
+    bootstrap_accuracy,
+    last_word_accuracy_path,
+    words_match,
+)
 from .task import LastWordExample, make_examples, read_sentences
 
 logger = logging.get_logger(__name__)
@@ -53,8 +58,19 @@ class LastWordEvaluationArguments:
     approaches: list[str] = field(
         default_factory=lambda: list(APPROACHES), metadata={"help": f"Any of {', '.join(APPROACHES)}."}
     )
-    tall_model: str | None = field(
-        default=None, metadata={"help": "A trained TALL model folder; without it TALL is trained on --train_file."}
+    tall_model: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "One or more trained TALL model folders, each one training seed of TALL (the report's rows are "
+            "their mean); without it TALL is trained here on --train_file, --training_seeds times."
+        },
+    )
+    training_seeds: int = field(
+        default=1,
+        metadata={
+            "help": "Training runs of each approach trained here (seeds --seed, --seed + 1, ...): rows are means over "
+            f"them, and TALL is called better or worse than another approach only with at least {MIN_VERDICT_SEEDS}."
+        },
     )
     tall_recipe: str = recipe_field(
         "Recipe of the TALL trained here (tall_hf.training.recipes; 'paper' is the paper's), as `tall-hf train --recipe`."
@@ -70,6 +86,10 @@ class LastWordEvaluationArguments:
     bootstrap_seed: int = field(default=0)
 
     def __post_init__(self) -> None:
+        if isinstance(self.tall_model, str):
+            self.tall_model = [self.tall_model]
+        if self.training_seeds < 1:
+            raise ValueError(f"--training_seeds must be at least 1, got {self.training_seeds}.")
         unknown = [name for name in self.approaches if name not in APPROACHES]
         if unknown:
             raise ValueError(f"Unknown approaches {unknown}; choose from {list(APPROACHES)}.")
@@ -92,8 +112,22 @@ class LastWordEvaluationArguments:
 
     def trained_approaches(self) -> list[str]:
         """The selected approaches that train here (TALL only without --tall_model)."""
-        trained = {"fine_tuned", "soft_prompt", "from_scratch"} | ({"tall"} if self.tall_model is None else set())
-        return [name for name in self.approaches if name in trained]
+        return [
+            name for name in self.approaches if name in TRAINED_APPROACHES and not (name == "tall" and self.tall_model)
+        ]
+
+    def runs(self, name: str, training_args: TrainingArguments) -> list[tuple[TrainingArguments, str | None]]:
+        """The runs of approach `name`, each `(training arguments, TALL model folder)`: one per training seed for an
+        approach trained here, one per `--tall_model` folder for TALL, one for an untrained approach."""
+        if name == "tall" and self.tall_model:
+            return [(training_args, folder) for folder in self.tall_model]
+        if name not in self.trained_approaches():
+            return [(training_args, None)]
+        seeds = [training_args.seed + offset for offset in range(self.training_seeds)]
+        return [
+            (training_args if seed == training_args.seed else replace(training_args, seed=seed), None)
+            for seed in seeds
+        ]
 
     def generation_kwargs(self) -> dict:
         return {
@@ -132,46 +166,66 @@ def _run_last_word_evaluation(args: LastWordEvaluationArguments, training_args: 
     scoring["bootstrap_seed"] = args.bootstrap_seed
     results, failed = [], {}
     for name in args.approaches:
-        train_texts = context.train_texts if name in args.trained_approaches() else None
-        key = _approach_fingerprint(name, args, components, test_sets, train_texts, training_args)
-        finished = _finished_results(name, key, test_sets, training_args.output_dir, **scoring)
-        if finished is not None:
-            logger.warning(
-                f"Reusing the finished {name} approach: {predictions_path(training_args.output_dir, name)}."
-            )
-            results.extend(finished)
-            continue
-        logger.info(f"Preparing the {name} approach.")
+        runs = []
         try:
-            approach = APPROACHES[name].from_context(context)
-            approach_results = []
-            for dataset, examples in test_sets.items():
-                if approach.uses_translation and dataset not in translations:
-                    prefixes = [example.prefix for example in examples]
-                    with phase_progress(f"Translating the {len(examples)} prefixes of {dataset} to HR", len(prefixes)):
-                        translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
-                logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
-                approach_results.append(
-                    evaluate_approach(
-                        approach,
-                        examples,
-                        dataset=dataset,
-                        translations=translations.get(dataset),
-                        **scoring,
-                        **args.generation_kwargs(),
-                    )
+            for run, (run_training_args, tall_model) in enumerate(args.runs(name, training_args)):
+                trained_here = name in args.trained_approaches()
+                train_texts = context.train_texts if trained_here else None
+                key = _approach_fingerprint(
+                    name, args, components, test_sets, train_texts, run_training_args, tall_model=tall_model
                 )
-        except Exception as error:  # one approach failing never loses the others' results
+                finished = _finished_results(name, run, key, test_sets, training_args.output_dir, **scoring)
+                if finished is not None:
+                    logger.warning(
+                        f"Reusing the finished {name} approach: {predictions_path(training_args.output_dir, name, run)}."
+                    )
+                    runs.append(finished)
+                    continue
+                logger.info(f"Preparing the {name} approach" + (f" (run {run + 1})." if run else "."))
+                run_context = context
+                if trained_here or tall_model:
+                    run_context = replace(context, training_args=run_training_args, tall_model=tall_model)
+                try:
+                    approach = APPROACHES[name].from_context(run_context)
+                    run_results = []
+                    for dataset, examples in test_sets.items():
+                        if approach.uses_translation and dataset not in translations:
+                            prefixes = [example.prefix for example in examples]
+                            with phase_progress(
+                                f"Translating the {len(examples)} prefixes of {dataset} to HR", len(prefixes)
+                            ):
+                                translations[dataset] = context.translate_to_hr(prefixes, args.eval_batch_size)
+                        logger.info(f"{approach.display_name} on {dataset} ({len(examples)} sentences).")
+                        run_results.append(
+                            evaluate_approach(
+                                approach,
+                                examples,
+                                dataset=dataset,
+                                translations=translations.get(dataset),
+                                **scoring,
+                                **args.generation_kwargs(),
+                            )
+                        )
+                finally:
+                    approach = None
+                    gc.collect()
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                _save_finished(run_results, key, training_args.output_dir, run)
+                runs.append(run_results)
+        except Exception as error:  # one approach failing never loses the others' results (nor its finished runs)
             logger.exception(f"The {name} approach failed; going on with the others.")
             failed[name] = f"{type(error).__name__}: {error}"
             continue
-        finally:
-            approach = None
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        _save_finished(approach_results, key, training_args.output_dir)
-        results.extend(approach_results)
+        kind = "trained" if name in TRAINED_APPROACHES else "untrained"
+        bootstrap = {
+            "confidence": args.confidence,
+            "n_resamples": args.bootstrap_resamples,
+            "seed": args.bootstrap_seed,
+        }
+        results.extend(
+            ApproachResult.from_runs(list(per_run), kind, **bootstrap) for per_run in zip(*runs, strict=True)
+        )
     report = LastWordReport(
         results,
         metadata=_metadata(args, components, training_args),
@@ -235,9 +289,11 @@ def _approach_fingerprint(
     test_sets: dict[str, list[LastWordExample]],
     train_texts: list[str] | None,
     training_args: TrainingArguments,
+    tall_model: str | None = None,
 ) -> str:
-    """What an approach's predictions depend on: its name, the components' contents, the test sentences, decoding,
-    and for a trained approach its training text and arguments (a TALL model given by folder: its contents)."""
+    """What one run of an approach's predictions depends on: its name, the components' contents, the test sentences,
+    decoding, and for an approach trained here its training text and arguments (seed included); for a TALL model
+    given by folder, that folder's contents."""
     trained = name in args.trained_approaches()
     parts = [
         name,
@@ -245,16 +301,16 @@ def _approach_fingerprint(
         {dataset: [example.sentence for example in examples] for dataset, examples in test_sets.items()},
         args.generation_kwargs(),
         [train_texts, training_args.to_dict(), args.tall_recipe if name == "tall" else None] if trained else None,
-        component_fingerprint(args.tall_model) if name == "tall" and args.tall_model else None,
+        component_fingerprint(tall_model) if name == "tall" and tall_model else None,
     ]
     return Hasher.hash(parts)
 
 
 def _finished_results(
-    name: str, key: str, test_sets: dict[str, list[LastWordExample]], output_dir: str, **scoring
+    name: str, run: int, key: str, test_sets: dict[str, list[LastWordExample]], output_dir: str, **scoring
 ) -> list[ApproachResult] | None:
-    """The results of `name` from an earlier run of this very evaluation, or `None` if it has none."""
-    record_path = predictions_path(output_dir, name) + ".done.json"
+    """The results of run `run` of `name` from an earlier run of this very evaluation, or `None` if it has none."""
+    record_path = predictions_path(output_dir, name, run) + ".done.json"
     try:
         with open(record_path, encoding="utf-8") as handle:
             record = json.load(handle)
@@ -264,7 +320,7 @@ def _finished_results(
         logger.info(f"{record_path} is from a different evaluation; the {name} approach runs again.")
         return None
     try:
-        records = load_predictions(output_dir, name)
+        records = load_predictions(output_dir, name, run)
     except (OSError, ValueError) as error:
         logger.warning(f"Cannot reuse the finished {name} approach ({error}); it runs again.")
         return None
@@ -286,9 +342,10 @@ def _finished_results(
     return results
 
 
-def _save_finished(results: list[ApproachResult], key: str, output_dir: str) -> None:
-    """Write an approach's predictions at once, then the record that marks them finished (atomically)."""
-    path = save_predictions(results, output_dir)
+def _save_finished(results: list[ApproachResult], key: str, output_dir: str, run: int) -> None:
+    """Write the predictions of one run of an approach at once, then the record that marks them finished
+    (atomically)."""
+    path = save_predictions(results, output_dir, run)
     counts = {r.dataset: {"truncated": r.truncated, "unreadable": r.unreadable} for r in results}
     write_json_atomically(path + ".done.json", {"fingerprint": key, "counts": counts})
 
@@ -321,6 +378,8 @@ def _metadata(args: LastWordEvaluationArguments, components: dict, training_args
         "decoding": "sampling" if args.do_sample else "greedy",
         "generation": args.generation_kwargs(),
         "max_steps": training_args.max_steps,
+        "training_seeds": [training_args.seed + offset for offset in range(args.training_seeds)],
+        "tall_model": args.tall_model,
         "confidence": args.confidence,
         "bootstrap_resamples": args.bootstrap_resamples,
         "bootstrap_seed": args.bootstrap_seed,

@@ -13,6 +13,10 @@ from ..utils.text import normalize_text
 
 METRIC_NAME = "last_word_accuracy"
 
+MIN_VERDICT_SEEDS = 3
+"""Training seeds a comparison needs before a report calls one method better or worse than another: with fewer, the
+spread between training runs (which can exceed the difference between methods) is not measured."""
+
 
 def last_word_accuracy_path() -> str:
     """Folder of the shipped `evaluate` metric: `evaluate.load(last_word_accuracy_path())` works offline."""
@@ -87,19 +91,38 @@ def bootstrap_runs(
     return float(runs.mean()), float(lower), float(upper)
 
 
-def bootstrap_seeded_accuracy(outcomes, *, confidence: float = 0.95, seed: int = 0) -> AccuracyEstimate:
+def bootstrap_seeded_accuracy(
+    outcomes, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> AccuracyEstimate:
     """Accuracy of a method trained with several seeds (`outcomes[seed][sentence]`): the mean over seeds with an
     interval over seeds and sentences together ([`bootstrap_runs`])."""
     runs = _as_runs(outcomes)
-    mean, lower, upper = bootstrap_runs(runs, confidence=confidence, seed=seed)
+    mean, lower, upper = bootstrap_runs(runs, confidence=confidence, n_resamples=n_resamples, seed=seed)
     return AccuracyEstimate(mean, lower, upper, int(runs.shape[1]), confidence, seeds=int(runs.shape[0]))
 
 
-def bootstrap_seeded_difference(outcomes, baseline, *, confidence: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_seeded_difference(
+    outcomes, baseline, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> dict:
     """Accuracy of `outcomes` minus `baseline` (both `[seeds, sentences]`, paired by seed index and sentence), with
     the interval of [`bootstrap_runs`]: `{"difference", "ci_lower", "ci_upper", "seeds"}` (fractions)."""
     first, second = _as_runs(outcomes), _as_runs(baseline)
     if first.shape != second.shape:
         raise ValueError(f"A paired difference needs outcomes of one shape: {first.shape} vs {second.shape}.")
-    difference, lower, upper = bootstrap_runs(first - second, confidence=confidence, seed=seed)
+    difference, lower, upper = bootstrap_runs(
+        first - second, confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
     return {"difference": difference, "ci_lower": lower, "ci_upper": upper, "seeds": int(first.shape[0])}
+
+
+def seeded_verdict(difference: dict) -> str:
+    """The plain verdict on a [`bootstrap_seeded_difference`]: `better` / `worse` when at least `MIN_VERDICT_SEEDS`
+    training seeds stand behind it and its interval excludes zero, else `no clear difference` (or `no verdict` with
+    too few seeds)."""
+    if difference["seeds"] < MIN_VERDICT_SEEDS:
+        return f"no verdict ({difference['seeds']} seed(s); {MIN_VERDICT_SEEDS} needed)"
+    if difference["ci_lower"] > 0:
+        return "better"
+    if difference["ci_upper"] < 0:
+        return "worse"
+    return "no clear difference"

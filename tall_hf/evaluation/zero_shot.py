@@ -19,7 +19,14 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .scoring import AccuracyEstimate, bootstrap_accuracy, bootstrap_seeded_accuracy, bootstrap_seeded_difference
+from .scoring import (
+    MIN_VERDICT_SEEDS,
+    AccuracyEstimate,
+    bootstrap_accuracy,
+    bootstrap_seeded_accuracy,
+    bootstrap_seeded_difference,
+    seeded_verdict,
+)
 
 XNLI_TEMPLATE = "{premise} Question: {hypothesis} True, False or Neither? Answer:"
 XNLI_LABEL_WORDS = ("True", "Neither", "False")
@@ -31,10 +38,6 @@ SCORING_METHODS = ("generation", "log_likelihood")
 
 NO_LABEL = -1
 """The prediction of a generation that is none of the label words."""
-
-MIN_VERDICT_SEEDS = 3
-"""Training seeds a comparison needs before the report calls one method better or worse than another: with fewer, the
-spread between training runs (which can exceed the difference between methods) is not measured."""
 
 
 @dataclass
@@ -285,14 +288,7 @@ class ZeroShotReport:
                     )
                 confidence = self.runs((fusion, method))[0].estimates[language].confidence
                 difference = bootstrap_seeded_difference(ours, theirs, confidence=confidence)
-                if difference["seeds"] < MIN_VERDICT_SEEDS:
-                    verdict = f"no verdict ({difference['seeds']} seed(s); {MIN_VERDICT_SEEDS} needed)"
-                elif difference["ci_lower"] > 0:
-                    verdict = "better"
-                elif difference["ci_upper"] < 0:
-                    verdict = "worse"
-                else:
-                    verdict = "no clear difference"
+                verdict = seeded_verdict(difference)
                 seeds = difference.pop("seeds")
                 rows.append(
                     {

@@ -27,7 +27,7 @@ from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
 from ..data.translation import position_limit, tokenize_keeping_ends, translate
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.progress import advance_phase
 from ..utils.text import words
 from .decoding import SAMPLING

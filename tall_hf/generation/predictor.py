@@ -1,16 +1,18 @@
 """Next-word prediction and multi-word continuation with TALL: a thin layer over `TallForConditionalGeneration.generate`.
 
 Per word, the prefixes are translated by the model's own LR->HR translator (`tall_hf.data.translation`: batched, each
-distinct prefix once), stages 1-6 run once per sentence, and the LR decoder generates with its KV cache until a word
-boundary ([`WordBoundaryCriteria`]). The paper's reference algorithm (translate again and run all seven stages for
-every token, no cache) lives in `tall_hf.testing.reference` for the tests and benchmarks that compare against it.
+distinct prefix once), whose encoder is TALL's stage 1: the states it computes while translating are handed to TALL
+(`lr_encoder_outputs`), so the LR encoder runs once per sentence. Stages 1-6 run once per sentence, and the LR decoder
+generates with its KV cache until a word boundary ([`WordBoundaryCriteria`]). The paper's reference algorithm
+(translate again and run all seven stages for every token, no cache) lives in `tall_hf.testing.reference` for the
+tests and benchmarks that compare against it.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import torch
@@ -19,12 +21,13 @@ from transformers import (
     PreTrainedModel,
     StoppingCriteriaList,
 )
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging
 
 from ..adapters.saving import load_checkpoint
-from ..data.translation import lr_hr_translator, translate
+from ..data.translation import batch_encoder_outputs, lr_hr_translator, translate
 from ..models.tall import TallForConditionalGeneration, TallProcessor
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.progress import advance_phase
 from ..utils.text import normalize_text, words
 from .decoding import DecodingOptions, continue_word_by_word
@@ -196,10 +199,28 @@ class TallPredictor:
 
     def translate(self, prefixes: list[str], batch_size: int = 16) -> list[str]:
         """HR translations of LR prefixes with the translator, batched, each distinct prefix translated once."""
+        return self._translate(prefixes, batch_size, keep_stage_1=False)[0]
+
+    def _translate(
+        self, prefixes: list[str], batch_size: int, keep_stage_1: bool = True
+    ) -> tuple[list[str], list[BaseModelOutput | None] | None]:
+        """`translate`, and with `keep_stage_1`, where the translator's encoder is the model's stage 1 (its own
+        translator), each prefix's output of it, which TALL then reads instead of encoding the prefix again
+        (`None` for the rows the translator cut; no list at all for another translator)."""
         distinct = list(dict.fromkeys(prefixes))
-        translations = translate(distinct, self.translator, self.processor.source_tokenizer, batch_size=batch_size)
-        found = dict(zip(distinct, translations, strict=True))
-        return [found[prefix] for prefix in prefixes]
+        keep_stage_1 = keep_stage_1 and self.translator.get_encoder() is self.model.lr_encoder
+        translated = translate(
+            distinct,
+            self.translator,
+            self.processor.source_tokenizer,
+            batch_size=batch_size,
+            return_encoder_outputs=keep_stage_1,
+            output_hidden_states=self.model.encoder_fusion.uses_all_layers,
+        )
+        translations, stage_1 = translated if keep_stage_1 else (translated, None)
+        position = {prefix: index for index, prefix in enumerate(distinct)}
+        rows = [position[prefix] for prefix in prefixes]
+        return [translations[i] for i in rows], None if stage_1 is None else [stage_1[i] for i in rows]
 
     def _next_words(
         self,
@@ -210,8 +231,9 @@ class TallPredictor:
         generators: list[torch.Generator] | None,
         translations: list[str] | None,
     ) -> list[str]:
-        """The raw (not normalised) next word of every prefix (`generators`: one per prefix, or None): per batch, per
-        group of rows whose target prefixes have one length, one `generate` call."""
+        """The raw (not normalised) next word of every prefix (`generators`: one per prefix, or None): rows in order
+        of their target stream's length, per batch (`_batches`), per group of rows whose target streams have one
+        length, one `generate` call."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}.")
         prefixes = self._check_prefixes(prefixes)
@@ -219,26 +241,26 @@ class TallPredictor:
             raise ValueError(f"Got {len(translations)} translations for {len(prefixes)} prefixes.")
         self.unreadable, self._cut_rows = 0, set()
         prefixes = self._fit_prefixes(prefixes, options.max_word_tokens)
-        if translations is None:
-            translations = self.translate(prefixes, batch_size=batch_size)
-        translations = self._fit_translations(translations, list(range(len(translations))))
         target_lengths = [len(ids) for ids in self.processor.target_token_ids(prefixes)]
-        readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]
-        self.unreadable = readable.count(False)  # a translation of no LLM tokens: left unanswered ("")
-        order = sorted((i for i in range(len(prefixes)) if readable[i]), key=target_lengths.__getitem__)
         word_ids: list[list[int]] = [[] for _ in prefixes]
-        for start in range(0, len(order), batch_size):
-            groups: dict[int, list[int]] = defaultdict(list)
-            for index in order[start : start + batch_size]:
-                groups[target_lengths[index]].append(index)
-            for rows in groups.values():
-                row_generators = None if generators is None else [generators[i] for i in rows]
+        for rows, bridge, stage_1 in self._batches(prefixes, translations, target_lengths, batch_size):
+            groups: dict[int, list[int]] = defaultdict(list)  # positions in the batch by target length
+            for position, index in enumerate(rows):
+                groups[target_lengths[index]].append(position)
+            for positions in groups.values():
+                group = [rows[p] for p in positions]
+                row_generators = None if generators is None else [generators[i] for i in group]
                 words = self._generate_words(
-                    [prefixes[i] for i in rows], [translations[i] for i in rows], options, use_cache, row_generators
+                    [prefixes[i] for i in group],
+                    [bridge[p] for p in positions],
+                    options,
+                    use_cache,
+                    row_generators,
+                    None if stage_1 is None else [stage_1[p] for p in positions],
                 )
-                for index, ids in zip(rows, words, strict=True):
+                for index, ids in zip(group, words, strict=True):
                     word_ids[index] = ids
-                advance_phase(len(rows))
+                advance_phase(len(group))
         self.truncated = len(self._cut_rows)
         if self.truncated or self.unreadable:
             logger.warning(
@@ -248,6 +270,41 @@ class TallPredictor:
             )
         words = self.processor.batch_decode(word_ids)
         return [word.strip() for word in words]
+
+    def _batches(
+        self, prefixes: list[str], translations: list[str] | None, target_lengths: list[int], batch_size: int
+    ) -> Iterator[tuple[list[int], list[str], list[BaseModelOutput | None] | None]]:
+        """Batches of at most `batch_size` rows in order of their target stream's length, as `(rows, their
+        translations, their stage-1 outputs or None)`, without the rows whose translation the LLM's tokenizer turns
+        into no tokens (counted in `unreadable`, left unanswered). Given `translations` are filtered before batching;
+        otherwise each batch is translated on its own, and the LR encoder's output the translation computed is kept
+        for TALL's stage 1 (`_translate`): the LR encoder runs once per prefix."""
+        order = sorted(range(len(prefixes)), key=target_lengths.__getitem__)
+        if translations is not None:
+            translations = self._fit_translations(translations, list(range(len(translations))))
+            readable = self._readable(translations)
+            order = [index for index in order if readable[index]]
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                yield rows, [translations[i] for i in rows], None
+            return
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            bridge, stage_1 = self._translate([prefixes[i] for i in rows], batch_size)
+            bridge = self._fit_translations(bridge, rows)
+            kept = [position for position, ok in enumerate(self._readable(bridge)) if ok]
+            yield (
+                [rows[p] for p in kept],
+                [bridge[p] for p in kept],
+                None if stage_1 is None else [stage_1[p] for p in kept],
+            )
+
+    def _readable(self, translations: list[str]) -> list[bool]:
+        """Whether the LLM's tokenizer reads each translation as at least one token; the others count in
+        `unreadable`."""
+        readable = [bool(ids) for ids in self.processor.llm_tokenizer(translations)["input_ids"]]
+        self.unreadable += readable.count(False)
+        return readable
 
     def _fit_prefixes(self, prefixes: list[str], max_word_tokens: int) -> list[str]:
         """Each prefix cut to its last words where its source or target stream (with room for the predicted word)
@@ -280,10 +337,14 @@ class TallPredictor:
         options: DecodingOptions,
         use_cache: bool,
         generators: list[torch.Generator] | None,
+        stage_1: list[BaseModelOutput | None] | None = None,
     ) -> list[list[int]]:
         """`generate` the next word of prefixes whose target streams have one length: greedy, sampled with the
-        paper's warpers (from each row's own random stream when `generators` are given), stopped at a word boundary."""
+        paper's warpers (from each row's own random stream when `generators` are given), stopped at a word boundary.
+        `stage_1`: each prefix's LR encoder output, from its translation (used where every row has one)."""
         batch = self.processor(prefixes, translations).to(self.model.device)
+        if stage_1 is not None and all(row is not None for row in stage_1):
+            batch["lr_encoder_outputs"] = batch_encoder_outputs(stage_1)
         sampling: dict = {"do_sample": False}
         logits_processor = LogitsProcessorList()
         if options.do_sample and generators is not None:

@@ -1,5 +1,4 @@
-"""Model cards for checkpoints of the package's models, rendered from the Jinja2 templates in `tall_hf/model_cards/`
-(also when the model was loaded with `trust_remote_code=True`: the checkpoint's code holds them)."""
+"""Model cards for checkpoints of the package's models, rendered from the Jinja2 templates in `tall_hf/model_cards/`."""
 
 from __future__ import annotations
 

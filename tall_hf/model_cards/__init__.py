@@ -1,6 +1,5 @@
 """Jinja2 templates of the model cards written beside checkpoints (package data, so installed copies have them), by
-file name. A checkpoint's copy of this module holds them as text (see `tall_hf.hub.remote_code`): remote code carries
-no package data."""
+file name."""
 
 from __future__ import annotations
 

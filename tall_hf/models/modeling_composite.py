@@ -31,6 +31,9 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
+# peft is imported only where a PEFT function runs, inside `try`: transformers' check of a checkpoint's remote code
+# skips those imports, so the model loads with `trust_remote_code=True` where peft is not installed.
+PEFT_MISSING = "This needs peft (`pip install peft`): a PEFT tuner or an adapters-only checkpoint."
 # The adapter name PEFT uses by default: the one tuner and the `modules_to_save` copies are registered under it.
 ADAPTER_NAME = "default"
 
@@ -70,7 +73,10 @@ def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args)
 
 def tuner_from_dict(tuner: dict):
     """The PEFT config (of the type its `peft_type` names) a dict describes."""
-    from peft import PeftConfig
+    try:
+        from peft import PeftConfig
+    except ImportError as error:
+        raise ImportError(PEFT_MISSING) from error
 
     return PeftConfig.from_peft_type(**tuner)
 
@@ -121,7 +127,7 @@ class ComposedPreTrainedModel(PreTrainedModel):
         **config_fields,
     ):
         """The model from resolved components (`{role: (loaded model or None, config, name_or_path)}`, as
-        `utils.hub.resolve_component` gives them): its config from the components' configs
+        `utils.loading.resolve_component` gives them): its config from the components' configs
         (`config_class.from_component_configs`) with their provenance recorded in `components`, pretrained weights
         in the frozen stages (the model's `__init__` takes each loaded model by `component_arguments[role]`), fresh
         ones in the trainable stages."""
@@ -219,7 +225,10 @@ class ComposedPreTrainedModel(PreTrainedModel):
             return
         if self.lora_target is None:
             raise ValueError(f"{type(self).__name__} has no LLM to put LoRA on, but its config sets `lora`.")
-        from peft import inject_adapter_in_model
+        try:
+            from peft import inject_adapter_in_model
+        except ImportError as error:
+            raise ImportError(PEFT_MISSING) from error
 
         inject_adapter_in_model(tuner_from_dict(lora), self.get_submodule(self.lora_target), adapter_name=ADAPTER_NAME)
 
@@ -235,7 +244,10 @@ class ComposedPreTrainedModel(PreTrainedModel):
         lora = getattr(self.config, "lora", None)
         if lora is None:
             return None
-        from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
+        try:
+            from peft.mapping import PEFT_TYPE_TO_PREFIX_MAPPING
+        except ImportError as error:
+            raise ImportError(PEFT_MISSING) from error
 
         return PEFT_TYPE_TO_PREFIX_MAPPING[tuner_from_dict(lora).peft_type]
 
@@ -251,8 +263,11 @@ class ComposedPreTrainedModel(PreTrainedModel):
         """This model's trainable part as one `peft.PeftConfig`: the tuner on the LLM (`config.lora`, its targets
         rooted at `lora_target`) or PEFT's target-less LoRA, with the trainable stages that hold weights as
         `modules_to_save`."""
-        from peft import LoraConfig
-        from peft.utils.constants import DUMMY_TARGET_MODULES
+        try:
+            from peft import LoraConfig
+            from peft.utils.constants import DUMMY_TARGET_MODULES
+        except ImportError as error:
+            raise ImportError(PEFT_MISSING) from error
 
         lora = getattr(self.config, "lora", None)
         if lora is None:

@@ -28,7 +28,7 @@ from ..generation.pivot import (
     pivot_words,
 )
 from ..models.tall.processing_tall import TallProcessor
-from ..utils.hub import load_pretrained
+from ..utils.loading import load_pretrained
 from ..utils.text import normalize_text, split_last_word, words
 
 logger = logging.get_logger(__name__)

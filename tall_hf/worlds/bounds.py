@@ -39,7 +39,7 @@ def hr_ceiling_result(
     direct = DirectApproach.from_context(context)
     direct.display_name = CEILING_DISPLAY  # names its progress bar
     result = evaluate_approach(direct, make_examples(hr_sentences), **evaluation)
-    return replace(result, approach=CEILING_NAME, display_name=CEILING_DISPLAY)
+    return replace(result, approach=CEILING_NAME, display_name=CEILING_DISPLAY, kind="bound")
 
 
 def back_translations(hr_lr: str, hr_sentences: list[str], batch_size: int = 64) -> list[str]:
@@ -67,7 +67,7 @@ def pivot_bound_result(
         for record, lr, translated in zip(ceiling.records, lr_sentences, back, strict=True)
     ]
     estimate = bootstrap_accuracy([record.correct for record in records], **bootstrap)
-    return ApproachResult(PIVOT_NAME, PIVOT_DISPLAY, ceiling.dataset, records, estimate)
+    return ApproachResult(PIVOT_NAME, PIVOT_DISPLAY, ceiling.dataset, records, estimate, kind="bound")
 
 
 def estimate_facts(estimate: AccuracyEstimate, **extra) -> dict:

@@ -35,7 +35,7 @@ from transformers.utils import logging
 
 from ...modules.fusion import DEFAULT_FUSION, build_fusion
 from ...modules.losses import IGNORE_INDEX, token_cross_entropy
-from ...utils.hub import ComponentSpec, load_pretrained, resolve_component
+from ...utils.loading import ComponentSpec, load_pretrained, resolve_component
 from ..modeling_composite import ComposedPreTrainedModel, register_legacy_key_mapping
 from .configuration_bridge import BridgeConfig
 

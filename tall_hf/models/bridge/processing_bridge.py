@@ -7,7 +7,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
 from ...modules.losses import IGNORE_INDEX
-from ...utils.hub import load_pretrained
+from ...utils.loading import load_pretrained
 
 logger = logging.get_logger(__name__)
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.modeling_outputs import BaseModelOutput, ModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.models.marian.modeling_marian import MarianDecoder, MarianEncoder
 from transformers.utils import logging
 from transformers.utils.generic import TransformersKwargs
@@ -42,7 +42,7 @@ from ...modules.alignment import AlignmentAdapter
 from ...modules.fusion import build_fusion
 from ...modules.logits import REDUCED_LOGITS_MODES, kept_cross_entropy, loss_positions
 from ...modules.losses import check_label_shape, last_token_cross_entropy, token_cross_entropy
-from ...utils.hub import ComponentSpec, resolve_component
+from ...utils.loading import ComponentSpec, resolve_component
 from ..modeling_composite import ComposedPreTrainedModel, register_legacy_key_mapping
 from .configuration_tall import TallConfig
 
@@ -198,14 +198,23 @@ class TallEncoder(nn.Module):
         attention_mask: torch.LongTensor,
         bridge_input_ids: torch.LongTensor,
         bridge_attention_mask: torch.LongTensor,
+        lr_encoder_outputs: BaseModelOutput | None = None,
         llm_hidden_states: torch.FloatTensor | None = None,
         **kwargs,
     ) -> TallEncoderOutput:
-        """Stages 1-6; with `llm_hidden_states` (what `llm_states` returns for these inputs, e.g. precomputed while
-        stages 1-3 stay frozen, `tall_hf.training.frozen_states`), only stages 5-6."""
+        r"""
+        lr_encoder_outputs: the LR encoder's output for `input_ids` (with `hidden_states` where the fusion reads every
+            layer), already computed: stage 1's encoder is skipped. The LR->HR translator's encoder *is* stage 1, so
+            the states it computed while translating the prefix serve here
+            (`tall_hf.data.translation.translate_and_encode`).
+        llm_hidden_states: what `llm_states` returns for these inputs (stages 1-4), already computed, e.g. while
+            stages 1-3 stay frozen (`tall_hf.training.frozen_states`): only stages 5-6 run.
+        """
         _check_kwargs(kwargs, "TallEncoder.forward")
         if llm_hidden_states is None:
-            llm_hidden_states = self.llm_states(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+            llm_hidden_states = self.llm_states(
+                input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, lr_encoder_outputs
+            )
         target_states = self.target_alignment(llm_hidden_states, bridge_attention_mask)  # 5
         target_states = self.target_transformer(  # 6
             inputs_embeds=target_states, attention_mask=bridge_attention_mask
@@ -218,18 +227,24 @@ class TallEncoder(nn.Module):
         attention_mask: torch.LongTensor,
         bridge_input_ids: torch.LongTensor,
         bridge_attention_mask: torch.LongTensor,
+        lr_encoder_outputs: BaseModelOutput | None = None,
     ) -> torch.FloatTensor:
-        """Stages 1-4: the LLM's last hidden states of the bridge stream, `(batch, bridge_length, llm_width)`."""
+        """Stages 1-4: the LLM's last hidden states of the bridge stream, `(batch, bridge_length, llm_width)`
+        (`lr_encoder_outputs`: see `forward`)."""
         check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
         check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
-        source_states = self.encoder_fusion(  # 1: the LR encoder, its layers fused (the last one by default)
-            self.lr_encoder(
+        if lr_encoder_outputs is None:  # 1: the LR encoder (unless it ran already), its layers fused (the last one)
+            lr_encoder_outputs = self.lr_encoder(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 output_hidden_states=self.encoder_fusion.uses_all_layers,
-            ),
-            attention_mask,
-        )
+            )
+        elif lr_encoder_outputs.last_hidden_state.shape[:2] != input_ids.shape:
+            raise ValueError(
+                f"lr_encoder_outputs has states of shape {tuple(lr_encoder_outputs.last_hidden_state.shape[:2])} for "
+                f"input_ids of shape {tuple(input_ids.shape)}: pass the LR encoder's output for these very inputs."
+            )
+        source_states = self.encoder_fusion(lr_encoder_outputs, attention_mask)
         source_states = self.source_alignment(source_states, attention_mask)  # 2
         bridge_embeddings = self.llm.get_input_embeddings()(bridge_input_ids)
         llm_inputs = self.source_transformer(  # 3
@@ -283,6 +298,7 @@ class TallModel(TallPreTrainedModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: TallEncoderOutput | None = None,
+        lr_encoder_outputs: BaseModelOutput | None = None,
         cache: Cache | None = None,
         use_cache: bool | None = None,
         past_key_values: Cache | None = None,
@@ -295,6 +311,8 @@ class TallModel(TallPreTrainedModel):
         decoder_input_ids, decoder_attention_mask: the LR sentence in the HR->LR translator's target tokens, shifted
             right behind the decoder start token.
         encoder_outputs: stages 1-6 already computed by the [`TallEncoder`] (skips them).
+        lr_encoder_outputs: stage 1's LR encoder output already computed (skips that encoder; see
+            [`TallEncoder.forward`]).
         cache: the LR decoder's cache during generation (`past_key_values`, the name before transformers 5.24).
         llm_hidden_states: stages 1-4 already computed (`TallEncoder.llm_states`; skips them, stages 5-6 run).
         """
@@ -305,7 +323,12 @@ class TallModel(TallPreTrainedModel):
         if encoder_outputs is None:
             check_streams(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, decoder_input_ids)
             encoder_outputs = self.encoder(
-                input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, llm_hidden_states
+                input_ids,
+                attention_mask,
+                bridge_input_ids,
+                bridge_attention_mask,
+                lr_encoder_outputs=lr_encoder_outputs,
+                llm_hidden_states=llm_hidden_states,
             )
         past_length = cache.get_seq_length() if cache is not None else 0
         limit = self.config.hr_lr_config.max_position_embeddings - past_length
@@ -457,9 +480,13 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
         attention_mask: torch.LongTensor,
         bridge_input_ids: torch.LongTensor,
         bridge_attention_mask: torch.LongTensor,
+        lr_encoder_outputs: BaseModelOutput | None = None,
     ) -> TallEncoderOutput:
-        """Stages 1-6 ([`TallEncoder`]): the LR prefix and its HR translation become the states the LR decoder reads."""
-        return self.get_encoder()(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+        """Stages 1-6 ([`TallEncoder`]): the LR prefix and its HR translation become the states the LR decoder reads
+        (`lr_encoder_outputs`: stage 1's LR encoder output, already computed)."""
+        return self.get_encoder()(
+            input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, lr_encoder_outputs
+        )
 
     def decode(
         self,
@@ -501,6 +528,7 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
         decoder_attention_mask: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         encoder_outputs: TallEncoderOutput | None = None,
+        lr_encoder_outputs: BaseModelOutput | None = None,
         cache: Cache | None = None,
         use_cache: bool | None = None,
         past_key_values: Cache | None = None,
@@ -515,6 +543,8 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
             shifted right behind the decoder start token (built from `labels` when omitted).
         labels: the unshifted target tokens, `-100` where no loss is taken.
         encoder_outputs: stages 1-6 already computed by [`~TallForConditionalGeneration.encode`] (skips them).
+        lr_encoder_outputs: stage 1's LR encoder output already computed, e.g. by the LR->HR translator whose encoder
+            it is (skips that encoder; see [`TallEncoder.forward`]).
         cache: the LR decoder's cache during generation (`past_key_values`, the name before transformers 5.24).
         use_cache: return the updated cache; never with `labels` (training and evaluation keep no cache).
         logits_to_keep: the target positions the LM head runs at: `0`, every one; an `int` n, the last n (as in
@@ -544,6 +574,7 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
+            lr_encoder_outputs=lr_encoder_outputs,
             cache=cache if cache is not None else past_key_values,
             use_cache=use_cache,
             llm_hidden_states=llm_hidden_states,
@@ -582,17 +613,21 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: TallEncoderOutput | None = None,
+        lr_encoder_outputs: BaseModelOutput | None = None,
         **kwargs,
     ):
         """`GenerationMixin.generate` over the processor's batch: stages 1-6 once, then the LR decoder token by token
-        with its KV cache, continuing each target prefix (`decoder_input_ids`).
+        with its KV cache, continuing each target prefix (`decoder_input_ids`); `lr_encoder_outputs` (stage 1's LR
+        encoder output, e.g. from translating the prefixes) skip the LR encoder.
 
         The LR decoder places tokens by their count in its cache, so its stream is never padded: rows whose target
         prefixes differ in length (right padding in `decoder_attention_mask`) are generated in groups of one
         length, after one encoder pass for the whole batch, and returned right-padded with `pad_token_id`.
         """
         if encoder_outputs is None and input_ids is not None:
-            encoder_outputs = self.get_encoder()(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask)
+            encoder_outputs = self.encode(
+                input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, lr_encoder_outputs
+            )
         lengths = None if decoder_attention_mask is None else decoder_attention_mask.sum(dim=1)
         if lengths is None or bool((lengths == decoder_input_ids.shape[1]).all()):
             return super().generate(decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs, **kwargs)

@@ -10,7 +10,7 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
 from ...modules.losses import IGNORE_INDEX
-from ...utils.hub import load_pretrained
+from ...utils.loading import load_pretrained
 from ...utils.padding import pad_rows
 from ...utils.text import split_last_word
 from .configuration_tall import LOSS_MODES
