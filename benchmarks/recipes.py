@@ -83,11 +83,6 @@ VARIANTS: dict[str, dict] = {
     "teacher": {"recipe": "teacher"},
     "teacher, 20 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 20}},  # issue 19's first runs
     "teacher, 12 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 12}},
-    "teacher, 40 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 40}},
-    "teacher, 40 epochs, batch 64, lr 2e-3": {
-        "recipe": "teacher",
-        "training": {"num_train_epochs": 40, "per_device_train_batch_size": 64, "learning_rate": 2e-3},
-    },
     "teacher, source side trained": {"recipe": "teacher", "frozen_stages": ()},
     "teacher, LLM states not cached": {"recipe": "teacher", "cache_llm_states": False},
     "teacher, Naive's words": {"recipe": "teacher", "data": {"teacher_forced_prefix": False}},
