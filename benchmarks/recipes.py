@@ -50,19 +50,26 @@ from tall_hf.generation import TallPredictor  # noqa: E402
 from tall_hf.models.tall import TallForConditionalGeneration, TallProcessor  # noqa: E402
 from tall_hf.training import tall_training_arguments, train_tall  # noqa: E402
 from tall_hf.training.adapter_pretraining import pretrain_next_token_reader  # noqa: E402
-from tall_hf.training.recipes import freeze_stages, get_recipe  # noqa: E402
-from tall_hf.training.teacher import with_teacher_labels  # noqa: E402
+from tall_hf.training.recipes import (  # noqa: E402
+    AUTO_RECIPE,
+    AUTO_SENTENCES,
+    choose_recipe,
+    freeze_stages,
+    get_recipe,
+)
+from tall_hf.training.teacher import teacher_agreement, with_teacher_labels  # noqa: E402
 from tall_hf.worlds import World, build_world  # noqa: E402
 
 # Each variant: a recipe, then `TallConfig` options ("model"), `TrainingArguments` fields ("training") and
-# `TallDataArguments` options ("data": `teacher_labels`, `word_boundaries`) over it. `default` is the package's default
-# recipe (`fast`); the others each change one of its choices, or take the paper's recipe, or the `teacher` recipe (for
-# real text) and its variants.
+# `TallDataArguments` options ("data": `teacher_labels`, `word_boundaries`) over it. `auto` is the package's default
+# (`fast` or `teacher`, chosen for the world); `default` is the `fast` recipe (the default before `auto`); the others
+# each change one of its choices, or take the paper's recipe, or the `teacher` recipe (for real text) and its variants.
 _LAST_WORD = {"loss_mode": "last_word"}
 # The `teacher` recipe as measured before it froze the source side and trained longer.
 _4_EPOCHS = {"num_train_epochs": 4}
 _EARLIER = {"recipe": "teacher", "frozen_stages": (), "training": _4_EPOCHS}
 VARIANTS: dict[str, dict] = {
+    "auto": {"recipe": "auto"},  # the package's default: `fast` or `teacher`, as `choose_recipe` picks for the world
     "default": {"recipe": "fast"},
     "paper": {"recipe": "paper"},
     "default, last_word loss": {"recipe": "fast", "model": _LAST_WORD},
@@ -74,9 +81,10 @@ VARIANTS: dict[str, dict] = {
     "default, last_word loss, no pass-through": {"recipe": "fast", "model": {**_LAST_WORD, "source_residual": False}},
     "default, lr 1e-4": {"recipe": "fast", "training": {"learning_rate": 1e-4}},
     "teacher": {"recipe": "teacher"},
-    "teacher, 20 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 20}},  # = teacher (issue 19's runs)
+    "teacher, 20 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 20}},  # issue 19's first runs
     "teacher, 12 epochs": {"recipe": "teacher", "training": {"num_train_epochs": 12}},
     "teacher, source side trained": {"recipe": "teacher", "frozen_stages": ()},
+    "teacher, LLM states not cached": {"recipe": "teacher", "cache_llm_states": False},
     "teacher, Naive's words": {"recipe": "teacher", "data": {"teacher_forced_prefix": False}},
     "teacher, 4 epochs, source side trained": _EARLIER,
     "teacher, 4 epochs, source side trained, all_tokens loss": {**_EARLIER, "model": {"loss_mode": "all_tokens"}},
@@ -152,6 +160,11 @@ def train_variant(
 ) -> tuple[str, float, float]:
     """Train TALL with variant `name` and `seed`; returns its folder, training seconds and final training loss."""
     spec = VARIANTS[name]
+    if spec["recipe"] == AUTO_RECIPE:
+        teacher = teacher_agreement(world.sentences("train")[:AUTO_SENTENCES], world.components)
+        chosen, reason = choose_recipe(teacher["gold"], teacher["answered"])
+        print(f"{name}: {chosen!r}, because {reason} ({teacher})", file=sys.stderr, flush=True)
+        spec = {**spec, "recipe": chosen}
     recipe = get_recipe(spec["recipe"])
     model_options = {**recipe.model, **spec.get("model", {})}
     training = {**recipe.training, **spec.get("training", {})}
@@ -190,7 +203,9 @@ def train_variant(
             training_args, output_dir=str(folder / "reader"), max_steps=spec["reader_steps"], warmup_steps=0.05
         )
         pretrain_next_token_reader(model, processor, dataset, reader_args, components["llm"])
-    trainer = train_tall(model, processor, dataset, args=training_args)
+    trainer = train_tall(
+        model, processor, dataset, args=training_args, cache_llm_states=spec.get("cache_llm_states", True)
+    )
     seconds = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return str(folder), seconds, losses[-1] if losses else float("nan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -91,13 +92,98 @@ def test_recipes_set_model_options_and_training_defaults(tmp_path):
     assert paper == {"loss_mode": "last_token", "source_residual": False, "target_transformer_init": "random"}
     mixed = TallModelArguments(recipe="paper", loss_mode="all_tokens").model_options()
     assert mixed["loss_mode"] == "all_tokens" and mixed["source_residual"] is False
-    assert TallModelArguments().model_options() == get_recipe(DEFAULT_RECIPE).model
+    assert TallModelArguments().recipe == DEFAULT_RECIPE == "auto"
+    assert TallModelArguments(recipe="teacher").model_options() == get_recipe("teacher").model
     assert parser_training_defaults(["--recipe", "paper", "--x", "1"])["learning_rate"] == 1e-4
-    assert parser_training_defaults([])["learning_rate"] == get_recipe(DEFAULT_RECIPE).training["learning_rate"]
+    # `auto` sets only what every recipe shares; the chosen recipe fills the rest at the start of the run.
+    assert "learning_rate" not in parser_training_defaults([])
+    assert tall_training_arguments(tmp_path).learning_rate == get_recipe("fast").training["learning_rate"]
     args = tall_training_arguments(tmp_path, "paper", max_steps=3)
     assert (args.learning_rate, args.warmup_steps, args.max_steps) == (1e-4, 100, 3)
     with pytest.raises(ValueError, match="Unknown TALL recipe"):
         get_recipe("fastest")
+
+
+def test_auto_picks_fast_where_the_pipeline_writes_the_gold_words_and_teacher_where_it_does_not():
+    from tall_hf.training.recipes import AUTO_MIN_ANSWERED, AUTO_THRESHOLD, choose_recipe
+
+    # The teacher's agreement with the gold last words, measured (benchmarks/README.md, "On real text"): the
+    # generated lossy world far above the threshold, the Wikipedia worlds far below.
+    assert choose_recipe(0.56, 0.9)[0] == "fast"
+    assert choose_recipe(0.03, 0.5)[0] == "teacher"
+    assert choose_recipe(AUTO_THRESHOLD, 0.5)[0] == "fast"
+    assert choose_recipe(AUTO_THRESHOLD - 0.01, 0.5)[0] == "teacher"
+    recipe, reason = choose_recipe(0.031, 0.45)
+    assert "3.1%" in reason and "45.0%" in reason and "own words" in reason
+    # Components that write (almost) no word, e.g. untrained ones, leave nothing to label: the gold words.
+    assert choose_recipe(0.0, 0.0)[0] == "fast"
+    assert choose_recipe(0.0, AUTO_MIN_ANSWERED)[0] == "teacher"
+
+
+def test_auto_fills_the_chosen_recipes_training_settings_and_keeps_given_flags(tmp_path):
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from tall_hf.training.recipes import chosen_training_arguments, get_recipe, parser_training_defaults
+
+    argv = ["--output_dir", str(tmp_path), "--learning_rate", "3e-4"]
+    parser = HfArgumentParser(TrainingArguments)
+    parser.set_defaults(**parser_training_defaults(argv))
+    (parsed,) = parser.parse_args_into_dataclasses(argv)
+    teacher = chosen_training_arguments(parsed, "teacher")
+    recipe = get_recipe("teacher").training
+    assert teacher.per_device_train_batch_size == recipe["per_device_train_batch_size"] == 32
+    assert (teacher.num_train_epochs, teacher.eval_steps) == (recipe["num_train_epochs"], 500)
+    assert teacher.learning_rate == 3e-4  # given on the command line
+    fast = chosen_training_arguments(parsed, "fast")
+    assert (fast.num_train_epochs, fast.eval_steps, fast.warmup_steps) == (5, 100, 0.05)
+    no_evaluation = dataclasses.replace(parsed, eval_strategy="no", load_best_model_at_end=False)
+    assert chosen_training_arguments(no_evaluation, "teacher").eval_strategy == "no"
+
+
+def test_auto_records_its_choice_and_a_resumed_run_reads_it(test_world, tmp_path, monkeypatch):
+    """`run_training` with the default recipe measures the teacher on the training sentences, trains with the recipe
+    `choose_recipe` picks and writes why to `recipe.json`; a run in a folder holding that file reads it back."""
+    import json
+
+    from transformers import TrainingArguments
+
+    from tall_hf.data import PreparationArguments
+    from tall_hf.training import run
+    from tall_hf.training.recipes import choose_recipe
+    from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training
+
+    components = test_world.components
+    measured = []
+
+    def agreement(sentences, components, **kwargs):
+        measured.append(len(sentences))
+        return {"gold": 0.5, "answered": 0.9, "sentences": len(sentences)}
+
+    monkeypatch.setattr(run, "teacher_agreement", agreement)
+
+    def train(folder):
+        return run_training(
+            TallModelArguments(
+                lr_hr_model=components["lr_hr"], llm_model=components["llm"], hr_lr_model=components["hr_lr"]
+            ),
+            TallDataArguments(train_file=test_world.split_file("train"), max_train_samples=40),
+            PreparationArguments(cache_dir=str(tmp_path / "cache")),
+            TrainingArguments(
+                output_dir=str(folder), max_steps=2, eval_strategy="no", save_strategy="no", use_cpu=True
+            ),
+        )
+
+    trainer = train(tmp_path / "a")
+    choice = json.loads((tmp_path / "a" / "recipe.json").read_text())
+    assert measured == [40] and choice["recipe"] == "fast" == choose_recipe(0.5, 0.9)[0]
+    assert choice["teacher"]["gold"] == 0.5 and choice["reason"] == choose_recipe(0.5, 0.9)[1]
+    assert trainer.args.learning_rate == 1e-3 and trainer.model.config.loss_mode == "last_token"  # fast's
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "recipe.json").write_text(json.dumps({**choice, "recipe": "teacher", "reason": "recorded"}))
+    monkeypatch.setattr(run, "with_teacher_labels", lambda dataset, *args, **kwargs: dataset)
+    trainer = train(tmp_path / "b")
+    assert measured == [40]  # not measured again
+    assert trainer.model.config.loss_mode == "last_word" and trainer.args.per_device_train_batch_size == 32
 
 
 def test_a_few_hundred_steps_beat_an_untrained_tall(run_arguments, test_world, tmp_path):
@@ -205,7 +291,10 @@ def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
     output = tmp_path / "tall"
     run_training(
         TallModelArguments(
-            lr_hr_model=components["lr_hr"], llm_model=components["llm"], hr_lr_model=components["hr_lr"]
+            lr_hr_model=components["lr_hr"],
+            llm_model=components["llm"],
+            hr_lr_model=components["hr_lr"],
+            recipe=recipe,
         ),
         TallDataArguments(train_file=world.split_file("train"), validation_split_percentage=0),
         PreparationArguments(cache_dir=str(tmp_path / "cache")),
@@ -234,22 +323,21 @@ def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="Issue 19's target is not reached reliably: this test measured 1.40 of a 3.30 ceiling (0.42 x) on the qwen2 "
-    "world; benchmarks/recipes.py runs of the same recipe 0.44-0.73 x (benchmarks/README.md, 'On real text').",
-    strict=False,
-)
 @pytest.mark.parametrize(("llm", "seed"), [("qwen2", 0), ("llama", 1)])
-def test_teacher_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(shared_path, tiny_cache, tmp_path, llm, seed):
-    """Issue 19's target: on a world built from Hebrew Wikipedia (`build_world(lr_text=...)`: 4,000 training and
-    1,000 test sentences; about 12 minutes to build on 2 busy cores, then cached), the `teacher` recipe by its
-    defaults (about 8 minutes on one busy core) reaches half the world's ceiling.
+def test_the_default_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(
+    shared_path, tiny_cache, tmp_path, record_property, llm, seed
+):
+    """Issue 19's target through `tall-hf train`'s job by its defaults: on a world built from Hebrew Wikipedia
+    (`build_world(lr_text=...)`: 4,000 training and 1,000 test sentences; about 10 minutes to build on a busy core,
+    then cached), the default recipe `auto` picks `teacher` and TALL reaches half the world's ceiling, its interval
+    above Direct's (which is 0 on LR text). Measured (benchmarks/README.md, "On real text"): this test on qwen2 passed
+    with 2.40 [1.50, 3.40] of a 3.30 ceiling (0.73 x) in 24 minutes with the world build on one busy core; the same
+    recipe's benchmark runs measured 0.56-0.63 x (llama, training seeds 1 and 2; qwen2, training seed 1). The target
+    itself is the margin, a thin one on llama (15 and 17 of 1,000 sentences where 14 are needed); the llama case of this
+    test has not been run."""
+    import json
 
-    Measured with benchmarks/recipes.py, these worlds' and training seeds, on their build-version-3 twins
-    (benchmarks/README.md, "On real text"): 2.20 of a 3.30 ceiling (qwen2, 0.67 x) and 1.60 of 2.70 (llama, 0.59 x),
-    Direct 0.00 [0.00, 0.00]. The target itself is the margin, and a thin one: on llama, training seed 2 measured
-    0.44 x; this test itself (through `run_training`, on the version-4 qwen2 world, byte-identical components)
-    measured 1.40 [0.80, 2.20], 0.42 x, in 15 minutes with the world build."""
+    from tall_hf.training.recipes import DEFAULT_RECIPE
     from tall_hf.worlds import build_world
 
     world = build_world(
@@ -257,6 +345,11 @@ def test_teacher_recipe_reaches_half_the_ceiling_on_a_wikipedia_world(shared_pat
     )
     for role, facts in world.facts["translators"].items():
         assert facts["exact_sentence_rate"] >= 0.9, (role, facts)
-    estimates = train_and_score_recipe(world, tmp_path, "teacher", seed=seed)  # training seed as measured
+    estimates = train_and_score_recipe(world, tmp_path, DEFAULT_RECIPE, seed=seed)  # training seed as measured
+    choice = json.loads((tmp_path / "tall" / "recipe.json").read_text(encoding="utf-8"))
+    assert choice["recipe"] == "teacher", choice
     ceiling = world.facts["ceiling"]["accuracy"]
-    assert estimates["tall"].accuracy >= 0.5 * ceiling, (estimates, ceiling)  # (Direct scores 0: it bounds nothing)
+    record_property("estimates", {name: estimate.as_percent() for name, estimate in estimates.items()})
+    record_property("ceiling", ceiling)
+    assert estimates["tall"].accuracy >= 0.5 * ceiling, (estimates, ceiling)
+    assert estimates["tall"].lower > 0, estimates

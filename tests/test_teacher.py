@@ -122,3 +122,13 @@ def test_frozen_stages_get_no_gradient(tiny_paths, tiny_processor):
     assert any(p.grad is not None for p in model.target_alignment.parameters())
     with pytest.raises(ValueError, match="no stage"):
         freeze_stages(model, ["source_adapter"])
+
+
+def test_teacher_agreement_counts_the_words_and_the_gold_words_the_pipeline_writes(test_world):
+    from tall_hf.training.teacher import teacher_agreement
+
+    measured = teacher_agreement(test_world.sentences("train"), test_world.components)
+    # Measured on this world: a word for 265 of its 300 training sentences, the gold one for 34 (as labelled above).
+    assert measured["sentences"] == 300
+    assert measured["answered"] == pytest.approx(265 / 300, abs=0.05)
+    assert measured["gold"] == pytest.approx(34 / 300, abs=0.03)

@@ -11,6 +11,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, EvalPrediction, Trai
 from tall_hf import TallForConditionalGeneration, TallProcessor
 from tall_hf.data import PreparationArguments, prepare_tall_dataset
 from tall_hf.models.tall.configuration_tall import derive_source_transformer_config, derive_target_transformer_config
+from tall_hf.models.tall.modeling_tall import TallEncoder
 from tall_hf.training import TallMetrics, create_tall_trainer, tall_training_arguments, train_tall
 from tall_hf.training.adapter_pretraining import masked_mse, pretrain_alignment_adapters
 
@@ -100,6 +101,42 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_paths, tiny_pr
     expected = trainable_state(uninterrupted)
     for name, parameter in trainable_state(resumed).items():
         assert torch.equal(parameter, expected[name]), name
+
+
+def test_a_frozen_source_side_trains_on_cached_llm_states_with_the_same_losses(
+    tiny_paths, tiny_processor, prepared, tmp_path, monkeypatch
+):
+    """Stages 1-4 frozen: training on their cached output (`tall_hf.training.frozen_states`) gives the losses of
+    training through them (no dropout, so both paths draw the same numbers), and a second run reads the cache."""
+    from tall_hf.training import frozen_states
+    from tall_hf.training.recipes import SOURCE_SIDE, freeze_stages
+
+    def train(folder, cache):
+        torch.manual_seed(0)
+        model = TallForConditionalGeneration.from_components(
+            **tiny_paths, source_residual=True, adapter_dropout=0.0, transformer_dropout=0.0
+        )
+        freeze_stages(model, SOURCE_SIDE)
+        args = quick_args(folder, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+        trainer = train_tall(model, tiny_processor, prepared.select(range(40)), args=args, cache_llm_states=cache)
+        return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry], trainer
+
+    uncached, _ = train(tmp_path / "uncached", False)
+    cached, trainer = train(tmp_path / "cached", True)
+    assert frozen_states.LLM_STATES in trainer.train_dataset.column_names
+    assert len(cached) == len(uncached) == 6
+    np.testing.assert_allclose(cached, uncached, rtol=1e-4)
+    assert len(list((tmp_path / "cached").glob("llm_states-*.arrow"))) == 1
+    assert not list((tmp_path / "uncached").glob("llm_states-*.arrow"))
+
+    def never(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(TallEncoder, "llm_states", never)
+    again = frozen_states.with_llm_states(
+        prepared.select(range(40)), trainer.model, tiny_processor, tmp_path / "cached"
+    )
+    torch.testing.assert_close(again[0]["llm_states"], trainer.train_dataset[0]["llm_states"])
 
 
 def test_metrics_against_hand_computation():

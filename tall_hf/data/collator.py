@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from ..models.tall.configuration_tall import LOSS_MODES
 from ..models.tall.processing_tall import TallProcessor
@@ -19,7 +21,8 @@ class TallDataCollator:
 
     Source and bridge streams are right-padded with the source and LLM tokenizers' pad ids; the target stream is
     shifted right behind the decoder start token (teacher forcing) and padded with the target tokenizer's pad id;
-    `labels` follow `loss_mode` (default: the processor's) with `-100` on padding. The result equals what
+    `labels` follow `loss_mode` (default: the processor's) with `-100` on padding; rows with an `llm_states` column
+    (`tall_hf.training.frozen_states`) also give `llm_hidden_states`, padded with zeros like the bridge stream. The result equals what
     `TallProcessor(source, bridge, target)` gives for the same sentences. Text columns are ignored, so a `Trainer`
     using it needs `remove_unused_columns=False` (its default would drop `target_ids`).
     """
@@ -53,13 +56,22 @@ class TallDataCollator:
             [row["bridge_input_ids"] for row in features], _pad_id(processor, "llm"), multiple
         )
         last_word_lengths = [row["last_word_length"] for row in features]
-        return {
+        batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "bridge_input_ids": bridge_ids,
             "bridge_attention_mask": bridge_mask,
             **processor.teacher_forcing(targets, last_word_lengths, self.loss_mode, multiple),
         }
+        if "llm_states" in features[0]:  # stages 1-4 precomputed (`tall_hf.training.frozen_states`)
+            batch["llm_hidden_states"] = _pad_states([row["llm_states"] for row in features], bridge_ids.shape[1])
+        return batch
+
+
+def _pad_states(rows: list, length: int) -> torch.Tensor:
+    """Rows of `(tokens, width)` states right-padded with zeros to `(batch, length, width)`."""
+    states = pad_sequence([torch.as_tensor(row, dtype=torch.float32) for row in rows], batch_first=True)
+    return nn.functional.pad(states, (0, 0, 0, length - states.shape[1]))
 
 
 def _pad_id(processor: TallProcessor, stream: str) -> int:

@@ -5,14 +5,19 @@ and the demo all read them from here.
 
 - `paper`: the TALL paper's recipe: custom transformer 1 replaces the LLM's input, both custom transformers start
   random, the loss is taken at the last piece of the last word only; AdamW at 1e-4, cosine, 100 warm-up steps.
-- `fast` (the default): stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom
+- `fast`: stage 3 starts as a pass-through of the LLM's own embeddings (a gate at 0), custom
   transformer 2 as the HR->LR translator's encoder, the paper's last-token loss, a 10x higher learning rate with a
   5% warm-up. It reaches the ceiling of the generated worlds but learns almost nothing on real text (Wikipedia), where
   most gold last words are ones the LLM could not have predicted.
+- `auto` (the default): `fast` or `teacher`, chosen at the start of a run (`choose_recipe`) by how often the frozen
+  pipeline (the teacher) already writes the gold last word of the training sentences: often on generated text, where
+  `fast` wins, rarely on real text, where `teacher` does. The choice and its reason are logged and written to the
+  run's `recipe.json` (a resumed run reads it back).
 - `teacher` (for real text): `fast`'s model with the loss on every piece of the last word, trained on what the
   frozen pipeline itself predicts at every word boundary of the training sentences (`tall_hf.training.teacher`: the
   LLM's next HR word, translated back with the LR prefix forced, as TALL's LR decoder reads it), the source side
-  (stages 1-3, a pass-through of the LLM's own embeddings at the start) kept as it starts, batch 32, 20 epochs. It
+  (stages 1-3, a pass-through of the LLM's own embeddings at the start) kept as it starts, so the LLM's states of each
+  training row are computed once (`tall_hf.training.frozen_states`), batch 32, 60 epochs. It
   learns on Wikipedia, where most gold last words are ones the LLM could not have predicted and `fast` learns almost
   nothing.
 
@@ -90,7 +95,7 @@ TALL_RECIPES: dict[str, TallRecipe] = {
         training={
             **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
-            "num_train_epochs": 20,
+            "num_train_epochs": 60,
             "eval_steps": 500,
             "save_steps": 500,
         },
@@ -98,7 +103,18 @@ TALL_RECIPES: dict[str, TallRecipe] = {
         frozen_stages=SOURCE_SIDE,
     ),
 }
-DEFAULT_RECIPE = "fast"
+# `auto`: a recipe of `TALL_RECIPES` chosen at run time (`choose_recipe`); its settings are the chosen recipe's.
+AUTO_RECIPE = "auto"
+RECIPE_NAMES = (*TALL_RECIPES, AUTO_RECIPE)
+DEFAULT_RECIPE = AUTO_RECIPE
+# `auto` reads the teacher's words on the first this many training sentences, and picks `fast` (gold labels) when at
+# least `AUTO_THRESHOLD` of them are the gold word, else `teacher`. Measured (benchmarks/README.md, "On real text"):
+# the generated lossy world's training sentences far above it, Wikipedia's far below.
+AUTO_SENTENCES = 500
+AUTO_THRESHOLD = 0.25
+# ... unless the pipeline writes a word for fewer than this share of them (e.g. untrained components): too few
+# teacher labels, so `fast`.
+AUTO_MIN_ANSWERED = 0.1
 RECIPE_MODEL_FIELDS = ("loss_mode", "source_residual", "target_transformer_init")
 RECIPE_DATA_FIELDS = ("teacher_labels", "teacher_forced_prefix", "word_boundaries")
 
@@ -114,20 +130,48 @@ def freeze_stages(model, stages: tuple[str, ...] | list[str]) -> None:
 
 
 def get_recipe(name: str) -> TallRecipe:
-    """The recipe called `name`; a `ValueError` lists the known ones."""
+    """The recipe called `name` (`auto` has no settings of its own: an empty recipe); a `ValueError` lists the known
+    ones."""
+    if name == AUTO_RECIPE:
+        return TallRecipe()
     if name not in TALL_RECIPES:
-        raise ValueError(f"Unknown TALL recipe {name!r}; choose one of {sorted(TALL_RECIPES)}.")
+        raise ValueError(f"Unknown TALL recipe {name!r}; choose one of {sorted(RECIPE_NAMES)}.")
     return TALL_RECIPES[name]
 
 
+def choose_recipe(gold: float, answered: float = 1.0) -> tuple[str, str]:
+    """`auto`'s choice, `(recipe, reason)`, from how the frozen pipeline (the teacher) does on the training sentences
+    (`tall_hf.training.teacher.teacher_agreement`): `gold`, the share whose gold last word it writes; `answered`, the
+    share it writes any word for."""
+    if gold >= AUTO_THRESHOLD:
+        return "fast", (
+            f"the frozen pipeline writes the gold last word of {gold:.1%} of the training sentences (at least "
+            f"{AUTO_THRESHOLD:.0%}): the gold words are labels TALL can learn from the LLM"
+        )
+    if answered < AUTO_MIN_ANSWERED:
+        return "fast", (
+            f"the frozen pipeline writes a word for only {answered:.1%} of the training sentences (under "
+            f"{AUTO_MIN_ANSWERED:.0%}): too few to learn from its own words"
+        )
+    return "teacher", (
+        f"the frozen pipeline writes the gold last word of only {gold:.1%} of the training sentences (under "
+        f"{AUTO_THRESHOLD:.0%}) and a word for {answered:.1%}: most gold words are ones the LLM cannot predict, so "
+        "TALL learns from the pipeline's own words"
+    )
+
+
 def training_defaults(recipe: str = DEFAULT_RECIPE) -> dict:
-    """`TrainingArguments` fields of a recipe, with the settings all recipes share."""
+    """`TrainingArguments` fields of a recipe, with the settings all recipes share; for `auto`, only the shared
+    settings no recipe changes (the chosen recipe's fill the rest: `with_recipe_defaults`)."""
+    if recipe == AUTO_RECIPE:
+        changed = {name for candidate in TALL_RECIPES.values() for name in candidate.training}
+        return {name: value for name, value in COMMON_TRAINING.items() if name not in changed}
     return {**COMMON_TRAINING, **get_recipe(recipe).training}
 
 
 def recipe_field(description: str):
     """A dataclass field naming a recipe (default: `DEFAULT_RECIPE`), for `HfArgumentParser` (`choices` checked)."""
-    return field(default=DEFAULT_RECIPE, metadata={"help": description, "choices": tuple(TALL_RECIPES)})
+    return field(default=DEFAULT_RECIPE, metadata={"help": description, "choices": RECIPE_NAMES})
 
 
 # The default recipe's `training_defaults`, as a constant for callers that spread it into `TrainingArguments`.
@@ -138,17 +182,28 @@ def parser_training_defaults(argv: list[str]) -> dict:
     """The training defaults of the recipe that command-line `argv` asks for (`--recipe NAME`, else the default),
     for `HfArgumentParser.set_defaults`: any flag given still wins."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=tuple(TALL_RECIPES))
+    parser.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPE_NAMES)
     return training_defaults(parser.parse_known_args(argv)[0].recipe)
 
 
-def tall_training_arguments(
-    output_dir: str | os.PathLike, recipe: str = DEFAULT_RECIPE, **overrides
-) -> TrainingArguments:
-    """`TrainingArguments` of a TALL recipe (`DEFAULT_RECIPE` by default, `"paper"` for the paper's): AdamW, cosine schedule,
+def tall_training_arguments(output_dir: str | os.PathLike, recipe: str = "fast", **overrides) -> TrainingArguments:
+    """`TrainingArguments` of a TALL recipe (`fast` by default: the Python API trains the model it is given, and only
+    `run_training`, which reads the text first, resolves `auto`; `"paper"` for the paper's): AdamW, cosine schedule,
     evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
     overridden."""
     return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
+
+
+def chosen_training_arguments(args: TrainingArguments, recipe: str) -> TrainingArguments:
+    """`args` of a run with recipe `auto`, with the training settings of the recipe it chose wherever `args` holds
+    what `auto`'s own defaults give (a flag given at that very value counts as not given)."""
+    reference = TrainingArguments(output_dir=args.output_dir, **training_defaults(AUTO_RECIPE))
+    overrides = {
+        name: value
+        for name, value in training_defaults(recipe).items()
+        if getattr(args, name) == getattr(reference, name)
+    }
+    return dataclasses.replace(args, **overrides)
 
 
 _LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainingArguments)}
@@ -162,14 +217,21 @@ def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: st
 
 
 __all__ = [
+    "AUTO_MIN_ANSWERED",
+    "AUTO_RECIPE",
+    "AUTO_SENTENCES",
+    "AUTO_THRESHOLD",
     "COMMON_TRAINING",
     "DEFAULT_RECIPE",
     "RECIPE_DATA_FIELDS",
+    "RECIPE_NAMES",
     "RECIPE_MODEL_FIELDS",
     "SOURCE_SIDE",
     "TALL_RECIPES",
     "TRAINING_DEFAULTS",
     "TallRecipe",
+    "choose_recipe",
+    "chosen_training_arguments",
     "freeze_stages",
     "get_recipe",
     "parser_training_defaults",

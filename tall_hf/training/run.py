@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 
+from accelerate import PartialState
 from transformers import IntervalStrategy, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
@@ -20,16 +22,23 @@ from ..utils.launch import warn_on_process_mismatch
 from .adapter_pretraining import NEXT_TOKEN_READER, pretrain_next_token_reader
 from .checkpointing import checkpoint_step, finished_run, last_complete_checkpoint
 from .recipes import (
+    AUTO_RECIPE,
+    AUTO_SENTENCES,
     RECIPE_DATA_FIELDS,
     RECIPE_MODEL_FIELDS,
+    choose_recipe,
+    chosen_training_arguments,
     freeze_stages,
     get_recipe,
     recipe_field,
 )
-from .teacher import TEACHER_DATA, with_teacher_labels
+from .teacher import TEACHER_DATA, teacher_agreement, with_teacher_labels
 from .trainer import train_tall
 
 logger = logging.get_logger(__name__)
+
+# Where a run with recipe `auto` records the recipe it chose, and why.
+CHOSEN_RECIPE_FILE = "recipe.json"
 
 
 @dataclass
@@ -235,6 +244,8 @@ def _run_training(
     # The text first: a missing or non-UTF-8 file fails, naming itself, before any component loads.
     train_lines = read_sentences(data_args.train_file, data_args.max_train_samples)
     validation_lines = read_sentences(data_args.validation_file) if data_args.validation_file else None
+    if model_args.recipe == AUTO_RECIPE:
+        model_args, training_args = _chosen_recipe(model_args, training_args, train_lines)
     data_options = data_args.recipe_options(model_args.recipe)
     if data_options["word_boundaries"]:
         train_lines = word_boundary_prefixes(train_lines, prep_args.min_words)
@@ -316,6 +327,29 @@ def _run_training(
     )
     logger.info(f"Saved TALL and its processor to {trainer.args.output_dir}.")
     return trainer
+
+
+def _chosen_recipe(
+    model_args: TallModelArguments, training_args: TrainingArguments, train_lines: list[str]
+) -> tuple[TallModelArguments, TrainingArguments]:
+    """`auto` resolved: the recipe `choose_recipe` picks from how the teacher does on the first `AUTO_SENTENCES`
+    training sentences (`teacher_agreement`), logged with its reason and written to `output_dir/recipe.json` (read
+    back on resume), with its training settings (`chosen_training_arguments`)."""
+    path = os.path.join(training_args.output_dir, CHOSEN_RECIPE_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as file:
+            choice = json.load(file)
+    else:
+        teacher = teacher_agreement(train_lines[:AUTO_SENTENCES], model_args.components(), device=training_args.device)
+        recipe, reason = choose_recipe(teacher["gold"], teacher["answered"])
+        choice = {"requested": AUTO_RECIPE, "recipe": recipe, "reason": reason, "teacher": teacher}
+        if PartialState().is_main_process:
+            os.makedirs(training_args.output_dir, exist_ok=True)
+            with open(path, "w", encoding="utf-8") as file:
+                json.dump(choice, file, indent=2)
+    logger.info(f"Recipe auto: {choice['recipe']!r}, because {choice['reason']} (written to {path}).")
+    recipe = choice["recipe"]
+    return dataclasses.replace(model_args, recipe=recipe), chosen_training_arguments(training_args, recipe)
 
 
 def _prepared(flag: str, path: str, lines: list[str], processor, prep_args: PreparationArguments, translator: dict):

@@ -19,6 +19,7 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.utils import logging
 
+from ..data.translation import translate
 from ..generation.pivot import (
     NextWordLM,
     back_translated_last_words,
@@ -28,6 +29,7 @@ from ..generation.pivot import (
 )
 from ..models.tall.processing_tall import TallProcessor
 from ..utils.loading import load_pretrained
+from ..utils.text import normalize_text, split_last_word, words
 
 logger = logging.get_logger(__name__)
 
@@ -61,6 +63,34 @@ def teacher_words(
 
     next_word = NextWordLM(llm, load_llm_tokenizer(components["llm"]))
     return pivot_words(prefixes, translations, next_word, back_translate, batch_size=batch_size)
+
+
+def teacher_agreement(
+    sentences: list[str],
+    components: dict[str, str],
+    batch_size: int = 32,
+    device: torch.device | None = None,
+) -> dict[str, float]:
+    """How the teacher (`teacher_words`, LR prefix forced) does on `sentences` (those of at least two words):
+    `answered`, the share it writes a word for, and `gold`, the share whose gold last word it writes (punctuation
+    aside), with `sentences`, their number. `gold` is high where the LLM predicts the gold words (generated text: gold
+    labels then teach TALL the pipeline's word and what the LR prefix adds), low where it predicts almost none (real
+    text: only the teacher's words carry what the LLM reads); `answered` near 0 leaves nothing to label."""
+    pairs = [split_last_word(sentence) for sentence in sentences if len(words(sentence)) >= 2]
+    if not pairs:
+        raise ValueError("No sentence of at least two words to measure the teacher on.")
+    device = device or torch.device("cpu")
+    prefixes = [prefix for prefix, _ in pairs]
+    model = load_pretrained(AutoModelForSeq2SeqLM, components["lr_hr"], role="LR->HR translator").to(device)
+    tokenizer = load_pretrained(AutoTokenizer, components["lr_hr"], role="LR->HR translator tokenizer")
+    translations = translate(prefixes, model, tokenizer, batch_size=batch_size)
+    predicted = teacher_words(prefixes, translations, components, batch_size, device, forced_prefix=True)
+    gold = sum(
+        bool(word) and normalize_text(word) == normalize_text(last)
+        for word, (_, last) in zip(predicted, pairs, strict=True)
+    )
+    answered = sum(bool(word) for word in predicted)
+    return {"gold": gold / len(pairs), "answered": answered / len(pairs), "sentences": len(pairs)}
 
 
 def with_teacher_labels(
@@ -113,4 +143,4 @@ def _label(dataset, processor, components, batch_size, device, path, forced_pref
     return labelled
 
 
-__all__ = ["TEACHER_DATA", "teacher_words", "with_teacher_labels"]
+__all__ = ["TEACHER_DATA", "teacher_agreement", "teacher_words", "with_teacher_labels"]

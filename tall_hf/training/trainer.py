@@ -22,6 +22,7 @@ from ..utils.folders import lock_output_folder, save_pretrained_atomically
 from ..utils.logging import is_quiet
 from ..utils.progress import show_phase
 from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
+from .frozen_states import llm_states_fixed, with_llm_states
 from .metrics import TallMetrics, preprocess_logits_for_metrics
 from .recipes import tall_training_arguments
 
@@ -89,12 +90,17 @@ def train_tall(
     output_dir: str | os.PathLike | None = None,
     resume_from_checkpoint: str | bool | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    cache_llm_states: bool = True,
 ) -> Trainer:
     """Train TALL, save the final (or best) model with its processor to `args.output_dir`, and return the trainer.
 
     Pass `args`, or only `output_dir` for `tall_training_arguments(output_dir)`. Training and evaluation metrics are
     written beside the model (`train_results.json`, `eval_results.json`) and are in `trainer.state.log_history`. The
     run holds the lock of `output_dir`: another run on it refuses at once (`tall_hf.utils.folders`).
+
+    When nothing in stages 1-4 trains (a frozen source side), their output is computed once per row and cached beside
+    the run (`tall_hf.training.frozen_states`), so each step runs stages 5-7 only; `cache_llm_states=False` runs all
+    seven every step.
     """
     if args is None:
         if output_dir is None:
@@ -105,6 +111,11 @@ def train_tall(
         if resume_from_checkpoint is None:
             raise ValueError(f"No complete checkpoint to resume from in {args.output_dir}.")
     with lock_output_folder(args.output_dir):
+        if cache_llm_states and llm_states_fixed(model):
+            cache = {"model": model, "processor": processor, "cache_dir": args.output_dir, "device": args.device}
+            train_dataset = with_llm_states(train_dataset, **cache)
+            if eval_dataset is not None:
+                eval_dataset = with_llm_states(eval_dataset, **cache)
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         trainer.save_model()

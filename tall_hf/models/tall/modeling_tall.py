@@ -199,6 +199,7 @@ class TallEncoder(nn.Module):
         bridge_input_ids: torch.LongTensor,
         bridge_attention_mask: torch.LongTensor,
         lr_encoder_outputs: BaseModelOutput | None = None,
+        llm_hidden_states: torch.FloatTensor | None = None,
         **kwargs,
     ) -> TallEncoderOutput:
         r"""
@@ -206,8 +207,30 @@ class TallEncoder(nn.Module):
             layer), already computed: stage 1's encoder is skipped. The LR->HR translator's encoder *is* stage 1, so
             the states it computed while translating the prefix serve here
             (`tall_hf.data.translation.translate_and_encode`).
+        llm_hidden_states: what `llm_states` returns for these inputs (stages 1-4), already computed, e.g. while
+            stages 1-3 stay frozen (`tall_hf.training.frozen_states`): only stages 5-6 run.
         """
         _check_kwargs(kwargs, "TallEncoder.forward")
+        if llm_hidden_states is None:
+            llm_hidden_states = self.llm_states(
+                input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, lr_encoder_outputs
+            )
+        target_states = self.target_alignment(llm_hidden_states, bridge_attention_mask)  # 5
+        target_states = self.target_transformer(  # 6
+            inputs_embeds=target_states, attention_mask=bridge_attention_mask
+        ).last_hidden_state
+        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
+
+    def llm_states(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        bridge_input_ids: torch.LongTensor,
+        bridge_attention_mask: torch.LongTensor,
+        lr_encoder_outputs: BaseModelOutput | None = None,
+    ) -> torch.FloatTensor:
+        """Stages 1-4: the LLM's last hidden states of the bridge stream, `(batch, bridge_length, llm_width)`
+        (`lr_encoder_outputs`: see `forward`)."""
         check_lengths(self.config.max_stream_tokens, input_ids=input_ids, bridge_input_ids=bridge_input_ids)
         check_right_padded(attention_mask=attention_mask, bridge_attention_mask=bridge_attention_mask)
         if lr_encoder_outputs is None:  # 1: the LR encoder (unless it ran already), its layers fused (the last one)
@@ -232,14 +255,9 @@ class TallEncoder(nn.Module):
         ).last_hidden_state
         if self.config.source_residual:
             llm_inputs = bridge_embeddings + self.source_transformer.residual_gate * llm_inputs
-        llm_states = self.llm(  # 4
+        return self.llm(  # 4
             inputs_embeds=llm_inputs, attention_mask=bridge_attention_mask, use_cache=False
         ).last_hidden_state
-        target_states = self.target_alignment(llm_states, bridge_attention_mask)  # 5
-        target_states = self.target_transformer(  # 6
-            inputs_embeds=target_states, attention_mask=bridge_attention_mask
-        ).last_hidden_state
-        return TallEncoderOutput(last_hidden_state=target_states, attention_mask=bridge_attention_mask)
 
 
 class TallModel(TallPreTrainedModel):
@@ -284,6 +302,7 @@ class TallModel(TallPreTrainedModel):
         cache: Cache | None = None,
         use_cache: bool | None = None,
         past_key_values: Cache | None = None,
+        llm_hidden_states: torch.FloatTensor | None = None,
         **kwargs,
     ) -> TallModelOutput:
         r"""
@@ -295,6 +314,7 @@ class TallModel(TallPreTrainedModel):
         lr_encoder_outputs: stage 1's LR encoder output already computed (skips that encoder; see
             [`TallEncoder.forward`]).
         cache: the LR decoder's cache during generation (`past_key_values`, the name before transformers 5.24).
+        llm_hidden_states: stages 1-4 already computed (`TallEncoder.llm_states`; skips them, stages 5-6 run).
         """
         _check_kwargs(kwargs, "TallModel.forward")
         cache = cache if cache is not None else past_key_values
@@ -303,7 +323,12 @@ class TallModel(TallPreTrainedModel):
         if encoder_outputs is None:
             check_streams(input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, decoder_input_ids)
             encoder_outputs = self.encoder(
-                input_ids, attention_mask, bridge_input_ids, bridge_attention_mask, lr_encoder_outputs
+                input_ids,
+                attention_mask,
+                bridge_input_ids,
+                bridge_attention_mask,
+                lr_encoder_outputs=lr_encoder_outputs,
+                llm_hidden_states=llm_hidden_states,
             )
         past_length = cache.get_seq_length() if cache is not None else 0
         limit = self.config.hr_lr_config.max_position_embeddings - past_length
@@ -508,6 +533,7 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         past_key_values: Cache | None = None,
         logits_to_keep: int | torch.Tensor | None = None,
+        llm_hidden_states: torch.FloatTensor | None = None,
         **kwargs,
     ) -> TallSeq2SeqLMOutput:
         r"""
@@ -526,6 +552,8 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
             `None` (the default) is every position, except in training mode with `labels` in loss mode `last_token`
             or `last_word`, where it is the positions the loss reads (`tall_hf.modules.logits.loss_positions`): the
             loss is the same, and `Trainer`, which switches the mode, gets the cheap one.
+        llm_hidden_states: stages 1-4 already computed (`TallEncoder.llm_states`, e.g. the column training with a
+            frozen source side caches, `tall_hf.training.frozen_states`): skips them, stages 5-7 run.
         """
         _check_kwargs(kwargs, f"{type(self).__name__}.forward")
         use_cache = False if labels is not None else use_cache
@@ -549,6 +577,7 @@ class TallForConditionalGeneration(TallPreTrainedModel, GenerationMixin):
             lr_encoder_outputs=lr_encoder_outputs,
             cache=cache if cache is not None else past_key_values,
             use_cache=use_cache,
+            llm_hidden_states=llm_hidden_states,
         )
         logits = self.lm_logits(outputs.last_hidden_state, logits_to_keep)
         loss = None
