@@ -135,4 +135,6 @@ def test_the_remote_code_loads_without_tall_hf_and_computes_the_same_logits(chec
         assert all(torch.equal(saved[kind]["inputs"][key], value) for key, value in inputs.items()), kind
         with torch.no_grad():
             logits = model(**inputs).logits
-        assert torch.equal(saved[kind]["logits"], logits), kind
+        # Two processes may take different kernels for the same sums (alignment), so equal up to float rounding: a
+        # wrong definition in the bundle moves logits by far more.
+        torch.testing.assert_close(saved[kind]["logits"], logits, rtol=1e-5, atol=1e-6, msg=kind)
