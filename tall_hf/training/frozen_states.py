@@ -21,14 +21,14 @@ from datasets.fingerprint import Hasher
 from transformers.utils import logging
 
 from ..data.collator import TallDataCollator
-from ..models.tall.modeling_tall import TallForConditionalGeneration
+from ..models.tall.modeling_tall import STAGE_PATHS, TallForConditionalGeneration
 from ..models.tall.processing_tall import TallProcessor
 
 logger = logging.get_logger(__name__)
 
 LLM_STATES = "llm_states"
-# Stages 1-4 (`STAGE_PATHS` names): nothing in them may train for their output to be cached.
-_SOURCE_SIDE_AND_LLM = ("lr_encoder", "encoder_fusion", "source_alignment", "source_transformer", "llm")
+# Stages 1-4, up to and with the LLM: nothing in them may train for their output to be cached.
+_SOURCE_SIDE_AND_LLM = tuple(STAGE_PATHS)[: tuple(STAGE_PATHS).index("llm") + 1]
 
 
 def llm_states_fixed(model: TallForConditionalGeneration) -> bool:
