@@ -779,3 +779,17 @@ def test_a_staged_save_is_as_readable_as_the_umask_allows(tmp_path):
     mode = lambda path: (tmp_path / "saved" / path).stat().st_mode & 0o777  # noqa: E731
     assert (mode("."), mode("sub"), mode("sub/weights.bin")) == (0o755, 0o755, 0o644)
     assert mode("run.sh") == 0o744  # bits are added, never taken away
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_json_record_written_atomically_is_as_readable_as_the_umask_allows(tmp_path):
+    """A checkpoint's commit record goes through a `tempfile` (0600); the record itself gets the umask's mode."""
+    from tall_hf.training.checkpointing import write_json_atomically
+
+    previous = os.umask(0o022)
+    try:
+        write_json_atomically(tmp_path / "record.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o644
+    assert json.loads((tmp_path / "record.json").read_text()) == {"a": 1}
