@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 from tall_hf import TallConfig, TallForConditionalGeneration, TallProcessor
 from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.cli import main, user_error
-from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, save_translator, translate
+from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, translate
 from tall_hf.data.text_files import read_sentences, read_text_lines
 from tall_hf.evaluation import words_match
 from tall_hf.evaluation.approaches import DirectApproach
@@ -579,14 +579,27 @@ def test_a_save_replaces_symbolic_links_in_the_folder_instead_of_writing_through
 
 
 # ------------------------------------------------------------------------------------ checkpoints that load anywhere
+def test_a_full_checkpoint_of_a_tall_built_from_configs_saves_without_a_translator(tiny_paths, tmp_path, caplog):
+    """A TALL built from component configs (random weights) has no translator to save: the checkpoint is written and
+    loads, without `translator/`, and the log says so."""
+    from transformers import AutoConfig
+
+    configs = {role: AutoConfig.from_pretrained(path) for role, path in tiny_paths.items()}
+    model = TallForConditionalGeneration.from_components(**configs)
+    with caplog.at_level(logging.WARNING, logger="tall_hf"):
+        save_checkpoint(model, tmp_path / "saved")
+    assert not (tmp_path / "saved" / "translator").exists()
+    assert "Saved without translator/" in caplog.text
+    assert TallForConditionalGeneration.from_pretrained(tmp_path / "saved") is not None
+
+
 def test_an_adapters_only_save_of_a_loaded_full_checkpoint_predicts_from_elsewhere(
     tiny_paths, tiny_processor, tmp_path, capsys
 ):
     full = tmp_path / "full"
     torch.manual_seed(0)
     built = TallForConditionalGeneration.from_components(**tiny_paths)
-    save_checkpoint(built, full, processor=tiny_processor)
-    save_translator(built, full)
+    save_checkpoint(built, full, processor=tiny_processor)  # a full checkpoint holds its translator's decoder side
     assert (full / "translator" / "model.safetensors").is_file()
     model, processor = TallForConditionalGeneration.from_pretrained(full), TallProcessor.from_pretrained(full)
     save_checkpoint(model, tmp_path / "adapters", adapters_only=True, processor=processor)
