@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .time_limit import TallTrainingArguments
+
 # Settings every recipe shares: evaluation and checkpoints by steps, the best checkpoint by eval loss restored.
 COMMON_TRAINING = {
     "eval_strategy": "steps",
@@ -96,6 +98,7 @@ TALL_RECIPES: dict[str, TallRecipe] = {
             **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
             "num_train_epochs": 60,
+            "max_train_minutes": 15,
             "eval_steps": 500,
             "save_steps": 500,
         },
@@ -186,33 +189,42 @@ def parser_training_defaults(argv: list[str]) -> dict:
     return training_defaults(parser.parse_known_args(argv)[0].recipe)
 
 
-def tall_training_arguments(output_dir: str | os.PathLike, recipe: str = "fast", **overrides) -> TrainingArguments:
-    """`TrainingArguments` of a TALL recipe (`fast` by default: the Python API trains the model it is given, and only
-    `run_training`, which reads the text first, resolves `auto`; `"paper"` for the paper's): AdamW, cosine schedule,
-    evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
+def tall_training_arguments(output_dir: str | os.PathLike, recipe: str = "fast", **overrides) -> TallTrainingArguments:
+    """`TallTrainingArguments` of a TALL recipe (`fast` by default: the Python API trains the model it is given, and
+    only `run_training`, which reads the text first, resolves `auto`; `"paper"` for the paper's): AdamW, cosine
+    schedule, evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
     overridden."""
-    return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
+    return TallTrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
 
 
 def chosen_training_arguments(args: TrainingArguments, recipe: str) -> TrainingArguments:
     """`args` of a run with recipe `auto`, with the training settings of the recipe it chose wherever `args` holds
-    what `auto`'s own defaults give (a flag given at that very value counts as not given)."""
-    reference = TrainingArguments(output_dir=args.output_dir, **training_defaults(AUTO_RECIPE))
+    what `auto`'s own defaults give (a flag given at that very value counts as not given). Fields `args` lacks are
+    left out (plain `TrainingArguments` have no `max_train_minutes`: no time limit)."""
+    reference = TallTrainingArguments(output_dir=args.output_dir, **training_defaults(AUTO_RECIPE))
     overrides = {
         name: value
         for name, value in training_defaults(recipe).items()
-        if getattr(args, name) == getattr(reference, name)
+        if name in _field_names(args) and getattr(args, name) == getattr(reference, name)
     }
     return dataclasses.replace(args, **overrides)
 
 
-_LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainingArguments)}
+def _field_names(args: TrainingArguments) -> set[str]:
+    return {field.name for field in dataclasses.fields(args)}
+
+
+_LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TallTrainingArguments)}
 
 
 def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: str) -> TrainingArguments:
     """A copy of `base` writing to `output_dir`, with `defaults` for every field `base` left at the library default
-    (how the evaluation applies a recipe to the `TrainingArguments` it was given)."""
-    overrides = {name: value for name, value in defaults.items() if getattr(base, name) == _LIBRARY_DEFAULTS[name]}
+    (how the evaluation applies a recipe to the `TrainingArguments` it was given; fields `base` lacks left out)."""
+    overrides = {
+        name: value
+        for name, value in defaults.items()
+        if name in _field_names(base) and getattr(base, name) == _LIBRARY_DEFAULTS[name]
+    }
     return dataclasses.replace(base, output_dir=output_dir, **overrides)
 
 

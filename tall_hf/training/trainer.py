@@ -25,6 +25,7 @@ from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .frozen_states import llm_states_fixed, with_llm_states
 from .metrics import TallMetrics, preprocess_logits_for_metrics
 from .recipes import tall_training_arguments
+from .time_limit import TrainingTimeLimitCallback, time_limit_minutes
 
 logger = logging.get_logger(__name__)
 
@@ -101,6 +102,9 @@ def train_tall(
     When nothing in stages 1-4 trains (a frozen source side), their output is computed once per row and cached beside
     the run (`tall_hf.training.frozen_states`), so each step runs stages 5-7 only; `cache_llm_states=False` runs all
     seven every step.
+
+    With `args.max_train_minutes` (`TallTrainingArguments`), training ends once it has run that long
+    (`TrainingTimeLimitCallback`), as it ends at `max_steps`.
     """
     if args is None:
         if output_dir is None:
@@ -116,6 +120,8 @@ def train_tall(
             train_dataset = with_llm_states(train_dataset, **cache)
             if eval_dataset is not None:
                 eval_dataset = with_llm_states(eval_dataset, **cache)
+        if time_limit_minutes(args) is not None:
+            callbacks = [*(callbacks or []), TrainingTimeLimitCallback()]
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         trainer.save_model()
