@@ -1,6 +1,7 @@
-"""The training-time limit (`--max_train_minutes`, `tall_hf.training.time_limit`): it ends a run as `max_steps`
-would, the minutes trained survive a resume, a run it ended counts as finished, and the recipes set it. Clocks here
-are fakes: nothing waits or depends on how fast the machine is."""
+"""How long TALL trains (`tall_hf.training.time_limit`): the training-time limit (`--max_train_minutes`) ends a run as
+`max_steps` would, the minutes trained survive a resume, a run it ended counts as finished; early stopping
+(`--early_stopping_patience`) is transformers' `EarlyStoppingCallback`; the recipes set both. Clocks here are fakes:
+nothing waits or depends on how fast the machine is."""
 
 from __future__ import annotations
 
@@ -133,12 +134,27 @@ def test_a_run_the_time_limit_ended_counts_as_finished(tiny_paths, tmp_path, mon
     assert {path: path.read_bytes() for path in output.rglob("*") if path.is_file()} == files
 
 
-def test_the_flag_parses_and_the_recipes_set_its_default(tmp_path, capsys):
+def test_early_stopping_ends_a_run_that_stops_improving(tiny_paths, tiny_processor, prepared, tmp_path):
+    torch.manual_seed(0)
+    model = TallForConditionalGeneration.from_components(**tiny_paths)
+    # Learning rate 0: every evaluation gives the first one's loss, so none improves on it.
+    args = quick_args(tmp_path, max_steps=20, eval_steps=2, save_steps=2, learning_rate=0.0, early_stopping_patience=2)
+    trainer = train_tall(model, tiny_processor, prepared.select(range(40)), prepared.select(range(40, 48)), args)
+    assert trainer.state.global_step == 6  # evaluated at 2 (the best), 4 and 6 (two without improvement)
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-2")
+    no_evaluation = quick_args(tmp_path / "b", max_steps=4, eval_strategy="no", load_best_model_at_end=False)
+    no_evaluation.early_stopping_patience = 2
+    assert train_tall(model, tiny_processor, prepared, args=no_evaluation).state.global_step == 4
+
+
+def test_the_flags_parse_and_the_recipes_set_their_defaults(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
-    assert "--max_train_minutes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--max_train_minutes" in out and "--early_stopping_patience" in out
     teacher = get_recipe("teacher").training["max_train_minutes"]
     assert teacher > 0 and "max_train_minutes" not in get_recipe("fast").training
+    assert get_recipe("teacher").training["early_stopping_patience"] == 4
 
     def parse(*argv: str) -> TallTrainingArguments:
         argv = ["--output_dir", str(tmp_path), *argv]
@@ -152,5 +168,7 @@ def test_the_flag_parses_and_the_recipes_set_its_default(tmp_path, capsys):
     assert time_limit_minutes(chosen_training_arguments(parse(), "teacher")) == teacher
     assert time_limit_minutes(chosen_training_arguments(parse(), "fast")) is None
     assert time_limit_minutes(chosen_training_arguments(parse("--max_train_minutes", "0"), "teacher")) is None
+    assert chosen_training_arguments(parse(), "teacher").early_stopping_patience == 4
+    assert chosen_training_arguments(parse("--early_stopping_patience", "0"), "teacher").early_stopping_patience == 0
     with pytest.raises(ValueError, match="max_train_minutes"):
         parse("--max_train_minutes", "-1")

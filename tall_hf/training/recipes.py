@@ -50,6 +50,9 @@ COMMON_TRAINING = {
     "num_train_epochs": 5,
     "remove_unused_columns": False,
     "report_to": "none",
+    # A resumed run goes on as the interrupted one would have: early stopping's count of evaluations without
+    # improvement comes back with the checkpoint (the time limit's minutes come back whatever this says).
+    "restore_callback_states_from_checkpoint": True,
 }
 
 
@@ -98,7 +101,8 @@ TALL_RECIPES: dict[str, TallRecipe] = {
             **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
             "num_train_epochs": 60,
-            "max_train_minutes": 15,
+            "max_train_minutes": 14,
+            "early_stopping_patience": 4,
             "eval_steps": 500,
             "save_steps": 500,
         },

@@ -1,5 +1,7 @@
-"""A limit on training time, the way `Seq2SeqTrainingArguments` adds generation settings to `TrainingArguments`:
-`TallTrainingArguments.max_train_minutes`, enforced by `TrainingTimeLimitCallback`.
+"""How long TALL trains, beside `max_steps` and `num_train_epochs`, the way `Seq2SeqTrainingArguments` adds generation
+settings to `TrainingArguments`: `TallTrainingArguments.max_train_minutes`, a limit on training time enforced by
+`TrainingTimeLimitCallback`, and `early_stopping_patience`, transformers' `EarlyStoppingCallback` on
+`metric_for_best_model` (`train_tall` adds both callbacks where they are set).
 
 When the `Trainer` has trained for `max_train_minutes` (its `train()` call: steps, evaluations and checkpoints; not
 the data preparation before it), the callback ends training as reaching `max_steps` would: a last evaluation and
@@ -23,7 +25,8 @@ logger = logging.get_logger(__name__)
 
 @dataclass
 class TallTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with a limit on training time (`max_train_minutes`)."""
+    """`TrainingArguments` with a limit on training time (`max_train_minutes`) and early stopping
+    (`early_stopping_patience`)."""
 
     max_train_minutes: float | None = field(
         default=None,
@@ -35,16 +38,32 @@ class TallTrainingArguments(TrainingArguments):
         },
     )
 
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training once metric_for_best_model has not improved for this many evaluations in a row "
+            "(transformers' EarlyStoppingCallback; needs evaluation), the best checkpoint restored as at the end. "
+            "0: never. Default: the recipe's (tall_hf.training.recipes; never where it sets none)."
+        },
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_train_minutes is not None and self.max_train_minutes < 0:
-            raise ValueError(f"--max_train_minutes must be 0 (no limit) or positive, got {self.max_train_minutes}.")
+        for name in ("max_train_minutes", "early_stopping_patience"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"--{name} must be 0 (off) or positive, got {value}.")
 
 
 def time_limit_minutes(args: TrainingArguments) -> float | None:
     """The training-time limit of `args` in minutes, `None` for none (0, unset, or plain `TrainingArguments`)."""
-    minutes = getattr(args, "max_train_minutes", None)
-    return minutes or None
+    return getattr(args, "max_train_minutes", None) or None
+
+
+def early_stopping_patience(args: TrainingArguments) -> int | None:
+    """The early-stopping patience of `args` in evaluations, `None` for none (0, unset, or plain
+    `TrainingArguments`)."""
+    return getattr(args, "early_stopping_patience", None) or None
 
 
 class TrainingTimeLimitCallback(TrainerCallback, ExportableState):
@@ -97,4 +116,4 @@ class TrainingTimeLimitCallback(TrainerCallback, ExportableState):
         return control
 
 
-__all__ = ["TallTrainingArguments", "TrainingTimeLimitCallback", "time_limit_minutes"]
+__all__ = ["TallTrainingArguments", "TrainingTimeLimitCallback", "early_stopping_patience", "time_limit_minutes"]

@@ -8,7 +8,15 @@ from __future__ import annotations
 import os
 
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    IntervalStrategy,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_pt_utils import metrics_format
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
@@ -25,7 +33,7 @@ from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .frozen_states import llm_states_fixed, with_llm_states
 from .metrics import TallMetrics, preprocess_logits_for_metrics
 from .recipes import tall_training_arguments
-from .time_limit import TrainingTimeLimitCallback, time_limit_minutes
+from .time_limit import TrainingTimeLimitCallback, early_stopping_patience, time_limit_minutes
 
 logger = logging.get_logger(__name__)
 
@@ -104,7 +112,8 @@ def train_tall(
     seven every step.
 
     With `args.max_train_minutes` (`TallTrainingArguments`), training ends once it has run that long
-    (`TrainingTimeLimitCallback`), as it ends at `max_steps`.
+    (`TrainingTimeLimitCallback`), as it ends at `max_steps`; with `args.early_stopping_patience` and an evaluation,
+    once `metric_for_best_model` has not improved for that many evaluations (`EarlyStoppingCallback`).
     """
     if args is None:
         if output_dir is None:
@@ -120,8 +129,14 @@ def train_tall(
             train_dataset = with_llm_states(train_dataset, **cache)
             if eval_dataset is not None:
                 eval_dataset = with_llm_states(eval_dataset, **cache)
+        callbacks = list(callbacks or [])
         if time_limit_minutes(args) is not None:
-            callbacks = [*(callbacks or []), TrainingTimeLimitCallback()]
+            callbacks.append(TrainingTimeLimitCallback())
+        patience = early_stopping_patience(args)
+        if patience is not None and eval_dataset is not None and args.eval_strategy != IntervalStrategy.NO:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+        elif patience is not None:
+            logger.info(f"No evaluation: early stopping (patience {patience}) is off.")
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         trainer.save_model()
