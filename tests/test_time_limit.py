@@ -134,14 +134,16 @@ def test_a_run_the_time_limit_ended_counts_as_finished(tiny_paths, tmp_path, mon
     assert {path: path.read_bytes() for path in output.rglob("*") if path.is_file()} == files
 
 
-def test_early_stopping_ends_a_run_that_stops_improving(tiny_paths, tiny_processor, prepared, tmp_path):
+def test_early_stopping_ends_a_run_that_stops_improving(tiny_paths, tiny_processor, prepared, tmp_path, caplog):
     torch.manual_seed(0)
     model = TallForConditionalGeneration.from_components(**tiny_paths)
     # Learning rate 0: every evaluation gives the first one's loss, so none improves on it.
     args = quick_args(tmp_path, max_steps=20, eval_steps=2, save_steps=2, learning_rate=0.0, early_stopping_patience=2)
-    trainer = train_tall(model, tiny_processor, prepared.select(range(40)), prepared.select(range(40, 48)), args)
+    with caplog.at_level(logging.WARNING, logger="tall_hf"):
+        trainer = train_tall(model, tiny_processor, prepared.select(range(40)), prepared.select(range(40, 48)), args)
     assert trainer.state.global_step == 6  # evaluated at 2 (the best), 4 and 6 (two without improvement)
     assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-2")
+    assert "Stopped early after 6 of 20 steps: eval_loss did not improve for 2 evaluations" in caplog.text
     no_evaluation = quick_args(tmp_path / "b", max_steps=4, eval_strategy="no", load_best_model_at_end=False)
     no_evaluation.early_stopping_patience = 2
     assert train_tall(model, tiny_processor, prepared, args=no_evaluation).state.global_step == 4

@@ -139,6 +139,7 @@ def train_tall(
             logger.info(f"No evaluation: early stopping (patience {patience}) is off.")
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        _log_early_stop(trainer)
         trainer.save_model()
         if trainer.is_world_process_zero():  # with its translator's decoder side: predicts offline from anywhere
             save_extras(model, trainer.args.output_dir)
@@ -149,6 +150,19 @@ def train_tall(
         if eval_dataset is not None:
             _report_metrics(trainer, "eval", trainer.evaluate())
     return trainer
+
+
+def _log_early_stop(trainer: Trainer) -> None:
+    """Say so when `EarlyStoppingCallback` ended the run (transformers does not)."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, EarlyStoppingCallback):
+            patience = callback.early_stopping_patience
+            if callback.early_stopping_patience_counter >= patience:
+                logger.warning(
+                    f"Stopped early after {trainer.state.global_step} of {trainer.state.max_steps} steps: "
+                    f"{trainer.args.metric_for_best_model} did not improve for {patience} evaluations (best "
+                    f"{trainer.state.best_metric:.4f}, {trainer.state.best_model_checkpoint})."
+                )
 
 
 def _report_metrics(trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
