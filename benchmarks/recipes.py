@@ -205,6 +205,7 @@ def train_variant(
         eval_strategy="no",
         save_strategy="no",
         load_best_model_at_end=False,
+        max_train_minutes=0,  # a variant's length must not depend on how busy the machine is
         logging_steps=max((args.steps or 500) // 10, 1),
         seed=seed,
         use_cpu=True,

@@ -276,8 +276,9 @@ def test_default_recipe_reaches_most_of_the_ceiling_on_the_default_world(run_arg
 
 def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
     """TALL trained on the world's `train` split as `tall-hf train --recipe RECIPE --seed SEED` trains it by the
-    recipe's defaults (its model, data and training settings; no held-out evaluation), then Naive and TALL scored on
-    its test split."""
+    recipe's defaults (its model, data and training settings; no held-out evaluation, so no early stopping, and plain
+    `TrainingArguments`, so no time limit: the recipe's full epochs, as measured), then Naive and TALL scored on its
+    test split."""
     from transformers import TrainingArguments
 
     from tall_hf.data import PreparationArguments
