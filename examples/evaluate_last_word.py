@@ -27,15 +27,16 @@ Arguments can also come from one JSON file: `python examples/evaluate_last_word.
 
 import sys
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 from transformers.utils import logging
 
 from tall_hf.evaluation import LastWordEvaluationArguments, run_last_word_evaluation
 from tall_hf.tiny import TinyComponentsArguments
+from tall_hf.training.time_limit import TallTrainingArguments
 
 
 def main() -> None:
-    parser = HfArgumentParser((LastWordEvaluationArguments, TrainingArguments, TinyComponentsArguments))
+    parser = HfArgumentParser((LastWordEvaluationArguments, TallTrainingArguments, TinyComponentsArguments))
     if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         evaluation_args, training_args, tiny = parser.parse_json_file(sys.argv[1])
     else:

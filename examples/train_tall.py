@@ -24,18 +24,19 @@ from __future__ import annotations
 import sys
 
 import transformers
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
 from tall_hf.data import PreparationArguments
 from tall_hf.tiny import TinyComponentsArguments
 from tall_hf.training.recipes import parser_training_defaults
 from tall_hf.training.run import TallDataArguments, TallModelArguments, run_training
+from tall_hf.training.time_limit import TallTrainingArguments
 from tall_hf.utils.logging import set_verbosity
 
 
 def main() -> None:
     parser = HfArgumentParser(
-        (TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments, TinyComponentsArguments)
+        (TallModelArguments, TallDataArguments, PreparationArguments, TallTrainingArguments, TinyComponentsArguments)
     )
     parser.set_defaults(**parser_training_defaults(sys.argv[1:]))
     model_args, data_args, prep_args, training_args, tiny = parser.parse_args_into_dataclasses()

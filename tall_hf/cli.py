@@ -119,15 +119,14 @@ def _parse(dataclasses, argv: list[str], prog: str, description: str | None, def
 
 def train(argv: list[str]) -> int:
     """Train TALL on low-resource text with Trainer (resumes from the last complete checkpoint)."""
-    from transformers import TrainingArguments
-
     from .data import PreparationArguments
     from .tiny import TinyComponentsArguments
     from .training.recipes import parser_training_defaults
     from .training.run import TallDataArguments, TallModelArguments, run_training
+    from .training.time_limit import TallTrainingArguments
 
     *job, tiny = _parse(
-        (TallModelArguments, TallDataArguments, PreparationArguments, TrainingArguments, TinyComponentsArguments),
+        (TallModelArguments, TallDataArguments, PreparationArguments, TallTrainingArguments, TinyComponentsArguments),
         argv,
         "tall-hf train",
         train.__doc__,
@@ -140,13 +139,12 @@ def train(argv: list[str]) -> int:
 
 def evaluate(argv: list[str]) -> int:
     """Evaluate the paper's six approaches on last-word prediction and write the Table-1 report."""
-    from transformers import TrainingArguments
-
     from .evaluation import LastWordEvaluationArguments, run_last_word_evaluation
     from .tiny import TinyComponentsArguments
+    from .training.time_limit import TallTrainingArguments
 
     eval_args, training_args, tiny = _parse(
-        (LastWordEvaluationArguments, TrainingArguments, TinyComponentsArguments),
+        (LastWordEvaluationArguments, TallTrainingArguments, TinyComponentsArguments),
         argv,
         "tall-hf evaluate",
         evaluate.__doc__,

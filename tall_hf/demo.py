@@ -27,6 +27,7 @@ from .resources import read_corpus
 from .tiny import build_tiny_components
 from .training.recipes import TRAINING_DEFAULTS
 from .training.run import TallDataArguments, TallModelArguments, run_training
+from .training.time_limit import TallTrainingArguments
 from .worlds import HR_LANGUAGES, PRESETS, World, build_world
 from .worlds.bounds import back_translations, hr_ceiling_result, pivot_bound_result
 
@@ -189,7 +190,7 @@ def train_demo_tall(
         ),
         TallDataArguments(train_file=train_file, validation_file=validation_file),
         PreparationArguments(cache_dir=str(cache_dir)),
-        TrainingArguments(
+        TallTrainingArguments(
             output_dir=str(output_dir),
             **{
                 **TRAINING_DEFAULTS,

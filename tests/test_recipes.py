@@ -186,6 +186,42 @@ def test_auto_records_its_choice_and_a_resumed_run_reads_it(test_world, tmp_path
     assert trainer.model.config.loss_mode == "last_word" and trainer.args.per_device_train_batch_size == 32
 
 
+def test_with_word_boundaries_validation_holds_out_whole_sentences(test_world, tmp_path):
+    """With every word boundary as an example and no --validation_file, the validation share is taken from the
+    sentences before they are cut: each prefix trained on and each prefix evaluated come from disjoint sentences."""
+    from transformers import TrainingArguments
+
+    from tall_hf.data import PreparationArguments
+    from tall_hf.data.preparation import word_boundary_prefixes
+    from tall_hf.training.run import TallDataArguments, TallModelArguments, held_out_sentences, run_training
+
+    components = test_world.components
+    lines = test_world.sentences("train")[:60]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    trainer = run_training(
+        TallModelArguments(
+            lr_hr_model=components["lr_hr"],
+            llm_model=components["llm"],
+            hr_lr_model=components["hr_lr"],
+            recipe="fast",
+        ),
+        TallDataArguments(
+            train_file=str(tmp_path / "train.txt"), word_boundaries=True, validation_split_percentage=20
+        ),
+        PreparationArguments(cache_dir=str(tmp_path / "cache")),
+        TrainingArguments(
+            output_dir=str(tmp_path / "run"), max_steps=1, eval_strategy="steps", eval_steps=1, use_cpu=True, seed=3
+        ),
+    )
+    kept, held = held_out_sentences(lines, 20, seed=3)
+    assert len(held) == 12 and not set(kept) & set(held)
+    trained, evaluated = set(trainer.train_dataset["sentence"]), set(trainer.eval_dataset["sentence"])
+    # (A prefix string can still occur in both: generated sentences share their openings.)
+    assert (
+        evaluated and evaluated <= set(word_boundary_prefixes(held)) and trained <= set(word_boundary_prefixes(kept))
+    )
+
+
 def test_a_few_hundred_steps_beat_an_untrained_tall(run_arguments, test_world, tmp_path):
     """The `fast` recipe's model (the default recipe's but for the last-token loss), 200 steps on the test world's own components and training sentences, scored on its
     held-out test sentences by the training objective and the argmax accuracy at the last token, against the same
@@ -276,8 +312,9 @@ def test_default_recipe_reaches_most_of_the_ceiling_on_the_default_world(run_arg
 
 def train_and_score_recipe(world, tmp_path, recipe: str, seed: int = 0) -> dict:
     """TALL trained on the world's `train` split as `tall-hf train --recipe RECIPE --seed SEED` trains it by the
-    recipe's defaults (its model, data and training settings; no held-out evaluation), then Naive and TALL scored on
-    its test split."""
+    recipe's defaults (its model, data and training settings; no held-out evaluation, so no early stopping, and plain
+    `TrainingArguments`, so no time limit: the recipe's full epochs, as measured), then Naive and TALL scored on its
+    test split."""
     from transformers import TrainingArguments
 
     from tall_hf.data import PreparationArguments

@@ -17,9 +17,12 @@ and the demo all read them from here.
   frozen pipeline itself predicts at every word boundary of the training sentences (`tall_hf.training.teacher`: the
   LLM's next HR word, translated back with the LR prefix forced, as TALL's LR decoder reads it), the source side
   (stages 1-3, a pass-through of the LLM's own embeddings at the start) kept as it starts, so the LLM's states of each
-  training row are computed once (`tall_hf.training.frozen_states`), batch 32, 60 epochs. It
-  learns on Wikipedia, where most gold last words are ones the LLM could not have predicted and `fast` learns almost
-  nothing.
+  training row are computed once (`tall_hf.training.frozen_states`), batch 32, at most 60 epochs: training stops
+  early once the eval loss has not improved for 4 evaluations (every 500 steps; `early_stopping_patience`), or
+  after 14 minutes of training (`max_train_minutes`, for larger components), and the checkpoint of the best eval loss
+  is restored. It learns on Wikipedia, where most gold last words are ones the LLM could not have predicted and
+  `fast` learns almost nothing. On a Wikipedia world the eval loss is lowest after about 22 epochs, and the test
+  accuracy gains nothing after it (benchmarks/README.md, "`tall-hf train` by its defaults").
 
 How they (and variants between them) compare on known-answer worlds: `benchmarks/recipes.py`, its figures in
 `benchmarks/README.md` ("Training recipes", "On real text").
@@ -33,6 +36,8 @@ import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+
+from .time_limit import TallTrainingArguments
 
 # Settings every recipe shares: evaluation and checkpoints by steps, the best checkpoint by eval loss restored.
 COMMON_TRAINING = {
@@ -48,6 +53,9 @@ COMMON_TRAINING = {
     "num_train_epochs": 5,
     "remove_unused_columns": False,
     "report_to": "none",
+    # A resumed run goes on as the interrupted one would have: early stopping's count of evaluations without
+    # improvement comes back with the checkpoint (the time limit's minutes come back whatever this says).
+    "restore_callback_states_from_checkpoint": True,
 }
 
 
@@ -96,6 +104,8 @@ TALL_RECIPES: dict[str, TallRecipe] = {
             **_FAST_TRAINING,
             "per_device_train_batch_size": 32,
             "num_train_epochs": 60,
+            "max_train_minutes": 14,
+            "early_stopping_patience": 4,
             "eval_steps": 500,
             "save_steps": 500,
         },
@@ -186,33 +196,42 @@ def parser_training_defaults(argv: list[str]) -> dict:
     return training_defaults(parser.parse_known_args(argv)[0].recipe)
 
 
-def tall_training_arguments(output_dir: str | os.PathLike, recipe: str = "fast", **overrides) -> TrainingArguments:
-    """`TrainingArguments` of a TALL recipe (`fast` by default: the Python API trains the model it is given, and only
-    `run_training`, which reads the text first, resolves `auto`; `"paper"` for the paper's): AdamW, cosine schedule,
-    evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
+def tall_training_arguments(output_dir: str | os.PathLike, recipe: str = "fast", **overrides) -> TallTrainingArguments:
+    """`TallTrainingArguments` of a TALL recipe (`fast` by default: the Python API trains the model it is given, and
+    only `run_training`, which reads the text first, resolves `auto`; `"paper"` for the paper's): AdamW, cosine
+    schedule, evaluation and checkpoints by steps, best checkpoint by eval loss restored at the end. Any field can be
     overridden."""
-    return TrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
+    return TallTrainingArguments(output_dir=str(output_dir), **{**training_defaults(recipe), **overrides})
 
 
 def chosen_training_arguments(args: TrainingArguments, recipe: str) -> TrainingArguments:
     """`args` of a run with recipe `auto`, with the training settings of the recipe it chose wherever `args` holds
-    what `auto`'s own defaults give (a flag given at that very value counts as not given)."""
-    reference = TrainingArguments(output_dir=args.output_dir, **training_defaults(AUTO_RECIPE))
+    what `auto`'s own defaults give (a flag given at that very value counts as not given). Fields `args` lacks are
+    left out (plain `TrainingArguments` have no `max_train_minutes`: no time limit)."""
+    reference = TallTrainingArguments(output_dir=args.output_dir, **training_defaults(AUTO_RECIPE))
     overrides = {
         name: value
         for name, value in training_defaults(recipe).items()
-        if getattr(args, name) == getattr(reference, name)
+        if name in _field_names(args) and getattr(args, name) == getattr(reference, name)
     }
     return dataclasses.replace(args, **overrides)
 
 
-_LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainingArguments)}
+def _field_names(args: TrainingArguments) -> set[str]:
+    return {field.name for field in dataclasses.fields(args)}
+
+
+_LIBRARY_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TallTrainingArguments)}
 
 
 def with_recipe_defaults(base: TrainingArguments, defaults: dict, output_dir: str) -> TrainingArguments:
     """A copy of `base` writing to `output_dir`, with `defaults` for every field `base` left at the library default
-    (how the evaluation applies a recipe to the `TrainingArguments` it was given)."""
-    overrides = {name: value for name, value in defaults.items() if getattr(base, name) == _LIBRARY_DEFAULTS[name]}
+    (how the evaluation applies a recipe to the `TrainingArguments` it was given; fields `base` lacks left out)."""
+    overrides = {
+        name: value
+        for name, value in defaults.items()
+        if name in _field_names(base) and getattr(base, name) == _LIBRARY_DEFAULTS[name]
+    }
     return dataclasses.replace(base, output_dir=output_dir, **overrides)
 
 

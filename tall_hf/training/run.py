@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from accelerate import PartialState
+from datasets import Dataset
 from transformers import IntervalStrategy, Trainer, TrainingArguments, set_seed
 from transformers.utils import logging
 
@@ -124,7 +125,11 @@ class TallDataArguments:
     train_file: str = field(metadata={"help": "Text file of LR sentences, one a line."})
     validation_file: str | None = field(default=None, metadata={"help": "Held-out sentences, one a line."})
     validation_split_percentage: float = field(
-        default=5.0, metadata={"help": "Without --validation_file, hold out this share of the prepared training data."}
+        default=5.0,
+        metadata={
+            "help": "Without --validation_file, hold out this share (percent) of the prepared training data; with "
+            "word boundaries, of the training sentences before they are cut into prefixes."
+        },
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Train on the first N sentences (non-blank lines) of the file only."}
@@ -247,6 +252,12 @@ def _run_training(
     if model_args.recipe == AUTO_RECIPE:
         model_args, training_args = _chosen_recipe(model_args, training_args, train_lines)
     data_options = data_args.recipe_options(model_args.recipe)
+    held_out = None  # sentences held out of --train_file for validation, before they are cut into prefixes
+    if data_options["word_boundaries"] and validation_lines is None and data_args.validation_split_percentage > 0:
+        train_lines, validation_lines = held_out_sentences(
+            train_lines, data_args.validation_split_percentage, training_args.seed
+        )
+        held_out = f"{data_args.train_file} (the {data_args.validation_split_percentage:g}% held out)"
     if data_options["word_boundaries"]:
         train_lines = word_boundary_prefixes(train_lines, prep_args.min_words)
         if validation_lines is not None:
@@ -279,9 +290,8 @@ def _run_training(
     train = _prepared("--train_file", data_args.train_file, train_lines, processor, prep_args, translator)
     validation = None
     if validation_lines is not None:
-        validation = _prepared(
-            "--validation_file", data_args.validation_file, validation_lines, processor, prep_args, translator
-        )
+        flag, path = ("--train_file", held_out) if held_out else ("--validation_file", data_args.validation_file)
+        validation = _prepared(flag, path, validation_lines, processor, prep_args, translator)
     elif data_args.validation_split_percentage > 0:
         split = train.train_test_split(
             test_size=data_args.validation_split_percentage / 100, seed=training_args.seed, shuffle=True
@@ -327,6 +337,15 @@ def _run_training(
     )
     logger.info(f"Saved TALL and its processor to {trainer.args.output_dir}.")
     return trainer
+
+
+def held_out_sentences(lines: list[str], percentage: float, seed: int) -> tuple[list[str], list[str]]:
+    """`(training, validation)` sentences: `percentage` % of `lines` held out (datasets' `train_test_split`, shuffled
+    with `seed`). With every word boundary as an example, the split is over sentences before they are cut, so no
+    validation prefix shares a sentence with a training prefix and the eval loss measures sentences never trained on.
+    """
+    split = Dataset.from_dict({"text": lines}).train_test_split(test_size=percentage / 100, seed=seed, shuffle=True)
+    return list(split["train"]["text"]), list(split["test"]["text"])
 
 
 def _chosen_recipe(

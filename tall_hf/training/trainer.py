@@ -8,7 +8,15 @@ from __future__ import annotations
 import os
 
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    IntervalStrategy,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_pt_utils import metrics_format
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
@@ -25,6 +33,7 @@ from .checkpointing import CommitCheckpointCallback, last_complete_checkpoint
 from .frozen_states import llm_states_fixed, with_llm_states
 from .metrics import TallMetrics, preprocess_logits_for_metrics
 from .recipes import tall_training_arguments
+from .time_limit import TrainingTimeLimitCallback, early_stopping_patience, time_limit_minutes
 
 logger = logging.get_logger(__name__)
 
@@ -101,6 +110,10 @@ def train_tall(
     When nothing in stages 1-4 trains (a frozen source side), their output is computed once per row and cached beside
     the run (`tall_hf.training.frozen_states`), so each step runs stages 5-7 only; `cache_llm_states=False` runs all
     seven every step.
+
+    With `args.max_train_minutes` (`TallTrainingArguments`), training ends once it has run that long
+    (`TrainingTimeLimitCallback`), as it ends at `max_steps`; with `args.early_stopping_patience` and an evaluation,
+    once `metric_for_best_model` has not improved for that many evaluations (`EarlyStoppingCallback`).
     """
     if args is None:
         if output_dir is None:
@@ -116,8 +129,17 @@ def train_tall(
             train_dataset = with_llm_states(train_dataset, **cache)
             if eval_dataset is not None:
                 eval_dataset = with_llm_states(eval_dataset, **cache)
+        callbacks = list(callbacks or [])
+        if time_limit_minutes(args) is not None:
+            callbacks.append(TrainingTimeLimitCallback())
+        patience = early_stopping_patience(args)
+        if patience is not None and eval_dataset is not None and args.eval_strategy != IntervalStrategy.NO:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+        elif patience is not None:
+            logger.info(f"No evaluation: early stopping (patience {patience}) is off.")
         trainer = create_tall_trainer(model, processor, args, train_dataset, eval_dataset, callbacks)
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        _log_early_stop(trainer)
         trainer.save_model()
         if trainer.is_world_process_zero():  # with its translator's decoder side: predicts offline from anywhere
             save_extras(model, trainer.args.output_dir)
@@ -128,6 +150,19 @@ def train_tall(
         if eval_dataset is not None:
             _report_metrics(trainer, "eval", trainer.evaluate())
     return trainer
+
+
+def _log_early_stop(trainer: Trainer) -> None:
+    """Say so when `EarlyStoppingCallback` ended the run (transformers does not)."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, EarlyStoppingCallback):
+            patience = callback.early_stopping_patience
+            if callback.early_stopping_patience_counter >= patience:
+                logger.warning(
+                    f"Stopped early after {trainer.state.global_step} of {trainer.state.max_steps} steps: "
+                    f"{trainer.args.metric_for_best_model} did not improve for {patience} evaluations (best "
+                    f"{trainer.state.best_metric:.4f}, {trainer.state.best_model_checkpoint})."
+                )
 
 
 def _report_metrics(trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
