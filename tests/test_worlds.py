@@ -7,7 +7,9 @@ import json
 import unicodedata
 
 import pytest
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from tall_hf.cli import main
 from tall_hf.utils.text import normalize_text
@@ -221,6 +223,43 @@ def test_world_with_a_sentencepiece_style_llm_tokenizer(shared_path, tmp_path):
     # The option is part of the cache key; at its default it is not (worlds built before it keep their key).
     assert build_world(tmp_path / "worlds", lr_text=text, llm="llama", settings=PLUMBING).path != world.path
     assert "llm_tokenizer" not in PLUMBING.cache_description()
+
+
+def test_world_of_other_sizes(shared_path, tmp_path):
+    """Other component sizes through the public settings: unigram sentencepiece models of another size, a deeper and
+    wider LLM with another vocabulary; each setting is part of the cache key."""
+    wiki = shared_path("data", "hebrew", "svlm_wiki_50k.txt")
+    with wiki.open(encoding="utf-8") as handle:
+        text = tmp_path / "wiki.txt"
+        text.write_text("".join(next(handle) for _ in range(600)), encoding="utf-8")
+    settings = dataclasses.replace(
+        PLUMBING,
+        spm_vocab_size=500,
+        spm_model_type="unigram",
+        llm_vocab_size=700,
+        llm_size={"width": 80, "ffn": 160, "layers": 3, "heads": 4},
+    )
+    world = build_world(tmp_path / "worlds", lr_text=text, llm="llama", settings=settings)
+    for role in ("lr_hr", "hr_lr"):
+        for side in ("source", "target"):
+            spm_model = spm.SentencePieceProcessor(model_file=str(world.path / role / f"{side}.spm"))
+            assert spm_model.get_piece_size() == 500
+        trainer_spec = sentencepiece_model_pb2.ModelProto.FromString((world.path / role / "source.spm").read_bytes())
+        assert trainer_spec.trainer_spec.model_type == sentencepiece_model_pb2.TrainerSpec.UNIGRAM
+    config = AutoConfig.from_pretrained(world.components["llm"])
+    assert (config.num_hidden_layers, config.hidden_size, config.intermediate_size) == (3, 80, 160)
+    assert config.vocab_size == len(AutoTokenizer.from_pretrained(world.components["llm"])) == 700
+    assert world.facts["settings"]["spm_model_type"] == "unigram"
+    plumbing = build_world(tmp_path / "worlds", lr_text=text, llm="llama", settings=PLUMBING)
+    assert plumbing.path != world.path
+    assert "spm_model_type" not in PLUMBING.cache_description()  # worlds built before the field keep their key
+    large = PRESETS["text_large"]
+    assert (large.spm_vocab_size, large.spm_model_type, large.llm_vocab_size, large.llm_size["layers"]) == (
+        3000,
+        "unigram",
+        4000,
+        4,
+    )
 
 
 @pytest.mark.slow

@@ -106,17 +106,23 @@ class WorldSettings(ComponentWorldSettings):
     # The LLM's tokenizer: byte-level BPE (GPT-2, Qwen2) or "metaspace_unigram" (sentencepiece-style, as Llama 2's;
     # not for qwen2, which transformers always loads with its byte-level BPE class).
     llm_tokenizer: str = "byte_level_bpe"
+    # The translators' sentencepiece models: "bpe" or "unigram" (the kind of the opus-mt checkpoints).
+    spm_model_type: str = "bpe"
+    # `genderless` (lossy: `GenderlessMap`, with the generator's agreement sentences) or `letter_map` (lossless).
+    hr_language: str = "genderless"
 
     def cache_description(self) -> dict:
         """The settings as they enter the cache key (a field added later enters it only when not at its default, so
         worlds built before it keep their key)."""
         description = dataclasses.asdict(self)
-        if description["llm_tokenizer"] == "byte_level_bpe":
-            del description["llm_tokenizer"]
+        for name, default in _ADDED_LATER.items():
+            if description[name] == default:
+                del description[name]
         return description
 
-    # `genderless` (lossy: `GenderlessMap`, with the generator's agreement sentences) or `letter_map` (lossless).
-    hr_language: str = "genderless"
+
+# Fields added to `WorldSettings` after worlds were built, with the default those worlds had.
+_ADDED_LATER = {"llm_tokenizer": "byte_level_bpe", "spm_model_type": "bpe"}
 
 
 DEFAULT_WORLD = WorldSettings(
@@ -183,6 +189,19 @@ PRESETS: dict[str, WorldSettings] = {
         hr_language="letter_map",
     ),
 }
+# Real text at the sizes of issue 19's checker world: 3,000-piece unigram sentencepiece models per side, a 4-layer LLM
+# (128 wide) with a 4,000-piece vocabulary. For a sentencepiece-style LLM tokenizer:
+# `dataclasses.replace(PRESETS["text_large"], llm_tokenizer="metaspace_unigram")` with `llm="llama"`. With 3,000
+# pieces per side, `text`'s 1,200 translator steps leave them exact on 6.6% / 2.1% of Wikipedia test sentences, 3,600
+# steps on 80.5% / 76.7% (llama, seed 2; benchmarks/README.md): each piece is seen far less often than with 1,000.
+PRESETS["text_large"] = dataclasses.replace(
+    PRESETS["text"],
+    spm_vocab_size=3000,
+    spm_model_type="unigram",
+    translator_training=component_training(max_steps=3600, learning_rate=1e-3),
+    llm_vocab_size=4000,
+    llm_size={"width": 128, "ffn": 384, "layers": 4, "heads": 4},
+)
 
 
 @dataclass(frozen=True)
@@ -312,13 +331,14 @@ def _write_world(
         (data / f"{name}.txt").write_text("\n".join(splits[name]) + "\n", encoding="utf-8")
         (data / f"{name}.hr.txt").write_text("\n".join(hr[name]) + "\n", encoding="utf-8")
 
-    # Translators: BPE sentencepiece models (under a letter map the two sides split alike), trained on the pretraining split's parallel sentences, part of them cut at a random word (TALL and
-    # Naive translate prefixes), measured on the held-out test sentences.
+    # Translators: sentencepiece models (BPE by default: under a letter map the two sides split alike), trained on the
+    # pretraining split's parallel sentences, part of them cut at a random word (TALL and Naive translate prefixes),
+    # measured on the held-out test sentences.
     logger.info(f"World: training the translators on {len(splits['pretrain'])} parallel sentences.")
     lr_pairs, hr_pairs = _with_prefixes(splits["pretrain"], hr["pretrain"], settings.translator_prefix_share, seed)
     spm_models = {
-        "lr": train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, "bpe"),
-        "hr": train_sentencepiece(hr["pretrain"], settings.spm_vocab_size, "bpe"),
+        "lr": train_sentencepiece(splits["pretrain"], settings.spm_vocab_size, settings.spm_model_type),
+        "hr": train_sentencepiece(hr["pretrain"], settings.spm_vocab_size, settings.spm_model_type),
     }
     vocab = marian_vocab(spm_models.values())
     translators = {}
