@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 from tall_hf import TallConfig, TallForConditionalGeneration, TallProcessor
 from tall_hf.adapters import load_checkpoint, save_checkpoint
 from tall_hf.cli import main, user_error
-from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, save_translator, translate
+from tall_hf.data import PreparationArguments, clean_sentences, prepare_tall_dataset, translate
 from tall_hf.data.text_files import read_sentences, read_text_lines
 from tall_hf.evaluation import words_match
 from tall_hf.evaluation.approaches import DirectApproach
@@ -579,14 +579,27 @@ def test_a_save_replaces_symbolic_links_in_the_folder_instead_of_writing_through
 
 
 # ------------------------------------------------------------------------------------ checkpoints that load anywhere
+def test_a_full_checkpoint_of_a_tall_built_from_configs_saves_without_a_translator(tiny_paths, tmp_path, caplog):
+    """A TALL built from component configs (random weights) has no translator to save: the checkpoint is written and
+    loads, without `translator/`, and the log says so."""
+    from transformers import AutoConfig
+
+    configs = {role: AutoConfig.from_pretrained(path) for role, path in tiny_paths.items()}
+    model = TallForConditionalGeneration.from_components(**configs)
+    with caplog.at_level(logging.WARNING, logger="tall_hf"):
+        save_checkpoint(model, tmp_path / "saved")
+    assert not (tmp_path / "saved" / "translator").exists()
+    assert "Saved without translator/" in caplog.text
+    assert TallForConditionalGeneration.from_pretrained(tmp_path / "saved") is not None
+
+
 def test_an_adapters_only_save_of_a_loaded_full_checkpoint_predicts_from_elsewhere(
     tiny_paths, tiny_processor, tmp_path, capsys
 ):
     full = tmp_path / "full"
     torch.manual_seed(0)
     built = TallForConditionalGeneration.from_components(**tiny_paths)
-    save_checkpoint(built, full, processor=tiny_processor)
-    save_translator(built, full)
+    save_checkpoint(built, full, processor=tiny_processor)  # a full checkpoint holds its translator's decoder side
     assert (full / "translator" / "model.safetensors").is_file()
     model, processor = TallForConditionalGeneration.from_pretrained(full), TallProcessor.from_pretrained(full)
     save_checkpoint(model, tmp_path / "adapters", adapters_only=True, processor=processor)
@@ -779,3 +792,17 @@ def test_a_staged_save_is_as_readable_as_the_umask_allows(tmp_path):
     mode = lambda path: (tmp_path / "saved" / path).stat().st_mode & 0o777  # noqa: E731
     assert (mode("."), mode("sub"), mode("sub/weights.bin")) == (0o755, 0o755, 0o644)
     assert mode("run.sh") == 0o744  # bits are added, never taken away
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_json_record_written_atomically_is_as_readable_as_the_umask_allows(tmp_path):
+    """A checkpoint's commit record goes through a `tempfile` (0600); the record itself gets the umask's mode."""
+    from tall_hf.training.checkpointing import write_json_atomically
+
+    previous = os.umask(0o022)
+    try:
+        write_json_atomically(tmp_path / "record.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == 0o644
+    assert json.loads((tmp_path / "record.json").read_text()) == {"a": 1}

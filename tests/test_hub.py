@@ -178,6 +178,7 @@ def test_push_uploads_exactly_a_loadable_checkpoint(
     second = fake_hub.commits[-1]
     assert sorted(second["deleted"]) == [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME]
     assert second["commit_message"] == "full weights" and "model.safetensors" in second["added"]
+    assert "translator/model.safetensors" in second["added"]  # translates offline, as a trained checkpoint does
     folder = tmp_path / "pushed-full"
     for name, data in fake_hub.files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)

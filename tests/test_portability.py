@@ -19,7 +19,7 @@ from transformers import AutoModelForSeq2SeqLM
 from tall_hf import TallForConditionalGeneration, TallPredictor, TallProcessor
 from tall_hf.adapters import save_checkpoint
 from tall_hf.cli import main
-from tall_hf.data import lr_hr_translator, save_translator, translate
+from tall_hf.data import lr_hr_translator, translate
 
 PREFIXES = ["הילדים הלכו אל", "אני אוהב לקרוא"]
 
@@ -109,8 +109,7 @@ def moved_checkpoint(tiny_paths, tmp_path_factory):
     with torch.no_grad():
         logits = model(**processor(PREFIXES, translations)).logits[:, -1]
     words = predictor.predict_next_word(PREFIXES)
-    save_checkpoint(model, root / "saved", processor=processor)
-    save_translator(model, root / "saved")
+    save_checkpoint(model, root / "saved", processor=processor)  # with translator/: nothing else is needed
     shutil.rmtree(root / "components")
     moved = shutil.move(root / "saved", root / "elsewhere" / "tall")
     return moved, logits, words, translations

@@ -23,6 +23,7 @@ import torch
 from huggingface_hub import is_offline_mode
 from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_NAME, logging
 
+from ..data.translation import save_translator
 from ..hub.model_card import ModelCardInfo, render_model_card
 from ..hub.push import create_hub_repo, upload_checkpoint
 from ..hub.remote_code import save_remote_code
@@ -106,7 +107,9 @@ def save_checkpoint(
     **kwargs,
 ) -> None:
     """Write a full (default) or adapters-only checkpoint with its extras, swapped in whole (an interrupted save
-    leaves the previous checkpoint as it was; weight files of the other kind go).
+    leaves the previous checkpoint as it was; weight files of the other kind go). A full TALL checkpoint also holds
+    its LR->HR translator's decoder side (`translator/`, `save_translator`), as a trained one does, so it translates
+    offline from anywhere.
 
     Args:
         adapters_only: [`save_adapters`] instead of `model.save_pretrained` (every weight).
@@ -122,6 +125,8 @@ def save_checkpoint(
             save_adapters(model, staging, repo_id=repo_id)
         else:
             model.save_pretrained(staging, **kwargs)
+            if hasattr(model, "lr_encoder"):
+                _save_reachable_translator(model, staging)
         save_extras(
             model,
             staging,
@@ -131,6 +136,15 @@ def save_checkpoint(
             name=str(save_directory),
             adapters_only=adapters_only,
         )
+
+
+def _save_reachable_translator(model: ComposedPreTrainedModel, save_directory: str | os.PathLike) -> None:
+    """`save_translator`, unless the model has no translator to save (built from configs) or it cannot be read: the
+    checkpoint is complete without it (its config names the translator), so that is logged, not raised."""
+    try:
+        save_translator(model, save_directory)
+    except (ValueError, OSError) as error:
+        logger.warning(f"Saved without translator/ (the LR->HR decoder side): {error}")
 
 
 def save_extras(

@@ -17,6 +17,8 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from ..utils.folders import current_umask
+
 logger = logging.get_logger(__name__)
 
 COMMIT_FILE = "checkpoint_complete.json"
@@ -24,13 +26,15 @@ _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
 def write_json_atomically(path: str | os.PathLike, payload: dict) -> None:
-    """Write `payload` to `path` through a temporary file in the same folder and `os.replace`."""
+    """Write `payload` to `path` through a temporary file in the same folder and `os.replace`; the file gets the
+    mode the umask allows (`tempfile` makes it 0600)."""
     folder = os.path.dirname(os.fspath(path))
     with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".tmp-", suffix=".json", delete=False) as handle:
         try:
             json.dump(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
+            os.chmod(handle.name, 0o666 & ~current_umask())
         except BaseException:  # e.g. a full disk: no temporary file is left behind
             handle.close()
             os.remove(handle.name)

@@ -178,7 +178,8 @@ def replace_entries(staging: Path, target: Path, stale: Callable[[str], bool] | 
                 entry.unlink()
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -187,7 +188,7 @@ def _current_umask() -> int:
 def open_to_umask(folder: Path) -> None:
     """Give `folder` and everything in it the permissions the process umask allows (`tempfile` makes folders 0700 and
     some writers files 0600), adding bits only: a saved checkpoint is as readable as any file the user writes."""
-    mask = _current_umask()
+    mask = current_umask()
     for root, _folders, files in os.walk(folder):
         for path, default in [(root, 0o777)] + [(os.path.join(root, name), 0o666) for name in files]:
             if not os.path.islink(path):
