@@ -12,6 +12,7 @@ reference points, and the world's ceiling (its LLM on the HR form of the test se
     python benchmarks/recipes.py                                  # the default world, every variant
     python benchmarks/recipes.py --variants default paper
     python benchmarks/recipes.py --lr_text ../shared/data/hebrew/svlm_wiki_50k.txt
+    python benchmarks/recipes.py --world WORLD --train_file MORE.txt --steps 16140   # train on other LR text
 """
 
 from __future__ import annotations
