@@ -12,6 +12,7 @@ reference points, and the world's ceiling (its LLM on the HR form of the test se
     python benchmarks/recipes.py                                  # the default world, every variant
     python benchmarks/recipes.py --variants default paper
     python benchmarks/recipes.py --lr_text ../shared/data/hebrew/svlm_wiki_50k.txt
+    python benchmarks/recipes.py --world WORLD --train_file MORE.txt --steps 16140   # train on other LR text
 """
 
 from __future__ import annotations
@@ -153,6 +154,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--batch_size", type=int, default=None, help="Batch size (default: the recipe's, 16 where it sets none)."
     )
+    parser.add_argument(
+        "--train_file",
+        default=None,
+        help="LR text file (one sentence a line) to train on instead of the world's `train` split.",
+    )
     parser.add_argument("--train_sentences", type=int, default=None, help="Train on the first N sentences only.")
     parser.add_argument("--test_sentences", type=int, default=None, help="Score the first N test sentences only.")
     parser.add_argument(
@@ -176,13 +182,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def training_sentences(world: World, args: argparse.Namespace) -> list[str]:
+    """The LR sentences to train on: `--train_file`'s, else the world's `train` split; the first `--train_sentences`."""
+    if args.train_file:
+        sentences = Path(args.train_file).read_text(encoding="utf-8").splitlines()
+    else:
+        sentences = world.sentences("train")
+    return sentences[: args.train_sentences]
+
+
 def train_variant(
     name: str, world: World, dataset_of, args: argparse.Namespace, output_dir: Path, seed: int
-) -> tuple[str, float, float]:
-    """Train TALL with variant `name` and `seed`; returns its folder, training seconds and final training loss."""
+) -> tuple[str, float, float, int]:
+    """Train TALL with variant `name` and `seed`; returns its folder, training seconds, final training loss and
+    number of training rows (teacher-labelled ones where the variant uses teacher labels)."""
     spec = VARIANTS[name]
     if spec["recipe"] == AUTO_RECIPE:
-        teacher = teacher_agreement(world.sentences("train")[:AUTO_SENTENCES], world.components)
+        teacher = teacher_agreement(training_sentences(world, args)[:AUTO_SENTENCES], world.components)
         chosen, reason = choose_recipe(teacher["gold"], teacher["answered"])
         print(f"{name}: {chosen!r}, because {reason} ({teacher})", file=sys.stderr, flush=True)
         spec = {**spec, "recipe": chosen}
@@ -242,7 +258,7 @@ def train_variant(
     )
     seconds = time.perf_counter() - start
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return str(folder), seconds, losses[-1] if losses else float("nan")
+    return str(folder), seconds, losses[-1] if losses else float("nan"), len(dataset)
 
 
 def _key(name: str) -> str:
@@ -290,7 +306,7 @@ def main(argv: list[str]) -> int:
             preparation = PreparationArguments(
                 cache_dir=args.cache_dir or str(output_dir / "cache"), max_tokens=max_tokens
             )
-            sentences = world.sentences("train")[: args.train_sentences]
+            sentences = training_sentences(world, args)
             if boundaries:
                 sentences = word_boundary_prefixes(sentences, preparation.min_words)
             datasets[max_tokens, boundaries] = prepare_tall_dataset(
@@ -308,7 +324,7 @@ def main(argv: list[str]) -> int:
     for name in args.variants:
         runs, seconds, losses = [], [], []
         for seed in seeds:
-            folder, run_seconds, loss = train_variant(name, world, dataset_of, args, output_dir, seed)
+            folder, run_seconds, loss, training_rows = train_variant(name, world, dataset_of, args, output_dir, seed)
             model = TallForConditionalGeneration.from_pretrained(folder)
             processor = TallProcessor.from_pretrained(folder)
             approach = TallApproach(TallPredictor(model, processor, translator=context.lr_hr_translator[0]))
@@ -317,7 +333,8 @@ def main(argv: list[str]) -> int:
             seconds.append(run_seconds)
             losses.append(loss)
             print(
-                f"{name}, seed {seed}: {result.estimate.as_percent()} ({run_seconds:.0f} s)",
+                f"{name}, seed {seed}: {result.estimate.as_percent()} "
+                f"({run_seconds:.0f} s, {training_rows} training rows)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -325,6 +342,7 @@ def main(argv: list[str]) -> int:
             "variant": name,
             "result": ApproachResult.from_runs(runs, "trained"),
             "seconds": sum(seconds) / len(seeds),
+            "training_rows": training_rows,
         }
         rows.append({**row, "loss": sum(losses) / len(losses)})
     report = LastWordReport(
@@ -343,28 +361,29 @@ def main(argv: list[str]) -> int:
     # variant, its first seed's words.
     references = [row for row in rows if row["variant"] in ("naive", "naive_forced")]
     print(
-        "| variant | seeds | accuracy % [95% CI] | per seed | training s (mean) | final train loss (mean) |"
-        + "".join(f" same word as {row['variant']} % |" for row in references)
+        "| variant | seeds | accuracy % [95% CI] | per seed | training s (mean) | final train loss (mean) "
+        "| training rows |" + "".join(f" same word as {row['variant']} % |" for row in references)
     )
-    print("| --- | ---: | --- | --- | ---: | ---: |" + " ---: |" * len(references))
+    print("| --- | ---: | --- | --- | ---: | ---: | ---: |" + " ---: |" * len(references))
     for row in rows:
         result = row["result"]
         loss = f"{row['loss']:.3f}" if "loss" in row else ""
+        training_rows = row.get("training_rows", "")
         per_seed = " / ".join(f"{100 * sum(correct) / len(correct):.2f}" for correct in result.outcomes)
         agreement = "".join(f" {100 * _agreement(row, reference):.1f} |" for reference in references)
         print(
             f"| {row['variant']} | {result.seeds} | {result.estimate.as_percent()} | {per_seed} | "
-            f"{row['seconds']:.0f} | {loss} |{agreement}"
+            f"{row['seconds']:.0f} | {loss} | {training_rows} |{agreement}"
         )
     print(
         f"| HR ceiling (world LLM on HR text) | | {100 * ceiling['accuracy']:.2f} [{100 * ceiling['ci_lower']:.2f}, "
-        f"{100 * ceiling['ci_upper']:.2f}] | | | |" + " |" * len(references)
+        f"{100 * ceiling['ci_upper']:.2f}] | | | | |" + " |" * len(references)
     )
     pivot = facts.get("pivot_bound")
     if pivot:
         print(
             f"| pivot bound (LLM right on HR, gold HR sentence back to the gold LR word) | | "
-            f"{100 * pivot['accuracy']:.2f} [{100 * pivot['ci_lower']:.2f}, {100 * pivot['ci_upper']:.2f}] | | | |"
+            f"{100 * pivot['accuracy']:.2f} [{100 * pivot['ci_lower']:.2f}, {100 * pivot['ci_upper']:.2f}] | | | | |"
             + " |"
             * len(references)
         )
@@ -393,6 +412,7 @@ def main(argv: list[str]) -> int:
                 "ci_upper": estimate.upper,
                 "per_seed": [sum(correct) / len(correct) for correct in result.outcomes],
                 "seconds": row["seconds"],
+                "training_rows": row.get("training_rows"),
             }
         )
     print(f"ceiling={ceiling['accuracy']:.4f}")
@@ -406,6 +426,8 @@ def main(argv: list[str]) -> int:
                 "ceiling": ceiling,
                 "pivot_bound": pivot,
                 "steps": args.steps,
+                "train_file": args.train_file,
+                "train_sentences": len(training_sentences(world, args)),
                 "training_seeds": seeds,
                 "results": results,
                 "comparisons": comparisons,
