@@ -206,7 +206,7 @@ class TallEncoder(nn.Module):
         lr_encoder_outputs: the LR encoder's output for `input_ids` (with `hidden_states` where the fusion reads every
             layer), already computed: stage 1's encoder is skipped. The LR->HR translator's encoder *is* stage 1, so
             the states it computed while translating the prefix serve here
-            (`tall_hf.data.translation.translate_and_encode`).
+            (`tall_hf.data.translate(..., return_encoder_outputs=True)`).
         llm_hidden_states: what `llm_states` returns for these inputs (stages 1-4), already computed, e.g. while
             stages 1-3 stay frozen (`tall_hf.training.frozen_states`): only stages 5-6 run.
         """
